@@ -1,0 +1,33 @@
+"""Human Recon inference: photo -> detect -> regress -> fit -> rigged body result.
+
+Python API::
+
+    import inference
+    result = inference.reconstruct_image("photo.jpg")
+    result.save("photo.npz")
+
+The Blender add-on runs this package in a separate interpreter
+(``python -m inference ...``); it never imports bpy.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import ReconError
+from .result import SCHEMA_VERSION, ReconResult
+
+__all__ = ["ReconError", "ReconResult", "SCHEMA_VERSION", "reconstruct_image", "__version__"]
+
+_reconstructors: dict = {}
+
+
+def reconstruct_image(path, *, body_model: str = "anny", quality: str = "balanced", focal_px=None,
+                      cache_dir=None, progress=None) -> ReconResult:
+    """Reconstruct the person in the photo at ``path``; models stay warm between calls."""
+    from .pipeline import Reconstructor
+
+    key = (body_model, quality, str(cache_dir))
+    if key not in _reconstructors:
+        _reconstructors[key] = Reconstructor(body_model=body_model, quality=quality, cache_dir=cache_dir)
+    return _reconstructors[key].reconstruct(path, focal_px=focal_px, progress=progress)

@@ -1,0 +1,217 @@
+"""Anny (NAVER, Apache-2.0 code, CC0 MakeHuman assets) as the default body model.
+
+Anny's first build takes about a minute and writes ~790 MB of intermediate
+cache. We build it once with its ``anny-blender`` rig (each bone's Y axis runs
+head->tail and local-bone-world pose inputs equal Blender's ``matrix_basis``),
+keep only the float32 model data (~26 MB safetensors) in our cache folder and
+delete Anny's intermediates. Later processes load that file in milliseconds.
+
+Cache folder: ``cache_dir`` argument, else ``$HUMAN_RECON_CACHE_DIR``, else
+``~/.cache/human_recon``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ReconError
+from .base import RestState
+
+log = logging.getLogger(__name__)
+
+RIG = "anny-blender"
+# Anny's phenotype 'age' anchors are newborn/baby/child/young/old at -1/3, 0, 1/3, 2/3, 1:
+# 0.7 is a young adult, the prior for photos of adults.
+ADULT_AGE = 0.7
+# Keypoints returned by ``keypoints``: COCO-17 then feet (the regressor bundled with Anny).
+COCO17 = [
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+]  # fmt: skip
+FEET = ["left_big_toe", "right_big_toe", "left_heel", "right_heel"]
+KEYPOINT_SUPPORT = 64
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("HUMAN_RECON_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "human_recon"
+
+
+def _cache_file(cache_dir: Path) -> Path:
+    import anny
+
+    return cache_dir / f"anny-{anny.__version__}-{RIG}-f32.safetensors"
+
+
+def _build_model_data(target: Path) -> None:
+    """Build Anny once and save the compact float32 model data to ``target``."""
+    import anny
+    from anny.paths import get_anny_cache_path, set_anny_cache_path
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="anny-build-", dir=target.parent))
+    previous = get_anny_cache_path()
+    log.info("Building the Anny body model once (about a minute); cached in %s", target.parent)
+    try:
+        set_anny_cache_path(scratch)
+        model = anny.Anny(rig=RIG, pose_parameterization="local-bone-world").to(torch.float32)
+        tmp = scratch / "model.safetensors"
+        model.to_model_data().save_safetensors(tmp)
+        os.replace(tmp, target)  # atomic: a concurrent reader sees all or nothing
+    finally:
+        set_anny_cache_path(previous)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+class AnnyBody:
+    """Anny with the Blender rig, float32, plus fast vertex-subset forward passes."""
+
+    name = "anny"
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None) -> None:
+        import anny
+        from anny.models.model_data import ModelData
+
+        cache = Path(cache_dir) if cache_dir else default_cache_dir()
+        path = _cache_file(cache)
+        if not path.exists():
+            try:
+                _build_model_data(path)
+            except OSError as exc:
+                raise ReconError(
+                    "cache_not_writable",
+                    f"Cannot write the body-model cache in {cache} ({exc.strerror}); "
+                    "set HUMAN_RECON_CACHE_DIR to a writable folder.",
+                ) from None
+        try:
+            data = ModelData.load_safetensors(path)
+        except Exception:
+            # A damaged cache file is rebuilt rather than failing every run after.
+            path.unlink(missing_ok=True)
+            _build_model_data(path)
+            data = ModelData.load_safetensors(path)
+        m = anny.Anny.from_model_data(
+            data,
+            pose_parameterization="local-bone-world",
+            bone_orientation="blender",
+            root_identity_orientation=False,
+        ).to(torch.float32)
+        m.set_skinning_method("lbs")
+        m.eval()
+        self.model = m
+        self._subset_key: tuple[int, int] | None = None
+        self.cache_file = path
+        self.bone_names: list[str] = list(m.bone_labels)
+        self.bone_parents = np.asarray(m.bone_parents, dtype=np.int32)
+        self.faces = m.get_triangular_faces().cpu().numpy().astype(np.int32)
+        self.num_vertices = int(m.template_vertices.shape[0])
+        self.shape_labels: list[str] = list(m.phenotype_labels)
+
+        kr = anny.KeypointsRegressor.coco(m)
+        order = [kr.labels.index(n) for n in COCO17 + FEET]
+        self.keypoint_names = COCO17 + FEET
+        w = kr.regression_weights[order].to(torch.float32)  # (K, V), thousands of tiny weights
+        # Keep each keypoint's KEYPOINT_SUPPORT largest weights (>98% of the mass): the fit
+        # then only skins ~1k vertices for keypoints, and every stage uses this same regressor.
+        top = w.topk(KEYPOINT_SUPPORT, dim=1)
+        sparse = torch.zeros_like(w).scatter_(1, top.indices, top.values)
+        self._kp_weights = sparse / sparse.sum(1, keepdim=True)
+        self.keypoint_vertex_ids = torch.nonzero(self._kp_weights.sum(0) > 0).squeeze(1)
+        self._skin_idx = m.vertex_bone_indices.long()
+        self._skin_w = m.vertex_bone_weights.to(torch.float32)
+        # Dense (V, J) weights: blending transforms is then one matmul, forward and backward.
+        self.skin_matrix = torch.zeros(self.num_vertices, len(self.bone_names)).scatter_add_(
+            1, self._skin_idx, self._skin_w
+        )
+
+    # -- shape ---------------------------------------------------------------------------
+
+    def default_shape(self, batch: int = 1) -> torch.Tensor:
+        s = torch.full((batch, len(self.shape_labels)), 0.5)
+        s[:, self.shape_labels.index("age")] = ADULT_AGE
+        return s
+
+    def rest(
+        self, shape: torch.Tensor, vertex_ids: torch.Tensor | None = None, bone_ids: torch.Tensor | None = None
+    ) -> RestState:
+        """Rest mesh and skeleton for ``shape``: all vertices and bones, or the subsets asked for."""
+        from anny.skinning.skinning import apply_linear_blendshape
+        from anny.utils import kinematics
+
+        m = self.model
+        b = shape.shape[0]
+        coeffs = m._get_phenotype_blendshape_coefficients(
+            shape,
+            shape.new_zeros((b, len(m.local_change_labels))),
+            shape.new_zeros((b, len(m.facial_action_labels))),
+        )
+        if vertex_ids is None:
+            template, blendshapes = m.template_vertices, m.blendshapes
+        else:
+            template, blendshapes = self._subset_blendshapes(vertex_ids)
+        bh, bhb = m.template_bone_heads, m.bone_heads_blendshapes
+        bt, btb = m.template_bone_tails, m.bone_tails_blendshapes
+        rolls = m.bone_rolls_rotmat
+        if bone_ids is not None:
+            bh, bhb, bt, btb = bh[bone_ids], bhb[:, bone_ids], bt[bone_ids], btb[:, bone_ids]
+            rolls = rolls[..., bone_ids, :, :]
+        heads = apply_linear_blendshape(bh, bhb, coeffs)
+        tails = apply_linear_blendshape(bt, btb, coeffs)
+        poses = kinematics.get_bone_poses(
+            heads, tails, rolls, y_axis=m.y_axis, degenerate_rotation=m.degenerate_rotation
+        )
+        return RestState(
+            vertices=apply_linear_blendshape(template, blendshapes, coeffs),
+            bone_poses=poses,
+            bone_heads=heads,
+            bone_tails=tails,
+        )
+
+    def _subset_blendshapes(self, vertex_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Blending only the fit's vertex subset saves most of a step; gathering the subset
+        # costs as much again, so the last gathered subset is kept.
+        key = (vertex_ids.data_ptr(), vertex_ids.numel())
+        if self._subset_key != key:
+            m = self.model
+            self._subset_data = (
+                m.template_vertices[vertex_ids].contiguous(),
+                m.blendshapes[:, vertex_ids].contiguous(),
+            )
+            self._subset_key = key
+        return self._subset_data
+
+    # -- pose ----------------------------------------------------------------------------
+
+    def pose(
+        self, rest: RestState, rotations: torch.Tensor, vertex_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Linear blend skinning of ``rest.vertices`` (all, or the subset ``vertex_ids``)."""
+        b, j = rotations.shape[:2]
+        delta = torch.eye(4, dtype=rotations.dtype).repeat(b, j, 1, 1)
+        delta[:, :, :3, :3] = rotations
+        transforms, bone_poses = self.model.get_bone_transforms(delta, rest.bone_poses)
+        w = self.skin_matrix if vertex_ids is None else self.skin_matrix[vertex_ids]
+        # Blend the bones' 3x4 matrices per vertex, then apply them.
+        blended = torch.einsum("vj,bjk->bvk", w, transforms[:, :, :3, :].reshape(b, j, 12))
+        blended = blended.reshape(b, -1, 3, 4)
+        v = rest.vertices
+        posed = torch.einsum("bvij,bvj->bvi", blended[..., :3], v) + blended[..., 3]
+        return posed, bone_poses
+
+    def keypoints(self, posed_vertices: torch.Tensor, vertex_ids: torch.Tensor | None = None) -> torch.Tensor:
+        w = self._kp_weights
+        if vertex_ids is not None:
+            w = w[:, vertex_ids]
+        return torch.einsum("kv,bvd->bkd", w, posed_vertices)
+
+    def skin(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._skin_idx.numpy().astype(np.int32), self._skin_w.numpy().astype(np.float32)

@@ -1,0 +1,74 @@
+"""The body-model protocol the fit and the result writer use.
+
+A body model is a skinned mesh on a skeleton: ``shape`` parameters give a rest
+mesh and rest skeleton; per-bone local rotations (Blender's ``matrix_basis``
+convention: each rotation is in its bone's rest frame) pose it with linear
+blend skinning. Coordinates are the model's own (metres); the global
+placement in the camera is applied outside the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+
+@dataclass
+class RestState:
+    """Rest mesh and skeleton for a batch of shapes (model space)."""
+
+    vertices: torch.Tensor  # (B, V, 3), or (B, S, 3) for a vertex subset
+    bone_poses: torch.Tensor  # (B, J, 4, 4) rest bone frames (head at translation)
+    bone_heads: torch.Tensor  # (B, J, 3)
+    bone_tails: torch.Tensor  # (B, J, 3)
+
+
+class BodyModel(Protocol):
+    name: str
+    bone_names: list[str]
+    bone_parents: np.ndarray  # (J,) int, -1 for the root
+    faces: np.ndarray  # (F, 3) int32 triangles
+    num_vertices: int
+    shape_labels: list[str]
+    keypoint_names: list[str]  # what ``keypoints`` returns, in order
+    keypoint_vertex_ids: torch.Tensor  # vertices the keypoint regressor reads
+    skin_matrix: torch.Tensor  # (V, J) dense skin weights
+
+    def default_shape(self, batch: int = 1) -> torch.Tensor: ...
+
+    def rest(
+        self, shape: torch.Tensor, vertex_ids: torch.Tensor | None = None, bone_ids: torch.Tensor | None = None
+    ) -> RestState: ...
+
+    def pose(
+        self, rest: RestState, rotations: torch.Tensor, vertex_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posed (vertices, bone poses) for local rotations (B, J, 3, 3)."""
+        ...
+
+    def keypoints(self, posed_vertices: torch.Tensor, vertex_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, K, 3) keypoints regressed from posed vertices (full or the subset ``vertex_ids``)."""
+        ...
+
+    def skin(self) -> tuple[np.ndarray, np.ndarray]:
+        """(V, K) bone indices and weights of the linear blend skinning."""
+        ...
+
+
+@dataclass
+class BodyParams:
+    """A batch of posed bodies placed in the camera: ``v_cam = R(global_rot) v_model + transl``."""
+
+    global_rot: torch.Tensor  # (B, 3) axis-angle, model space -> camera space
+    transl: torch.Tensor  # (B, 3) metres, camera space
+    pose: torch.Tensor  # (B, J, 3) axis-angle local bone rotations (bone rest frames)
+    shape: torch.Tensor  # (B, S) body-model shape parameters
+
+    def detach(self) -> "BodyParams":
+        return BodyParams(*(t.detach().clone() for t in (self.global_rot, self.transl, self.pose, self.shape)))
+
+    def select(self, i: int) -> "BodyParams":
+        return BodyParams(*(t[i : i + 1] for t in (self.global_rot, self.transl, self.pose, self.shape)))

@@ -1,0 +1,237 @@
+"""Optimisation refinement (the SMPLify idea) of body parameters against a photo.
+
+The body model is fitted to the detected 2D keypoints (confidence-weighted,
+robust) and to the person mask, under joint limits and a prior that keeps it
+near the initial guess. Three stages, each cheap on a CPU:
+
+1. rigid: global rotation and translation only, body fixed (no skinning);
+2. pose: all fitted bones, several hypotheses at once (the detection as
+   labelled and its left/right mirror, since BlazePose sometimes swaps the
+   whole body); the clearly better one goes on;
+3. full: pose, shape and the silhouette terms.
+
+Only a subset of vertices is skinned during the fit (the keypoint regressor's
+support and a uniform sample for the silhouette), which keeps a step at a few
+milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import roma
+import torch
+import torch.nn.functional as F
+
+from .bodymodels.base import BodyModel, BodyParams, RestState
+from .camera import Camera, project
+from .detect import Detection
+from .joints import JointLimits
+from .lbs import CollapsedSkeleton
+
+# Relative weight of each keypoint (body-model order: COCO-17, big toes, heels).
+KP_WEIGHTS = torch.tensor([0.5] * 5 + [1.0] * 12 + [0.5] * 4)
+SILHOUETTE_STRIDE = 9  # every n-th vertex joins the silhouette sample
+MASK_SAMPLES = 400
+MIRROR_MARGIN = 0.8  # the mirrored labelling must explain the image this much better
+
+
+@dataclass
+class FitOptions:
+    rigid_steps: int = 20
+    pose_steps: int = 25
+    full_steps: int = 25
+    lr: float = 0.04
+    landmarks3d_weight: float = 0.0  # MediaPipe's 3D landmarks as a loss term (0: start only)
+    silhouette_weight: float = 10.0
+    shape_prior: float = 0.01
+    init_prior: float = 0.02
+    mirror_guard: bool = True
+
+
+@dataclass
+class FitResult:
+    params: BodyParams  # batch of one
+    hypothesis: int  # index of the chosen detection hypothesis (1: mirrored labels)
+    iterations: int
+    losses: dict[str, float] = field(default_factory=dict)
+
+
+class MaskTargets:
+    """Silhouette targets: a distance field outside the mask and sample points inside it."""
+
+    def __init__(self, mask: np.ndarray, box_height: float, seed: int = 0) -> None:
+        binary = (mask > 0.5).astype(np.uint8)
+        h, w = binary.shape
+        # Distance (px) from each pixel to the mask, normalised by the person's height.
+        dist = cv2.distanceTransform(1 - binary, cv2.DIST_L2, 3).astype(np.float32) / box_height
+        self.field = torch.from_numpy(dist)[None, None]
+        self.size = torch.tensor([w, h], dtype=torch.float32)
+        ys, xs = np.nonzero(binary)
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(len(xs), size=min(MASK_SAMPLES, len(xs)), replace=False)
+        self.samples = torch.tensor(np.stack([xs[pick], ys[pick]], 1) + 0.5, dtype=torch.float32)
+        self.box_height = box_height
+
+    def outside(self, uv: torch.Tensor) -> torch.Tensor:
+        """Mean normalised distance of projected points ``uv`` (B, N, 2) to the mask."""
+        grid = (uv / self.size) * 2 - 1
+        d = F.grid_sample(
+            self.field.expand(uv.shape[0], -1, -1, -1), grid[:, None], align_corners=False, padding_mode="border"
+        )
+        return d[:, 0, 0].mean(1)
+
+    def coverage(self, uv: torch.Tensor) -> torch.Tensor:
+        """Mean normalised distance from mask samples to the nearest projected point."""
+        d = torch.cdist(self.samples[None].expand(uv.shape[0], -1, -1), uv)
+        return d.min(dim=2).values.mean(1) / self.box_height
+
+
+class Fitter:
+    def __init__(self, body: BodyModel, options: FitOptions | None = None) -> None:
+        self.body = body
+        self.options = options or FitOptions()
+        self.limits = JointLimits(body.bone_names)
+        sample = torch.arange(0, body.num_vertices, SILHOUETTE_STRIDE)
+        self.vertex_ids = torch.unique(torch.cat([body.keypoint_vertex_ids, sample]))
+        # Positions, within vertex_ids, of the keypoint support and of the silhouette sample.
+        self._kp_cols = torch.searchsorted(self.vertex_ids, body.keypoint_vertex_ids)
+        self._sil_cols = torch.searchsorted(self.vertex_ids, sample)
+        self._fixed_shape = torch.tensor([lab == "age" for lab in body.shape_labels])
+        self.skeleton = CollapsedSkeleton(body.bone_parents, self.limits.index.tolist(), body.skin_matrix[self.vertex_ids])
+
+    # -- model evaluation -------------------------------------------------------------
+
+    def _rest(self, shape: torch.Tensor) -> RestState:
+        return self.body.rest(shape, self.vertex_ids, self.limits.index)
+
+    def _posed(self, rest: RestState, pose_sub: torch.Tensor, grot: torch.Tensor, transl: torch.Tensor):
+        T = self.skeleton.transforms(rest.bone_poses, roma.rotvec_to_rotmat(pose_sub))
+        v = self.skeleton.skin(rest.vertices, T)
+        R = roma.rotvec_to_rotmat(grot)
+        v = torch.einsum("bij,bvj->bvi", R, v) + transl[:, None]
+        kp = self.body.keypoints(v[:, self._kp_cols], self.body.keypoint_vertex_ids)
+        return v, kp
+
+    # -- losses ----------------------------------------------------------------------
+
+    @staticmethod
+    def _kp_loss(kp: torch.Tensor, target: torch.Tensor, K: torch.Tensor, height: torch.Tensor) -> torch.Tensor:
+        uv = project(kp, K)
+        r = (uv - target[..., :2]).norm(dim=-1) / height[:, None]
+        w = target[..., 2] * KP_WEIGHTS
+        rho = torch.sqrt(r * r + 1e-4) - 1e-2  # Charbonnier: robust to a few wrong keypoints
+        return (w * rho).sum(1) / w.sum(1).clamp(min=1e-6)
+
+    def fit(self, detections: list[Detection], camera: Camera, init: BodyParams) -> FitResult:
+        """Fit one body per detection hypothesis (batched); return the best one."""
+        o, lim = self.options, self.limits
+        K = torch.tensor(camera.K, dtype=torch.float32)
+        target = torch.tensor(np.stack([d.keypoints2d for d in detections]), dtype=torch.float32)
+        target[..., 2] = torch.where(target[..., 2] > 0.3, target[..., 2], 0.02 * target[..., 2])
+        height = torch.tensor([max(d.height, 8.0) for d in detections], dtype=torch.float32)
+        lm3d = torch.tensor(np.stack([d.landmarks3d for d in detections]), dtype=torch.float32)
+        masks = MaskTargets(detections[0].mask, float(height[0]))
+
+        pose0 = init.pose[:, lim.index].detach().clone()
+        grot = init.global_rot.detach().clone().requires_grad_(True)
+        transl = init.transl.detach().clone().requires_grad_(True)
+        pose_sub = pose0.clone().requires_grad_(True)
+        shape = init.shape.detach().clone()
+        iterations = 0
+
+        # 1. rigid: the body is fixed, so skin it once.
+        with torch.no_grad():
+            rest = self._rest(shape)
+            v_body, _ = self._posed(rest, pose_sub, torch.zeros_like(grot), torch.zeros_like(transl))
+            kp_body = self.body.keypoints(v_body[:, self._kp_cols], self.body.keypoint_vertex_ids)
+        opt = torch.optim.Adam([grot, transl], lr=o.lr)
+        for _ in range(o.rigid_steps):
+            kp = torch.einsum("bij,bkj->bki", roma.rotvec_to_rotmat(grot), kp_body) + transl[:, None]
+            loss = self._kp_loss(kp, target, K, height).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            iterations += 1
+
+        # 2. pose, every hypothesis.
+        opt = torch.optim.Adam([grot, transl, pose_sub], lr=o.lr)
+        for _ in range(o.pose_steps):
+            losses = self._pose_losses(rest, pose_sub, pose0, grot, transl, target, K, height, lm3d)
+            opt.zero_grad()
+            losses["total"].sum().backward()
+            opt.step()
+            iterations += 1
+        with torch.no_grad():
+            pose_sub.copy_(lim.clamp(pose_sub))
+            final = self._pose_losses(rest, pose_sub, pose0, grot, transl, target, K, height, lm3d)
+        best = 0
+        if o.mirror_guard and len(detections) > 1:
+            tot = final["total"]
+            if float(tot[1]) < MIRROR_MARGIN * float(tot[0]):
+                best = 1
+        sel = slice(best, best + 1)
+        grot = grot.detach()[sel].clone().requires_grad_(True)
+        transl = transl.detach()[sel].clone().requires_grad_(True)
+        pose_sub = pose_sub.detach()[sel].clone().requires_grad_(True)
+        pose0 = pose0[sel]
+        target, height, lm3d = target[sel], height[sel], lm3d[sel]
+        if best == 1:
+            masks = MaskTargets(detections[1].mask, float(height[0]))
+
+        # 3. full: pose, shape and silhouette.
+        shape = shape[sel].clone().requires_grad_(True)
+        shape0 = shape.detach().clone()
+        free = (~self._fixed_shape).float()
+        opt = torch.optim.Adam([grot, transl, pose_sub, shape], lr=o.lr * 0.75)
+        for _ in range(o.full_steps):
+            rest = self._rest(shape)
+            losses = self._pose_losses(rest, pose_sub, pose0, grot, transl, target, K, height, lm3d)
+            v = losses.pop("_vertices")
+            uv = project(v[:, self._sil_cols], K)
+            sil = masks.outside(uv) + masks.coverage(uv)
+            total = losses["total"] + o.silhouette_weight * sil + o.shape_prior * (shape - shape0).pow(2).sum(1)
+            opt.zero_grad()
+            total.sum().backward()
+            shape.grad *= free
+            opt.step()
+            with torch.no_grad():
+                shape.clamp_(0.0, 1.0)
+            iterations += 1
+        with torch.no_grad():
+            pose_sub.copy_(lim.clamp(pose_sub))
+            rest = self._rest(shape)
+            losses = self._pose_losses(rest, pose_sub, pose0, grot, transl, target, K, height, lm3d)
+            uv = project(losses.pop("_vertices")[:, self._sil_cols], K)
+            losses["silhouette"] = masks.outside(uv) + masks.coverage(uv)
+
+        pose = torch.zeros(1, len(self.body.bone_names), 3).index_copy(1, lim.index, pose_sub.detach())
+        params = BodyParams(global_rot=grot.detach(), transl=transl.detach(), pose=pose, shape=shape.detach())
+        return FitResult(
+            params=params,
+            hypothesis=best,
+            iterations=iterations,
+            losses={k: float(v.sum()) for k, v in losses.items()},
+        )
+
+    def _pose_losses(self, rest, pose_sub, pose0, grot, transl, target, K, height, lm3d) -> dict[str, torch.Tensor]:
+        o, lim = self.options, self.limits
+        v, kp = self._posed(rest, pose_sub, grot, transl)
+        kp_loss = self._kp_loss(kp, target, K, height)
+        limit = lim.penalty(pose_sub)
+        prior = o.init_prior * (pose_sub - pose0).pow(2).sum((1, 2)) + 1e-3 * pose_sub.pow(2).sum((1, 2))
+        total = kp_loss + 10.0 * limit + prior
+        out = {"keypoints": kp_loss, "limits": limit, "prior": prior}
+        if o.landmarks3d_weight > 0:
+            # Landmarks are hip-centred and camera-aligned: compare shapes, not positions.
+            hips = [11, 12]
+            a = kp - kp[:, hips].mean(1, keepdim=True)
+            b = lm3d - lm3d[:, hips].mean(1, keepdim=True)
+            l3 = (target[..., 2] * (a - b).norm(dim=-1)).mean(1)
+            total = total + o.landmarks3d_weight * l3
+            out["landmarks3d"] = l3
+        out["total"] = total
+        out["_vertices"] = v
+        return out

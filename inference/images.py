@@ -1,0 +1,103 @@
+"""Safe loading of user-supplied photos.
+
+Everything a user can throw at the tool (missing paths, folders, empty or
+truncated files, text named .jpg, decompression bombs, odd pixel formats,
+EXIF-rotated phone photos) is turned into an RGB uint8 array or a
+``ReconError`` that says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ReconError
+
+# Larger images are refused before decoding (a 60 MP photo is ~180 MB of RGB).
+MAX_PIXELS = 60_000_000
+MIN_SIDE = 32
+
+
+def check_input_file(path: str | os.PathLike) -> Path:
+    """Validate that ``path`` names a non-empty regular file we can read."""
+    p = Path(path)
+    if not p.exists():
+        raise ReconError("not_found", f"File not found: {p}. Check the path and try again.")
+    if p.is_dir():
+        raise ReconError("not_a_file", f"{p} is a folder; pass an image file.")
+    if not p.is_file():
+        raise ReconError("not_a_file", f"{p} is not a regular file; pass an image file.")
+    if p.stat().st_size == 0:
+        raise ReconError("empty_file", f"{p} is empty (0 bytes); pass a valid image file.")
+    if not os.access(p, os.R_OK):
+        raise ReconError("not_readable", f"{p} cannot be read; check its permissions.")
+    return p
+
+
+def _to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Convert any PIL mode to an RGB uint8 array (16-bit scaled, alpha dropped)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(img, dtype=np.float64)
+        hi = a.max() if a.size else 0.0
+        scale = 255.0 / (65535.0 if hi > 255 else 255.0)
+        a = np.clip(a * scale, 0, 255).astype(np.uint8)
+        return np.repeat(a[:, :, None], 3, axis=2)
+    if img.mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        a = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)
+        return np.repeat(a.astype(np.uint8)[:, :, None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Composite on mid-grey: a transparent background should read as "not the person".
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (128, 128, 128, 255))
+        return np.asarray(Image.alpha_composite(bg, rgba).convert("RGB"))
+    return np.asarray(img.convert("RGB"))
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Load a photo as an HxWx3 uint8 RGB array, honouring EXIF orientation."""
+    p = check_input_file(path)
+    try:
+        with warnings.catch_warnings():
+            # PIL warns (not raises) between MAX_IMAGE_PIXELS and 2x that: make it an error.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as img:
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise ReconError(
+                        "image_too_large",
+                        f"{p.name} is {w}x{h} pixels, more than the {MAX_PIXELS // 1_000_000} MP "
+                        "limit; downscale it and try again.",
+                    )
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                rgb = _to_rgb_array(img)
+    except ReconError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ReconError(
+            "image_too_large",
+            f"{p.name} declares a size too large to decode safely; downscale it and try again.",
+        ) from None
+    except UnidentifiedImageError:
+        raise ReconError(
+            "not_an_image",
+            f"{p.name} is not an image file Pillow can read; pass a JPEG or PNG photo.",
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ReconError(
+            "corrupt_image",
+            f"{p.name} could not be decoded ({exc}); the file may be truncated. Re-export it.",
+        ) from None
+    h, w = rgb.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ReconError(
+            "image_too_small",
+            f"{p.name} is only {w}x{h} pixels; use a photo at least {MIN_SIDE} pixels on each side.",
+        )
+    return np.ascontiguousarray(rgb)

@@ -1,0 +1,121 @@
+"""Initial body parameters for the fit.
+
+``LandmarkRegressor`` derives them from MediaPipe's metric 3D landmarks: the
+torso's axes give the global orientation, a short 3D alignment of the body
+model's keypoints to the landmarks gives the limbs, and a closed-form least
+squares on the 2D keypoints places the body in the camera. A trained network
+plugs in behind the same ``Regressor`` protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import roma
+import torch
+
+from .bodymodels.base import BodyModel, BodyParams
+from .camera import Camera
+from .detect import Detection
+from .joints import JointLimits
+from .lbs import CollapsedSkeleton
+
+# Keypoint indices (body model order): COCO-17 + big toes + heels.
+L_SHOULDER, R_SHOULDER, L_HIP, R_HIP = 5, 6, 11, 12
+TORSO = [L_SHOULDER, R_SHOULDER, L_HIP, R_HIP]
+
+
+class Regressor(Protocol):
+    def __call__(self, detections: list[Detection], camera: Camera) -> BodyParams: ...
+
+
+def orientation_from_landmarks(lm: np.ndarray) -> np.ndarray:
+    """Rotation taking model axes (left +X, back +Y, up +Z) to camera axes, from torso landmarks."""
+    left = (lm[L_HIP] - lm[R_HIP]) + (lm[L_SHOULDER] - lm[R_SHOULDER])
+    up = (lm[L_SHOULDER] + lm[R_SHOULDER] - lm[L_HIP] - lm[R_HIP]) / 2.0
+    z = up / max(np.linalg.norm(up), 1e-6)
+    x = left - np.dot(left, z) * z
+    x = x / max(np.linalg.norm(x), 1e-6)
+    y = np.cross(z, x)
+    return np.stack([x, y, z], axis=1)
+
+
+def solve_translation(points: np.ndarray, uv: np.ndarray, w: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Translation t so that ``points + t`` projects onto ``uv`` (weighted linear least squares)."""
+    f = np.array([K[0, 0], K[1, 1]])
+    c = np.array([K[0, 2], K[1, 2]])
+    rows, rhs = [], []
+    for p, q, wi in zip(points, uv, w):
+        if wi <= 0:
+            continue
+        for a in range(2):
+            # f (p_a + t_a) - (q_a - c_a)(p_z + t_z) = 0
+            row = np.zeros(3)
+            row[a] = f[a]
+            row[2] = -(q[a] - c[a])
+            rows.append(row * wi)
+            rhs.append(((q[a] - c[a]) * p[2] - f[a] * p[a]) * wi)
+    t, *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
+    if t[2] < 0.5:  # behind or inside the camera: fall back to a plausible distance
+        t[2] = max(t[2], 0.5)
+    return t
+
+
+class LandmarkRegressor:
+    """Initial guess from MediaPipe's world landmarks (no trained weights needed)."""
+
+    def __init__(self, body: BodyModel, ik_steps: int = 15) -> None:
+        self.body = body
+        self.limits = JointLimits(body.bone_names)
+        self.ik_steps = ik_steps
+        shape = body.default_shape()
+        ids = body.keypoint_vertex_ids
+        with torch.no_grad():
+            self._rest = body.rest(shape, ids, self.limits.index)
+        self.skeleton = CollapsedSkeleton(body.bone_parents, self.limits.index.tolist(), body.skin_matrix[ids])
+
+    def _keypoints(self, rest_b, sub: torch.Tensor) -> torch.Tensor:
+        T = self.skeleton.transforms(rest_b.bone_poses, roma.rotvec_to_rotmat(sub))
+        v = self.skeleton.skin(rest_b.vertices, T)
+        return self.body.keypoints(v, self.body.keypoint_vertex_ids)
+
+    def __call__(self, detections: list[Detection], camera: Camera) -> BodyParams:
+        body, lim = self.body, self.limits
+        b = len(detections)
+        n_kp = len(body.keypoint_names)
+        R0 = torch.tensor(np.stack([orientation_from_landmarks(d.landmarks3d) for d in detections]), dtype=torch.float32)
+        target = torch.tensor(np.stack([d.landmarks3d for d in detections]), dtype=torch.float32)
+        conf = torch.tensor(np.stack([d.keypoints2d[:, 2] for d in detections]), dtype=torch.float32)
+        target = target - target[:, [L_HIP, R_HIP]].mean(1, keepdim=True)
+
+        # Limbs: align the model's keypoints, hip-centred and turned by R0, to the landmarks.
+        rest = self._rest
+        rest_b = type(rest)(*(t.expand(b, *t.shape[1:]) for t in (rest.vertices, rest.bone_poses, rest.bone_heads, rest.bone_tails)))
+        sub = torch.zeros(b, len(lim.index), 3, requires_grad=True)
+        opt = torch.optim.Adam([sub], lr=0.12)
+        for _ in range(self.ik_steps):
+            kp = self._keypoints(rest_b, sub)
+            kp = kp - kp[:, [L_HIP, R_HIP]].mean(1, keepdim=True)
+            kp = torch.einsum("bij,bkj->bki", R0, kp)
+            err = (kp - target).norm(dim=-1)
+            loss = (conf * err).sum() / n_kp + 0.5 * lim.penalty(sub).sum() + 1e-3 * sub.pow(2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            sub_c = lim.clamp(sub.detach())
+            pose = torch.zeros(b, len(body.bone_names), 3).index_copy(1, lim.index, sub_c)
+            kp = torch.einsum("bij,bkj->bki", R0, self._keypoints(rest_b, sub_c)).numpy().astype(np.float64)
+
+        transl = []
+        for i, d in enumerate(detections):
+            w = np.where(d.keypoints2d[:, 2] > 0.5, d.keypoints2d[:, 2], 0.0)
+            w[TORSO] *= 2.0  # the torso fixes distance best; limbs may still be off
+            transl.append(solve_translation(kp[i], d.keypoints2d[:, :2], w, camera.K))
+        return BodyParams(
+            global_rot=roma.rotmat_to_rotvec(R0),
+            transl=torch.tensor(np.stack(transl), dtype=torch.float32),
+            pose=pose,
+            shape=body.default_shape(b),
+        )

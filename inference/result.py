@@ -1,0 +1,113 @@
+"""The result contract: one ``.npz`` file that the Blender add-on reads.
+
+See ``docs/result-contract.md`` for the meaning of every array. The file is
+written atomically (temporary file in the same folder, then rename), so a
+failed or cancelled run leaves no file behind. Readers check
+``schema_version`` and refuse files from a newer major version.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ReconError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class ReconResult:
+    body_model: str
+    image_path: str
+    image_size: np.ndarray  # (2,) width, height in pixels
+    camera_K: np.ndarray  # (3, 3)
+    faces: np.ndarray  # (F, 3) int32
+    vertices_cam: np.ndarray  # (V, 3) posed mesh, camera space (OpenCV axes, metres)
+    rest_vertices: np.ndarray  # (V, 3) rest mesh with the fitted shape, model space
+    keypoints3d_cam: np.ndarray  # (17, 3) COCO-17, camera space
+    keypoints2d: np.ndarray  # (17, 3) detected: pixel x, y, confidence
+    keypoints2d_fit: np.ndarray  # (17, 2) fitted keypoints projected, pixels
+    bone_names: np.ndarray  # (J,) str
+    bone_parents: np.ndarray  # (J,) int32, -1 for the root
+    bone_rest_heads: np.ndarray  # (J, 3) model space
+    bone_rest_tails: np.ndarray  # (J, 3) model space
+    bone_rest_matrices: np.ndarray  # (J, 4, 4) rest bone frames, model space (Blender bone.matrix_local)
+    skin_indices: np.ndarray  # (V, K) int32 bone index per influence
+    skin_weights: np.ndarray  # (V, K) float32, rows sum to 1
+    bone_rotations: np.ndarray  # (N, J, 4) quaternion w, x, y, z per frame: pose_bone.rotation_quaternion
+    global_rotation: np.ndarray  # (N, 3, 3) model space -> camera space
+    root_translation: np.ndarray  # (N, 3) camera space: v_cam = global_rotation @ v_model + root_translation
+    shape_labels: np.ndarray  # (S,) str
+    shape_params: np.ndarray  # (S,) float32
+    person_box: np.ndarray  # (4,) x0, y0, x1, y1 pixels
+    mirrored: bool = False  # the detector's left/right labels were swapped back
+    silhouette_iou: float = float("nan")
+    keypoint_error_pct: float = float("nan")  # mean, visible keypoints, % of box height
+    timings: dict[str, float] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+    inference_version: str = ""
+
+    def save(self, path: str | os.PathLike, overwrite: bool = True) -> Path:
+        """Write atomically to ``path`` (a failed write leaves nothing behind)."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise ReconError("output_exists", f"{path} already exists; pass --overwrite or choose another name.")
+        if not path.parent.is_dir():
+            raise ReconError("output_not_writable", f"Output folder {path.parent} does not exist; create it first.")
+        arrays = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "timings":
+                arrays["timing_names"] = np.array(list(value), dtype=str)
+                arrays["timing_seconds"] = np.array(list(value.values()), dtype=np.float64)
+            else:
+                arrays[f.name] = np.asarray(value)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        except OSError as exc:
+            raise ReconError(
+                "output_not_writable", f"Cannot write to {path.parent} ({exc.strerror}); choose a writable folder."
+            ) from None
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+            os.replace(tmp, path)
+        except BaseException as exc:
+            Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise ReconError(
+                    "output_not_writable", f"Cannot write {path} ({exc.strerror}); choose a writable folder."
+                ) from None
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ReconResult":
+        """Read a result file, checking its schema version."""
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            raise ReconError("bad_result", f"{path} is not a readable result file ({exc}).") from None
+        version = int(data.get("schema_version", -1))
+        if version != SCHEMA_VERSION:
+            raise ReconError(
+                "schema_mismatch",
+                f"{path} has result schema {version}, this version reads {SCHEMA_VERSION}; re-run the reconstruction.",
+            )
+        names = data.pop("timing_names", np.array([], dtype=str))
+        secs = data.pop("timing_seconds", np.array([]))
+        kwargs = {}
+        for f in fields(cls):
+            if f.name == "timings":
+                kwargs["timings"] = {str(n): float(s) for n, s in zip(names, secs)}
+            elif f.name in data:
+                v = data[f.name]
+                kwargs[f.name] = v.item() if v.ndim == 0 else v
+        return cls(**kwargs)
