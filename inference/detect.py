@@ -26,6 +26,7 @@ MP_FOR_KEYPOINTS = [0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 2
 MIRROR_KEYPOINTS = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19]
 
 MIN_VISIBLE_KEYPOINTS = 6
+CROP_SCALES = (0.5, 0.3)
 MIN_CONFIDENCE = 0.5
 
 
@@ -90,12 +91,16 @@ class PoseDetector:
             det = self._make(*found, w, h)
             if det is not None:
                 return det
-        # Small people: try upscaled overlapping crops and keep the largest detection.
+        # Small people: try overlapping crops, larger ones first, and keep the largest person
+        # found at the first scale that finds anyone.
         best: Detection | None = None
-        for crop in _crops(w, h):
-            det = self._detect_in_crop(rgb, crop)
-            if det is not None and (best is None or det.height > best.height):
-                best = det
+        for frac in CROP_SCALES:
+            for crop in _crops(w, h, frac):
+                det = self._detect_in_crop(rgb, crop)
+                if det is not None and (best is None or det.height > best.height):
+                    best = det
+            if best is not None:
+                break
         if best is None:
             raise ReconError(
                 "no_person",
@@ -143,13 +148,13 @@ class PoseDetector:
         )
 
 
-def _crops(w: int, h: int) -> list[tuple[int, int, int, int]]:
-    """Overlapping square-ish crops at two scales (half and two-thirds of the image)."""
+def _crops(w: int, h: int, frac: float) -> list[tuple[int, int, int, int]]:
+    """Crops of ``frac`` of the image size, overlapping by half."""
+    cw, ch = max(32, int(w * frac)), max(32, int(h * frac))
+    n = int(np.ceil((1 - frac) / (frac / 2))) + 1
     crops = []
-    for frac in (0.66, 0.5):
-        cw, ch = max(32, int(w * frac)), max(32, int(h * frac))
-        for fy in (0.0, 0.5, 1.0):
-            for fx in (0.0, 0.5, 1.0):
-                x0, y0 = int((w - cw) * fx), int((h - ch) * fy)
-                crops.append((x0, y0, x0 + cw, y0 + ch))
+    for fy in np.linspace(0.0, 1.0, n):
+        for fx in np.linspace(0.0, 1.0, n):
+            x0, y0 = int((w - cw) * fx), int((h - ch) * fy)
+            crops.append((x0, y0, x0 + cw, y0 + ch))
     return crops

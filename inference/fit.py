@@ -17,6 +17,7 @@ milliseconds.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import cv2
@@ -42,13 +43,14 @@ MIRROR_MARGIN = 0.8  # the mirrored labelling must explain the image this much b
 class FitOptions:
     rigid_steps: int = 20
     pose_steps: int = 25
-    full_steps: int = 25
+    full_steps: int = 35
     lr: float = 0.04
     landmarks3d_weight: float = 0.0  # MediaPipe's 3D landmarks as a loss term (0: start only)
     silhouette_weight: float = 10.0
     shape_prior: float = 0.01
     init_prior: float = 0.02
     mirror_guard: bool = True
+    final_lr_fraction: float = 1.0
 
 
 @dataclass
@@ -56,6 +58,7 @@ class FitResult:
     params: BodyParams  # batch of one
     hypothesis: int  # index of the chosen detection hypothesis (1: mirrored labels)
     iterations: int
+    stage_seconds: dict[str, float] = field(default_factory=dict)
     losses: dict[str, float] = field(default_factory=dict)
 
 
@@ -85,8 +88,11 @@ class MaskTargets:
 
     def coverage(self, uv: torch.Tensor) -> torch.Tensor:
         """Mean normalised distance from mask samples to the nearest projected point."""
-        d = torch.cdist(self.samples[None].expand(uv.shape[0], -1, -1), uv)
-        return d.min(dim=2).values.mean(1) / self.box_height
+        samples = self.samples[None].expand(uv.shape[0], -1, -1)
+        with torch.no_grad():  # the nearest point is a choice, not a function to differentiate
+            nearest = torch.cdist(samples, uv).argmin(dim=2)
+        picked = torch.gather(uv, 1, nearest[..., None].expand(-1, -1, 2))
+        return (samples - picked).norm(dim=-1).mean(1) / self.box_height
 
 
 class Fitter:
@@ -142,6 +148,15 @@ class Fitter:
         shape = init.shape.detach().clone()
         iterations = 0
 
+        clock = time.perf_counter()
+        stage_seconds: dict[str, float] = {}
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            stage_seconds[name] = now - clock
+            clock = now
+
         # 1. rigid: the body is fixed, so skin it once.
         with torch.no_grad():
             rest = self._rest(shape)
@@ -155,6 +170,8 @@ class Fitter:
             loss.backward()
             opt.step()
             iterations += 1
+
+        lap("rigid")
 
         # 2. pose, every hypothesis.
         opt = torch.optim.Adam([grot, transl, pose_sub], lr=o.lr)
@@ -181,11 +198,15 @@ class Fitter:
         if best == 1:
             masks = MaskTargets(detections[1].mask, float(height[0]))
 
+        lap("pose")
+
         # 3. full: pose, shape and silhouette.
         shape = shape[sel].clone().requires_grad_(True)
         shape0 = shape.detach().clone()
         free = (~self._fixed_shape).float()
         opt = torch.optim.Adam([grot, transl, pose_sub, shape], lr=o.lr * 0.75)
+        # Decay the step size so the last steps settle instead of oscillating.
+        sched = torch.optim.lr_scheduler.LinearLR(opt, 1.0, o.final_lr_fraction, total_iters=max(1, o.full_steps))
         for _ in range(o.full_steps):
             rest = self._rest(shape)
             losses = self._pose_losses(rest, pose_sub, pose0, grot, transl, target, K, height, lm3d)
@@ -197,6 +218,7 @@ class Fitter:
             total.sum().backward()
             shape.grad *= free
             opt.step()
+            sched.step()
             with torch.no_grad():
                 shape.clamp_(0.0, 1.0)
             iterations += 1
@@ -207,12 +229,14 @@ class Fitter:
             uv = project(losses.pop("_vertices")[:, self._sil_cols], K)
             losses["silhouette"] = masks.outside(uv) + masks.coverage(uv)
 
+        lap("full")
         pose = torch.zeros(1, len(self.body.bone_names), 3).index_copy(1, lim.index, pose_sub.detach())
         params = BodyParams(global_rot=grot.detach(), transl=transl.detach(), pose=pose, shape=shape.detach())
         return FitResult(
             params=params,
             hypothesis=best,
             iterations=iterations,
+            stage_seconds=stage_seconds,
             losses={k: float(v.sum()) for k, v in losses.items()},
         )
 

@@ -89,11 +89,12 @@ class Reconstructor:
         report("fit", 0.4)
         fit = self.fitter.fit(hypotheses, camera, init)
         timings["fit"] = time.perf_counter() - t
+        timings.update({f"fit_{k}": v for k, v in fit.stage_seconds.items()})
 
         t = time.perf_counter()
         report("result", 0.9)
         result = self._make_result(str(image), hypotheses[fit.hypothesis], camera, fit, timings)
-        timings["result"] = time.perf_counter() - t
+        result.timings["result"] = time.perf_counter() - t
         report("done", 1.0)
         return result
 

@@ -1,0 +1,247 @@
+"""Command line: ``python -m inference reconstruct|benchmark|version``.
+
+With ``--json-progress`` stdout carries only JSON lines (the protocol the
+Blender add-on reads)::
+
+    {"event": "start", "version": "0.1.0", "schema_version": 1, "total": 1}
+    {"event": "progress", "stage": "fit", "fraction": 0.4, "index": 0, "total": 1, "image": "..."}
+    {"event": "result", "path": "out.npz", "image": "...", "silhouette_iou": 0.77, ...}
+    {"event": "error", "code": "no_person", "message": "...", "image": "..."}
+    {"event": "done", "ok": 1, "failed": 0}
+
+Every failure also prints one plain line on stderr and sets a non-zero exit
+status; tracebacks are shown only with HUMAN_RECON_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, TextIO
+
+from .errors import EXIT_INTERNAL, EXIT_OK, ReconError, exit_code_for
+
+DEBUG = bool(os.environ.get("HUMAN_RECON_DEBUG"))
+
+
+class Output:
+    """Where events go: JSON lines on the real stdout, or short human lines."""
+
+    def __init__(self, json_mode: bool) -> None:
+        self.json_mode = json_mode
+        self._out: TextIO = sys.stdout
+        self._err: TextIO = sys.stderr
+        if not DEBUG:
+            # Native libraries (TFLite, Warp) print banners on fds 1 and 2. Keep our own
+            # streams on duplicates of the real ones and send the fds themselves elsewhere.
+            self._out = os.fdopen(os.dup(1), "w", buffering=1)
+            self._err = os.fdopen(os.dup(2), "w", buffering=1)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+            # Python-level chatter (library banners, warnings) is dropped too.
+            sys.stdout = sys.stderr = open(os.devnull, "w")
+            warnings.simplefilter("ignore")
+
+    def event(self, kind: str, **fields: Any) -> None:
+        if self.json_mode:
+            self._out.write(json.dumps({"event": kind, **fields}) + "\n")
+            self._out.flush()
+
+    def say(self, line: str) -> None:
+        if not self.json_mode:
+            self._out.write(line + "\n")
+            self._out.flush()
+
+    def error(self, err: ReconError, **fields: Any) -> None:
+        self.event("error", code=err.code, message=err.message, **fields)
+        self._err.write(f"error: {err.message}\n")
+        self._err.flush()
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001
+    # Turn SIGTERM (the add-on's Cancel) into an exception so temporary files are removed.
+    raise KeyboardInterrupt
+
+
+def _output_paths(images: list[str], output: str | None, output_dir: str | None) -> list[Path]:
+    if output is not None:
+        if len(images) != 1:
+            raise ReconError("bad_argument", "--output takes one image; use --output-dir for several.")
+        out = Path(output)
+        if out.suffix.lower() != ".npz":
+            raise ReconError("bad_argument", f"--output must end in .npz (got {out.name}).")
+        return [out]
+    folder = Path(output_dir or ".")
+    if not folder.is_dir():
+        raise ReconError("output_not_writable", f"Output folder {folder} does not exist; create it first.")
+    if not os.access(folder, os.W_OK):
+        raise ReconError("output_not_writable", f"Output folder {folder} is not writable; choose another.")
+    paths, seen = [], set()
+    for img in images:
+        stem, n = Path(img).stem, 1
+        name = f"{stem}.npz"
+        while name in seen:  # two photos with one name from different folders
+            n += 1
+            name = f"{stem}-{n}.npz"
+        seen.add(name)
+        paths.append(folder / name)
+    return paths
+
+
+def _check_output(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise ReconError("output_exists", f"{path} already exists; pass --overwrite or choose another name.")
+    if path.is_dir():
+        raise ReconError("output_not_writable", f"{path} is a folder; name an .npz file.")
+    if not path.parent.is_dir():
+        raise ReconError("output_not_writable", f"Output folder {path.parent} does not exist; create it first.")
+    if not os.access(path.parent, os.W_OK):
+        raise ReconError("output_not_writable", f"Output folder {path.parent} is not writable; choose another.")
+
+
+def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
+    outputs = _output_paths(args.images, args.output, args.output_dir)
+    total = len(args.images)
+    out.event("start", version=_version(), schema_version=_schema(), total=total)
+    # Cheap checks first, so a typo fails in milliseconds, not after loading models.
+    if total == 1:
+        from .images import load_image
+
+        _check_output(outputs[0], args.overwrite)
+        load_image(args.images[0])
+
+    from .pipeline import Reconstructor
+
+    out.event("progress", stage="load_models", fraction=0.0, index=0, total=total)
+    rec = Reconstructor(body_model=args.body_model, quality=args.quality, cache_dir=args.cache_dir)
+    ok = failed = 0
+    last_code = ""
+    for i, (img, dest) in enumerate(zip(args.images, outputs)):
+
+        def progress(stage: str, frac: float, i=i, img=img) -> None:
+            out.event("progress", stage=stage, fraction=round(frac, 3), index=i, total=total, image=img)
+
+        t = time.perf_counter()
+        try:
+            _check_output(dest, args.overwrite)
+            result = rec.reconstruct(img, focal_px=args.focal_px, progress=progress)
+            result.save(dest, overwrite=args.overwrite)
+        except ReconError as err:
+            failed += 1
+            last_code = err.code
+            out.error(err, image=img, index=i)
+            continue
+        ok += 1
+        secs = time.perf_counter() - t
+        out.event(
+            "result",
+            path=str(dest),
+            image=img,
+            index=i,
+            silhouette_iou=round(result.silhouette_iou, 4),
+            keypoint_error_pct=round(result.keypoint_error_pct, 3),
+            mirrored=result.mirrored,
+            seconds=round(secs, 3),
+        )
+        out.say(
+            f"{img} -> {dest}  (silhouette IoU {result.silhouette_iou:.2f}, "
+            f"keypoint error {result.keypoint_error_pct:.1f}% of height, {secs:.2f} s)"
+        )
+    out.event("done", ok=ok, failed=failed)
+    if failed and total > 1:
+        out.say(f"{ok} reconstructed, {failed} failed")
+    return EXIT_OK if not failed else exit_code_for(last_code)
+
+
+def cmd_benchmark(args: argparse.Namespace, out: Output) -> int:
+    from .benchmark import run_benchmark
+
+    report = run_benchmark(images=args.images, repeats=args.repeats, quality=args.quality, cache_dir=args.cache_dir)
+    if args.json:
+        out._out.write(json.dumps(report) + "\n")
+    else:
+        out._out.write(json.dumps(report, indent=2) + "\n")
+    return EXIT_OK
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _schema() -> int:
+    from .result import SCHEMA_VERSION
+
+    return SCHEMA_VERSION
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m inference", description="Human Recon: photo to rigged 3D body.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("reconstruct", help="reconstruct the person in one or more photos")
+    r.add_argument("images", nargs="+", help="photo file(s): JPEG, PNG, ...")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--output", "-o", help="result .npz (one photo)")
+    g.add_argument("--output-dir", help="folder for one <photo name>.npz per photo (default: current folder)")
+    r.add_argument("--overwrite", action="store_true", help="replace existing result files")
+    r.add_argument("--quality", choices=["fast", "balanced", "best"], default="balanced")
+    r.add_argument("--body-model", default="anny", choices=["anny"])
+    r.add_argument("--focal-px", type=float, default=None, help="focal length in pixels if known")
+    r.add_argument("--cache-dir", default=None, help="body-model cache folder (default ~/.cache/human_recon)")
+    r.add_argument("--json-progress", action="store_true", help="JSON lines on stdout (for programs)")
+
+    b = sub.add_parser("benchmark", help="speed and accuracy on bundled and given photos")
+    b.add_argument("images", nargs="*", help="extra photos to measure (the bundled one is always included)")
+    b.add_argument("--json", action="store_true", help="one JSON line")
+    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--quality", choices=["fast", "balanced", "best"], default="balanced")
+    b.add_argument("--cache-dir", default=None)
+
+    sub.add_parser("version", help="print the package and result-schema versions")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # usage errors: argparse prints one line and exits 2
+    if args.command == "version":
+        print(json.dumps({"version": _version(), "schema_version": _schema()}))
+        return EXIT_OK
+    json_mode = bool(getattr(args, "json_progress", False))
+    out = Output(json_mode)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        if args.command == "reconstruct":
+            return cmd_reconstruct(args, out)
+        return cmd_benchmark(args, out)
+    except ReconError as err:
+        out.error(err)
+        return exit_code_for(err.code)
+    except KeyboardInterrupt:
+        out.error(ReconError("cancelled", "Cancelled; no result was written."))
+        return 130
+    except MemoryError:
+        out.error(ReconError("out_of_memory", "Ran out of memory; use a smaller image or close other programs."))
+        return EXIT_INTERNAL
+    except Exception as exc:  # the last line of defence: no traceback in the user's face
+        if DEBUG:
+            raise
+        out.error(
+            ReconError(
+                "internal",
+                f"Internal error ({type(exc).__name__}: {exc}); re-run with HUMAN_RECON_DEBUG=1 and report it.",
+            )
+        )
+        return EXIT_INTERNAL

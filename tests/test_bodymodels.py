@@ -1,0 +1,57 @@
+"""The Anny body model wrapper: cache, skeleton, skinning fast path, keypoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import roma
+import torch
+
+from inference.bodymodels.anny import AnnyBody
+from inference.joints import JointLimits
+from inference.lbs import CollapsedSkeleton
+
+
+def test_cache_is_reused(body, cache_dir):
+    mtime = body.cache_file.stat().st_mtime_ns
+    again = AnnyBody(cache_dir=cache_dir)
+    assert again.cache_file == body.cache_file and body.cache_file.stat().st_mtime_ns == mtime
+    assert body.cache_file.stat().st_size < 60_000_000  # only our compact float32 file is kept
+
+
+def test_skeleton_and_mesh(body):
+    assert body.num_vertices == 13718 and body.faces.shape == (27420, 3)
+    assert body.faces.min() == 0 and body.faces.max() == body.num_vertices - 1
+    parents = body.bone_parents
+    assert parents[0] == -1 and all(0 <= p < i for i, p in enumerate(parents[1:], start=1))
+    idx, w = body.skin()
+    assert np.allclose(w.sum(1), 1.0, atol=1e-4) and idx.max() < len(body.bone_names)
+    assert body.model.dtype == torch.float32
+
+
+def test_collapsed_skinning_matches_full_skinning(body):
+    lim = JointLimits(body.bone_names)
+    sk = CollapsedSkeleton(body.bone_parents, lim.index.tolist(), body.skin_matrix)
+    torch.manual_seed(0)
+    sub = torch.randn(2, len(lim.index), 3) * 0.5
+    shape = torch.rand(2, len(body.shape_labels))
+    full_pose = torch.zeros(2, len(body.bone_names), 3).index_copy(1, lim.index, sub)
+    ref, _ = body.pose(body.rest(shape), roma.rotvec_to_rotmat(full_pose))
+    rest = body.rest(shape, None, lim.index)
+    fast = sk.skin(rest.vertices, sk.transforms(rest.bone_poses, roma.rotvec_to_rotmat(sub)))
+    assert (fast - ref).abs().max() < 1e-5
+    # And our skinning matches Anny's own forward pass.
+    T = torch.eye(4).repeat(2, len(body.bone_names), 1, 1)
+    T[:, :, :3, :3] = roma.rotvec_to_rotmat(full_pose)
+    anny_v = body.model(pose_parameters=T, phenotype_kwargs=shape)["vertices"]
+    assert (anny_v - ref).abs().max() < 1e-5
+
+
+def test_sparse_keypoints_close_to_anny_regressor(body):
+    import anny
+
+    full = anny.KeypointsRegressor.coco(body.model)
+    order = [full.labels.index(n) for n in body.keypoint_names]
+    out = body.model(phenotype_kwargs=body.default_shape())
+    ours = body.keypoints(out["vertices"])
+    ref = full(out)[:, order]
+    assert (ours - ref).norm(dim=-1).max() < 0.01  # under 1 cm

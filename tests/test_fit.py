@@ -1,0 +1,84 @@
+"""The whole photo pipeline on real photos: the fitted body lies on the person."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference.camera import Camera
+from inference.images import load_image
+from inference.pipeline import mirrored
+
+from .conftest import PERSON, opencv_photo
+
+PHOTOS = {
+    "person": lambda: PERSON,
+    "messi5": lambda: opencv_photo("messi5.jpg"),
+    "basketball1": lambda: opencv_photo("basketball1.png"),
+}
+
+
+@pytest.fixture(scope="module")
+def results(reconstructor):
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = reconstructor.reconstruct(PHOTOS[name]())
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", list(PHOTOS))
+def test_fit_matches_mask_and_keypoints(results, name):
+    r = results(name)
+    assert r.silhouette_iou >= 0.75, r.silhouette_iou
+    # Every visible keypoint lands within 5% of the person's height (mean well under).
+    box_h = float(r.person_box[3] - r.person_box[1])
+    vis = r.keypoints2d[:, 2] > 0.5
+    err = np.linalg.norm(r.keypoints2d_fit[vis] - r.keypoints2d[vis, :2], axis=1) / box_h
+    assert err.mean() < 0.05 and np.median(err) < 0.05, err
+    assert r.keypoint_error_pct == pytest.approx(err.mean() * 100, rel=1e-3)
+
+
+def test_result_mesh_and_skeleton(results, body):
+    r = results("person")
+    assert r.vertices_cam.shape == (body.num_vertices, 3) and r.rest_vertices.shape == (body.num_vertices, 3)
+    assert (r.vertices_cam[:, 2] > 0.5).all()  # in front of the camera
+    assert len(r.bone_names) == len(body.bone_names) == r.bone_rotations.shape[1]
+    q = r.bone_rotations[0]
+    assert np.allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
+    # Global placement + local rotations reproduce the posed mesh (what the rig builder relies on).
+    R, t = r.global_rotation[0], r.root_translation[0]
+    import roma
+    import torch
+
+    rot = roma.unitquat_to_rotmat(torch.tensor(q[:, [1, 2, 3, 0]]))
+    rest = body.rest(torch.tensor(r.shape_params)[None])
+    v, _ = body.pose(rest, rot[None])
+    v_cam = v[0].numpy() @ R.T + t
+    assert np.abs(v_cam - r.vertices_cam).max() < 1e-4
+    # Height of an adult: 1.4 m to 2.1 m from head to heel in the rest pose.
+    height = r.rest_vertices[:, 2].max() - r.rest_vertices[:, 2].min()
+    assert 1.4 < height < 2.1
+
+
+def test_arms_up_pose_is_recovered(results):
+    r = results("person")
+    kp = r.keypoints3d_cam  # camera space, y down
+    nose, lw, rw = kp[0], kp[9], kp[10]
+    assert lw[1] < nose[1] and rw[1] < nose[1]  # both hands above the head
+
+
+def test_mirror_guard_undoes_swapped_labels(reconstructor):
+    """BlazePose sometimes swaps left and right for the whole body: the fit notices."""
+    rgb = load_image(opencv_photo("basketball1.png"))
+    cam = Camera.for_image(rgb.shape[1], rgb.shape[0])
+    det = reconstructor.detector.detect(rgb)
+    swapped = [mirrored(det), det]  # hypothesis 0 is the wrong labelling
+    fit = reconstructor.fitter.fit(swapped, cam, reconstructor.regressor(swapped, cam))
+    assert fit.hypothesis == 1
+    straight = [det, mirrored(det)]
+    fit = reconstructor.fitter.fit(straight, cam, reconstructor.regressor(straight, cam))
+    assert fit.hypothesis == 0

@@ -1,0 +1,91 @@
+"""Loading user photos: every pixel format becomes RGB; bad files get clear errors."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inference.errors import ReconError
+from inference.images import MAX_PIXELS, load_image
+
+from .conftest import PERSON
+
+
+def _code(path) -> str:
+    with pytest.raises(ReconError) as exc:
+        load_image(path)
+    assert "\n" not in exc.value.message
+    return exc.value.code
+
+
+def test_real_photo_loads_as_rgb():
+    rgb = load_image(PERSON)
+    assert rgb.dtype == np.uint8 and rgb.shape == (540, 460, 3)
+    assert 40 < rgb.mean() < 220
+
+
+def test_missing_folder_empty_and_unreadable(tmp_path):
+    assert _code(tmp_path / "nope.jpg") == "not_found"
+    assert _code(tmp_path) == "not_a_file"
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    assert _code(empty) == "empty_file"
+
+
+def test_text_named_jpg_and_truncated_jpeg(tmp_path):
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("this is not a photo\n")
+    assert _code(fake) == "not_an_image"
+    data = PERSON.read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: len(data) // 3])
+    assert _code(cut) == "corrupt_image"
+
+
+def test_tiny_and_bomb(tmp_path):
+    Image.new("RGB", (1, 1)).save(tmp_path / "one.png")
+    assert _code(tmp_path / "one.png") == "image_too_small"
+    # A tiny PNG whose header declares 100k x 100k pixels: refused before decoding.
+    Image.new("L", (8, 8)).save(tmp_path / "small.png")
+    data = bytearray((tmp_path / "small.png").read_bytes())
+    ihdr = 8  # after the PNG signature: length(4) 'IHDR'(4) width(4) height(4) ...
+    data[ihdr + 8 : ihdr + 16] = struct.pack(">II", 100_000, 100_000)
+    data[ihdr + 21 : ihdr + 25] = struct.pack(">I", zlib.crc32(bytes(data[ihdr + 4 : ihdr + 21])))
+    (tmp_path / "bomb.png").write_bytes(bytes(data))
+    assert 100_000 * 100_000 > MAX_PIXELS
+    assert _code(tmp_path / "bomb.png") == "image_too_large"
+
+
+@pytest.mark.parametrize("mode", ["L", "I;16", "CMYK", "RGBA", "P"])
+def test_pixel_formats_become_rgb(tmp_path, mode):
+    src = Image.open(PERSON)
+    if mode == "I;16":
+        a = (np.asarray(src.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+        img = Image.fromarray(a)
+        path = tmp_path / "p16.png"
+    else:
+        img = src.convert(mode)
+        path = tmp_path / ("p.tif" if mode == "CMYK" else "p.png")
+    img.save(path)
+    rgb = load_image(path)
+    assert rgb.shape == (540, 460, 3) and rgb.dtype == np.uint8
+    # Same brightness as the original (16-bit scaled down, not clipped to white).
+    assert abs(float(rgb.mean()) - float(np.asarray(src.convert("RGB")).mean())) < 25
+
+
+def test_exif_orientation_is_honoured(tmp_path):
+    src = Image.open(PERSON)
+    # Store the pixels rotated, with an EXIF tag saying "rotate back" (phone photos do this).
+    stored = src.transpose(Image.Transpose.ROTATE_270)
+    exif = Image.Exif()
+    exif[0x0112] = 8  # orientation 8: the viewer must turn the stored pixels back
+    path = tmp_path / "phone photo é.jpg"
+    stored.save(path, exif=exif.tobytes(), quality=95)
+    rgb = load_image(path)
+    assert rgb.shape == (540, 460, 3)
+    diff = np.abs(rgb.astype(int) - np.asarray(src.convert("RGB")).astype(int)).mean()
+    assert diff < 12
