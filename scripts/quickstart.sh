@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up .venv/ in the repo root (CPython 3.11) and reconstruct the bundled photo.
+# Usage: bash scripts/quickstart.sh [PHOTO] [OUT_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+PHOTO=${1:-examples/person.jpg}
+OUT=${2:-out}
+mkdir -p "$OUT"
+NAME=$(basename "${PHOTO%.*}")
+.venv/bin/python -m inference reconstruct "$PHOTO" --output "$OUT/$NAME.npz" --overwrite

@@ -1,0 +1,62 @@
+"""The result file: round trip, schema check, atomic writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference.errors import ReconError
+from inference.result import SCHEMA_VERSION, ReconResult
+
+from .conftest import PERSON
+
+
+@pytest.fixture(scope="module")
+def result(reconstructor):
+    return reconstructor.reconstruct(PERSON)
+
+
+def test_round_trip(result, tmp_path):
+    path = result.save(tmp_path / "r.npz")
+    back = ReconResult.load(path)
+    assert back.schema_version == SCHEMA_VERSION and back.body_model == "anny"
+    assert np.array_equal(back.vertices_cam, result.vertices_cam)
+    assert list(back.bone_names) == list(result.bone_names)
+    assert back.timings.keys() == result.timings.keys()
+    assert back.mirrored == result.mirrored and back.silhouette_iou == result.silhouette_iou
+    with np.load(path, allow_pickle=False) as z:  # plain arrays only: no pickle needed to read it
+        assert z["keypoints3d_cam"].shape == (17, 3) and z["camera_K"].shape == (3, 3)
+        assert z["bone_rest_matrices"].shape == (len(result.bone_names), 4, 4)
+
+
+def test_existing_file_kept_unless_overwrite(result, tmp_path):
+    path = tmp_path / "r.npz"
+    path.write_bytes(b"keep me")
+    with pytest.raises(ReconError) as exc:
+        result.save(path, overwrite=False)
+    assert exc.value.code == "output_exists" and path.read_bytes() == b"keep me"
+
+
+def test_failed_write_leaves_nothing(result, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", broken)
+    with pytest.raises(ReconError) as exc:
+        result.save(tmp_path / "r.npz")
+    assert exc.value.code == "output_not_writable"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_folder_and_other_schema(result, tmp_path):
+    with pytest.raises(ReconError) as exc:
+        result.save(tmp_path / "no" / "r.npz")
+    assert exc.value.code == "output_not_writable"
+    path = result.save(tmp_path / "r.npz")
+    with np.load(path) as z:
+        data = dict(z)
+    data["schema_version"] = np.asarray(SCHEMA_VERSION + 1)
+    np.savez(tmp_path / "newer.npz", **data)
+    with pytest.raises(ReconError) as exc:
+        ReconResult.load(tmp_path / "newer.npz")
+    assert exc.value.code == "schema_mismatch" and str(SCHEMA_VERSION + 1) in exc.value.message
