@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up .venv/ in the repo root (CPython 3.11) and reconstruct the bundled photo.
+# Set up .venv/ in the repo root (CPython 3.11) and run the main job on a photo:
+# out/<name>.npz (result), .blend (Blender scene), .glb (glTF) and .png (render over the photo).
 # Usage: bash scripts/quickstart.sh [PHOTO] [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,4 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 PHOTO=${1:-examples/person.jpg}
 OUT=${2:-out}
-mkdir -p "$OUT"
-NAME=$(basename "${PHOTO%.*}")
-.venv/bin/python -m inference reconstruct "$PHOTO" --output "$OUT/$NAME.npz" --overwrite
+.venv/bin/python scripts/blender_job.py "$PHOTO" "$OUT"

@@ -1,0 +1,24 @@
+"""Human Recon: photo of a person to a rigged, posed 3D body (Blender 4.2+ extension).
+
+The add-on is pure Python: inference runs in a separate interpreter (see runner.py).
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from . import operators, panel, preferences
+
+_classes = preferences.classes + operators.classes + panel.classes
+
+
+def register() -> None:
+    for cls in _classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.human_recon = bpy.props.PointerProperty(type=panel.HumanReconSceneProps)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.human_recon
+    for cls in reversed(_classes):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,37 @@
+"""The "Human Recon" sidebar panel in the 3D Viewport."""
+
+from __future__ import annotations
+
+import bpy
+
+from .operators import BODY_MODEL_ITEMS, QUALITY_ITEMS, HUMAN_RECON_OT_reconstruct_image
+
+
+class HumanReconSceneProps(bpy.types.PropertyGroup):
+    image_path: bpy.props.StringProperty(name="Photo", subtype="FILE_PATH", default="")
+    body_model: bpy.props.EnumProperty(name="Body model", items=BODY_MODEL_ITEMS, default="anny")
+    quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="balanced")
+    running: bpy.props.BoolProperty(default=False, options={"SKIP_SAVE"})
+    progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
+
+
+class VIEW3D_PT_human_recon(bpy.types.Panel):
+    bl_label = "Human Recon"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Human Recon"
+
+    def draw(self, context):
+        props = context.scene.human_recon
+        layout = self.layout
+        layout.prop(props, "image_path")
+        layout.prop(props, "body_model")
+        layout.prop(props, "quality")
+        if props.running:
+            layout.progress(factor=props.progress, text="Reconstructing... (Esc cancels)")
+        else:
+            op = layout.operator(HUMAN_RECON_OT_reconstruct_image.bl_idname, icon="ARMATURE_DATA")
+            op.filepath = props.image_path
+
+
+classes = (HumanReconSceneProps, VIEW3D_PT_human_recon)

@@ -1,0 +1,108 @@
+"""Reading the inference result file and the camera math (numpy only, no bpy).
+
+See docs/result-contract.md. OpenCV camera axes (x right, y down, z forward)
+differ from Blender's camera (x right, y up, looking down -z) by a flip of y
+and z; the body's model space becomes Blender's world space, so the body
+stands upright at the origin and the camera is placed where the photo was
+taken from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .runner import SCHEMA_VERSION, RunnerError
+
+CV_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0, 1.0])
+REQUIRED = (
+    "schema_version", "image_path", "image_size", "camera_K", "faces", "rest_vertices", "vertices_cam",
+    "bone_names", "bone_parents", "bone_rest_heads", "bone_rest_tails", "bone_rest_matrices",
+    "skin_indices", "skin_weights", "bone_rotations", "global_rotation", "root_translation",
+)  # fmt: skip
+
+
+@dataclass
+class Result:
+    path: Path
+    image_path: str
+    width: int
+    height: int
+    K: np.ndarray
+    faces: np.ndarray
+    rest_vertices: np.ndarray
+    vertices_cam: np.ndarray
+    bone_names: list[str]
+    bone_parents: np.ndarray
+    heads: np.ndarray
+    tails: np.ndarray
+    rest_matrices: np.ndarray
+    skin_indices: np.ndarray
+    skin_weights: np.ndarray
+    rotations: np.ndarray  # (N, J, 4) w x y z
+    global_rotation: np.ndarray  # (N, 3, 3)
+    root_translation: np.ndarray  # (N, 3)
+    body_model: str
+
+    def model_to_camera(self, frame: int = 0) -> np.ndarray:
+        """4x4 model space -> OpenCV camera space."""
+        m = np.eye(4)
+        m[:3, :3] = self.global_rotation[frame]
+        m[:3, 3] = self.root_translation[frame]
+        return m
+
+    def camera_matrix_world(self, frame: int = 0) -> np.ndarray:
+        """Blender camera object's world matrix, world = the body's model space."""
+        return np.linalg.inv(self.model_to_camera(frame)) @ CV_TO_BLENDER_CAMERA
+
+    def lens(self, sensor_width: float = 36.0) -> tuple[float, float, float]:
+        """(focal length mm, shift_x, shift_y) for a horizontal sensor fit of ``sensor_width`` mm."""
+        fx, cx, cy = self.K[0, 0], self.K[0, 2], self.K[1, 2]
+        size = max(self.width, self.height)
+        # Blender shifts in units of the larger image side; y is up in Blender.
+        shift_x = (self.width / 2 - cx) / size
+        shift_y = (cy - self.height / 2) / size
+        return float(fx / self.width * sensor_width), float(shift_x), float(shift_y)
+
+
+def load_result(path: str | Path) -> Result:
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise RunnerError("bad_result", f"{path.name} is not a Human Recon result file ({exc}).") from None
+    version = int(data["schema_version"]) if "schema_version" in data else -1
+    if version != SCHEMA_VERSION:
+        raise RunnerError(
+            "schema_mismatch",
+            f"{path.name} has result schema {version}; this add-on reads {SCHEMA_VERSION}. "
+            "Re-run the reconstruction with this version.",
+        )
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise RunnerError("bad_result", f"{path.name} lacks {', '.join(missing)}; re-run the reconstruction.")
+    w, h = (int(x) for x in data["image_size"])
+    return Result(
+        path=path,
+        image_path=str(data["image_path"]),
+        width=w,
+        height=h,
+        K=data["camera_K"].astype(np.float64),
+        faces=data["faces"].astype(np.int32),
+        rest_vertices=data["rest_vertices"].astype(np.float64),
+        vertices_cam=data["vertices_cam"].astype(np.float64),
+        bone_names=[str(b) for b in data["bone_names"]],
+        bone_parents=data["bone_parents"].astype(np.int64),
+        heads=data["bone_rest_heads"].astype(np.float64),
+        tails=data["bone_rest_tails"].astype(np.float64),
+        rest_matrices=data["bone_rest_matrices"].astype(np.float64),
+        skin_indices=data["skin_indices"].astype(np.int64),
+        skin_weights=data["skin_weights"].astype(np.float64),
+        rotations=data["bone_rotations"].astype(np.float64),
+        global_rotation=data["global_rotation"].astype(np.float64),
+        root_translation=data["root_translation"].astype(np.float64),
+        body_model=str(data.get("body_model", "anny")),
+    )

@@ -1,0 +1,156 @@
+"""Builds the Blender scene from a result: armature, skinned mesh, pose, matching camera.
+
+Everything goes into one new collection named after the photo. If anything
+fails half-way, whatever was created is removed again, so the scene is either
+complete or unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from .result_io import Result
+
+SENSOR_WIDTH = 36.0
+
+
+def _matrix(a: np.ndarray) -> Matrix:
+    return Matrix([list(map(float, row)) for row in a])
+
+
+class SceneBuilder:
+    """Creates datablocks and remembers them, so a failure can undo everything."""
+
+    def __init__(self) -> None:
+        self.objects: list[bpy.types.Object] = []
+        self.data: list[tuple[object, object]] = []  # (collection of datablocks, datablock)
+        self.collection: bpy.types.Collection | None = None
+        self.saved_render = None
+
+    def rollback(self) -> None:
+        if self.saved_render is not None:
+            scene, camera, res = self.saved_render
+            scene.camera = camera
+            scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = res
+        for obj in self.objects:
+            if obj.name in bpy.data.objects:
+                bpy.data.objects.remove(obj, do_unlink=True)
+        for coll, block in reversed(self.data):
+            try:
+                coll.remove(block)
+            except (ReferenceError, RuntimeError):
+                pass
+        if self.collection is not None and self.collection.name in bpy.data.collections:
+            bpy.data.collections.remove(self.collection)
+
+    def _track(self, coll, block):
+        self.data.append((coll, block))
+        return block
+
+    def build(self, result: Result, context: bpy.types.Context, name: str | None = None) -> dict:
+        try:
+            return self._build(result, context, name)
+        except BaseException:
+            self.rollback()
+            raise
+
+    def _build(self, r: Result, context, name: str | None) -> dict:
+        name = name or Path(r.image_path).stem or "Human"
+        scene = context.scene
+        coll = bpy.data.collections.new(name)
+        self.collection = coll
+        scene.collection.children.link(coll)
+
+        arm_obj = self._armature(r, coll, name)
+        mesh_obj = self._mesh(r, coll, name, arm_obj)
+        self._pose(r, arm_obj, frame=0)
+        cam_obj = self._camera(r, coll, name, scene)
+        return {"collection": coll, "armature": arm_obj, "mesh": mesh_obj, "camera": cam_obj}
+
+    def _armature(self, r: Result, coll, name: str):
+        arm = self._track(bpy.data.armatures, bpy.data.armatures.new(f"{name} Rig"))
+        obj = bpy.data.objects.new(f"{name} Rig", arm)
+        self.objects.append(obj)
+        coll.objects.link(obj)
+        view_layer = bpy.context.view_layer
+        # Edit bones exist only in edit mode, which needs the object active.
+        prev_active = view_layer.objects.active
+        view_layer.objects.active = obj
+        bpy.ops.object.mode_set(mode="EDIT")
+        try:
+            bones = []
+            for i, bname in enumerate(r.bone_names):
+                eb = arm.edit_bones.new(bname)
+                eb.head = r.heads[i].tolist()
+                eb.tail = r.tails[i].tolist()
+                # The rest frame fixes the roll (the Y axis already runs head to tail).
+                eb.matrix = _matrix(r.rest_matrices[i])
+                bones.append(eb)
+            for i, p in enumerate(r.bone_parents):
+                if p >= 0:
+                    bones[i].parent = bones[int(p)]
+        finally:
+            bpy.ops.object.mode_set(mode="OBJECT")
+            view_layer.objects.active = prev_active
+        return obj
+
+    def _mesh(self, r: Result, coll, name: str, arm_obj):
+        me = self._track(bpy.data.meshes, bpy.data.meshes.new(f"{name} Body"))
+        me.from_pydata(r.rest_vertices.tolist(), [], r.faces.tolist())
+        me.update()
+        obj = bpy.data.objects.new(f"{name} Body", me)
+        self.objects.append(obj)
+        coll.objects.link(obj)
+        groups = [obj.vertex_groups.new(name=b) for b in r.bone_names]
+        verts, slots = np.nonzero(r.skin_weights > 0)
+        bones = r.skin_indices[verts, slots].tolist()
+        for v, b, wt in zip(verts.tolist(), bones, r.skin_weights[verts, slots].tolist()):
+            groups[b].add([v], wt, "ADD")
+        mod = obj.modifiers.new("Armature", "ARMATURE")
+        mod.object = arm_obj
+        obj.parent = arm_obj
+        return obj
+
+    def _pose(self, r: Result, arm_obj, frame: int) -> None:
+        for i, bname in enumerate(r.bone_names):
+            pb = arm_obj.pose.bones[bname]
+            pb.rotation_mode = "QUATERNION"
+            pb.rotation_quaternion = r.rotations[frame, i].tolist()
+
+    def _camera(self, r: Result, coll, name: str, scene):
+        cam = self._track(bpy.data.cameras, bpy.data.cameras.new(f"{name} Camera"))
+        lens, sx, sy = r.lens(SENSOR_WIDTH)
+        cam.sensor_fit = "HORIZONTAL"
+        cam.sensor_width = SENSOR_WIDTH
+        cam.lens = lens
+        cam.shift_x, cam.shift_y = sx, sy
+        cam.clip_start, cam.clip_end = 0.05, 1000.0
+        obj = bpy.data.objects.new(f"{name} Camera", cam)
+        self.objects.append(obj)
+        coll.objects.link(obj)
+        obj.matrix_world = _matrix(r.camera_matrix_world(0))
+        if r.image_path and os.path.isfile(r.image_path):
+            img = self._track(bpy.data.images, bpy.data.images.load(r.image_path, check_existing=True))
+            bg = cam.background_images.new()
+            bg.image = img
+            bg.alpha = 1.0
+            bg.display_depth = "BACK"
+            cam.show_background_images = True
+        rs = scene.render
+        self.saved_render = (scene, scene.camera, (rs.resolution_x, rs.resolution_y, rs.resolution_percentage))
+        scene.camera = obj
+        scene.render.resolution_x = r.width
+        scene.render.resolution_y = r.height
+        scene.render.resolution_percentage = 100
+        scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+        return obj
+
+
+def build_scene(result: Result, context, name: str | None = None) -> dict:
+    """Build armature, skinned mesh, pose and camera; all or nothing."""
+    return SceneBuilder().build(result, context, name)

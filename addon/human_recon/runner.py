@@ -1,0 +1,254 @@
+"""Runs the bundled inference package in a separate Python (plain Python, no bpy).
+
+The add-on never imports torch: it starts ``python -m inference ... --json-progress``
+with the bundled package on ``PYTHONPATH`` (no shell), reads JSON lines from
+its stdout on a thread, and cancels by ending the child process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The inference package travels inside the add-on, in this folder (build_addon.py puts
+# it there); run from a source checkout, the repository root holds it.
+PACKAGE_DIR = Path(__file__).resolve().parent / "inference_pkg"
+if not (PACKAGE_DIR / "inference").is_dir():
+    PACKAGE_DIR = Path(__file__).resolve().parents[2]
+SCHEMA_VERSION = 1  # result files this add-on reads
+
+
+class RunnerError(Exception):
+    """A failure to show the user: ``code`` for programs, ``message`` says what to do."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Event:
+    kind: str  # progress | result | error | start | done
+    data: dict = field(default_factory=dict)
+
+
+def bundled_version() -> str:
+    """Version of the inference package shipped with this add-on."""
+    init = PACKAGE_DIR / "inference" / "__init__.py"
+    for line in init.read_text(encoding="utf-8").splitlines():
+        if line.startswith("__version__"):
+            return line.split("=", 1)[1].strip().strip("\"'")
+    raise RunnerError("broken_addon", f"{init} has no version; reinstall the add-on.")
+
+
+def find_python(preferred: str = "", venv_dir: str | os.PathLike | None = None) -> str:
+    """The interpreter that runs inference: the preference, $HUMAN_RECON_PYTHON,
+    or the environment the add-on set up. Raises ``no_interpreter`` if none."""
+    if preferred:  # an explicit choice is used or reported, never silently replaced
+        if Path(preferred).is_file() and os.access(preferred, os.X_OK):
+            return preferred
+        raise RunnerError(
+            "no_interpreter",
+            f"The Python interpreter {preferred} does not exist; fix the path in Human Recon's preferences.",
+        )
+    candidates = [os.environ.get("HUMAN_RECON_PYTHON", "")]
+    if venv_dir:
+        v = Path(venv_dir)
+        candidates += [str(v / "bin" / "python"), str(v / "Scripts" / "python.exe")]
+    for c in candidates:
+        if c and Path(c).is_file() and os.access(c, os.X_OK):
+            return c
+    raise RunnerError(
+        "no_interpreter",
+        "No Python environment for Human Recon: open Preferences > Add-ons > Human Recon and "
+        "click 'Set up environment' (or set the interpreter path).",
+    )
+
+
+class InferenceRun:
+    """One child process. ``poll()`` returns new events; ``cancel()`` ends it."""
+
+    def __init__(self, python: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        child_env = dict(os.environ if env is None else env)
+        child_env["PYTHONPATH"] = str(PACKAGE_DIR) + os.pathsep + child_env.get("PYTHONPATH", "")
+        child_env.setdefault("PYTHONUNBUFFERED", "1")
+        self.expected_version = bundled_version()
+        try:
+            self.proc = subprocess.Popen(
+                [python, "-m", "inference", *args, "--json-progress"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                env=child_env,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+            )
+        except OSError as exc:
+            raise RunnerError(
+                "bad_interpreter", f"Cannot start {python} ({exc.strerror}); fix the interpreter in the preferences."
+            ) from None
+        self._events: queue.Queue[Event] = queue.Queue()
+        self._stderr: list[str] = []
+        self._finished = threading.Event()
+        self.result_path: str | None = None
+        self.error: RunnerError | None = None
+        self.fraction = 0.0
+        self.stage = "starting"
+        self.cancelled = False
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                msg = json.loads(line)
+                kind = msg.pop("event")
+            except (ValueError, KeyError, AttributeError, TypeError):
+                self._events.put(Event("garbage", {"line": line[:200]}))
+                continue
+            self._events.put(Event(kind, msg))
+        self.proc.wait()
+        self._finished.set()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._stderr.append(line.rstrip())
+            del self._stderr[:-50]
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set() and self._events.empty()
+
+    def poll(self) -> list[Event]:
+        """Drain new events, updating ``fraction``, ``stage``, ``result_path`` and ``error``."""
+        out = []
+        while True:
+            try:
+                ev = self._events.get_nowait()
+            except queue.Empty:
+                break
+            self._apply(ev)
+            out.append(ev)
+        if self._finished.is_set() and self._events.empty() and self.result_path is None and self.error is None:
+            self.error = self._exit_error()
+        return out
+
+    def _apply(self, ev: Event) -> None:
+        if ev.kind == "start":
+            got = str(ev.data.get("version"))
+            if got != self.expected_version or ev.data.get("schema_version") != SCHEMA_VERSION:
+                self.error = RunnerError(
+                    "version_mismatch",
+                    f"The inference package is version {got} but this add-on needs {self.expected_version}; "
+                    "reinstall the add-on or click 'Set up environment' again.",
+                )
+                self.cancel()
+        elif ev.kind == "progress":
+            self.fraction = float(ev.data.get("fraction", self.fraction))
+            self.stage = str(ev.data.get("stage", self.stage))
+        elif ev.kind == "result":
+            self.result_path = str(ev.data["path"])
+            self.fraction = 1.0
+        elif ev.kind == "error" and self.error is None:
+            self.error = RunnerError(str(ev.data.get("code", "error")), str(ev.data.get("message", "failed")))
+        elif ev.kind == "garbage" and self.error is None:
+            self.error = RunnerError(
+                "bad_output",
+                f"The inference process printed unexpected output ({ev.data['line']!r}); "
+                "check the interpreter in the preferences.",
+            )
+            self.cancel()
+
+    def _exit_error(self) -> RunnerError:
+        if self.cancelled:
+            return RunnerError("cancelled", "Cancelled; the scene was left as it was.")
+        code = self.proc.returncode
+        last = next((line for line in reversed(self._stderr) if line.strip()), "")
+        if "No module named" in last or "ModuleNotFoundError" in last:
+            return RunnerError(
+                "broken_environment",
+                f"The inference environment is incomplete ({last.strip()}); click 'Set up environment' "
+                "in Human Recon's preferences.",
+            )
+        detail = f": {last.strip()[:200]}" if last else ""
+        return RunnerError(
+            "crashed", f"The inference process stopped unexpectedly (exit code {code}){detail}; try again."
+        )
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the child ends (headless ``execute()``)."""
+        if not self._finished.wait(timeout):
+            self.cancel()
+            self._finished.wait(10)
+
+    def cancel(self) -> None:
+        """End the child: SIGTERM (it removes its temporary files), then kill."""
+        if self.proc.poll() is None:
+            self.cancelled = True
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def reconstruct_args(image: str, output: str, quality: str = "balanced", body_model: str = "anny",
+                     cache_dir: str = "") -> list[str]:
+    args = ["reconstruct", image, "--output", output, "--overwrite", "--quality", quality, "--body-model", body_model]
+    if cache_dir:
+        args += ["--cache-dir", cache_dir]
+    return args
+
+
+def setup_environment(venv_dir: str | os.PathLike, requirements: str | os.PathLike,
+                      base_python: str | None = None) -> str:
+    """Create a virtual environment and pip-install the bundled requirements into it.
+
+    Returns the environment's interpreter; raises RunnerError with a clear message
+    when it cannot (no CPython 3.11, offline, no disk space)."""
+    venv = Path(venv_dir)
+    base = base_python or shutil.which("python3.11") or (sys.executable if sys.version_info[:2] == (3, 11) else None)
+    if not base:
+        raise RunnerError(
+            "no_python311",
+            "Setting up needs CPython 3.11 (python3.11 on PATH); install it or set an interpreter that has "
+            "the packages in requirements.txt.",
+        )
+    free = shutil.disk_usage(venv.parent if venv.parent.exists() else Path.home()).free
+    if free < 9 * 1024**3:
+        raise RunnerError(
+            "no_space", f"Setting up needs about 9 GB free, {free / 1024**3:.1f} GB is left; free some space."
+        )
+    try:
+        subprocess.run([base, "-m", "venv", str(venv)], check=True, capture_output=True, text=True)
+        py = str(venv / "bin" / "python")
+        proc = subprocess.run(
+            [py, "-m", "pip", "install", "--disable-pip-version-check", "-r", str(requirements)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise RunnerError("setup_failed", f"Could not create {venv} ({exc}); choose another folder.") from None
+    if proc.returncode != 0:
+        text = proc.stderr + proc.stdout
+        if any(s in text for s in ("Failed to establish", "Temporary failure", "Network is unreachable", "No matching")):
+            raise RunnerError("offline", "Cannot reach the package index; connect to the internet and try again.")
+        if "No space left" in text:
+            raise RunnerError("no_space", "The disk filled up while installing; free some space and try again.")
+        last = text.strip().splitlines()[-1] if text.strip() else ""
+        raise RunnerError("setup_failed", f"pip could not install the requirements ({last[:200]}).")
+    return py

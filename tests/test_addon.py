@@ -1,0 +1,261 @@
+"""The Blender extension in real headless Blender (bpy 5.0.1): build, install, reconstruct.
+
+bpy is imported here with a private user folder (BLENDER_USER_RESOURCES must be
+set before the first import), and the operator runs the real inference
+subprocess with this test run's interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import PERSON, ROOT, opencv_photo
+
+os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="hr_blender_user_"))
+bpy = pytest.importorskip("bpy")
+import build_addon  # noqa: E402
+
+ADDON = "bl_ext.user_default.human_recon"
+
+
+@pytest.fixture(scope="module")
+def addon_zip(tmp_path_factory):
+    return build_addon.build(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="module")
+def installed(addon_zip, cache_dir):
+    os.environ["HUMAN_RECON_PYTHON"] = sys.executable
+    os.environ["HUMAN_RECON_CACHE_DIR"] = cache_dir
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.extensions.package_install_files(filepath=str(addon_zip), repo="user_default", enable_on_install=True)
+    import addon_utils
+
+    assert addon_utils.check(ADDON)[1], "extension not enabled"
+    return sys.modules[ADDON]
+
+
+def _scene_state():
+    return (len(bpy.data.objects), len(bpy.data.collections), len(bpy.data.meshes), len(bpy.data.armatures))
+
+
+def _prefs():
+    return bpy.context.preferences.addons[ADDON].preferences
+
+
+@pytest.fixture(scope="module")
+def built(installed, tmp_path_factory):
+    out = tmp_path_factory.mktemp("result")
+    before = _scene_state()
+    assert bpy.ops.human_recon.reconstruct_image(filepath=str(PERSON), result_dir=str(out)) == {"FINISHED"}
+    coll = bpy.data.collections["person"]
+    objs = {o.type: o for o in coll.objects}
+    assert _scene_state()[0] == before[0] + 3
+    from inference.result import ReconResult
+
+    return objs, ReconResult.load(out / "person.npz")
+
+
+def test_zip_passes_blenders_validator(addon_zip):
+    proc = build_addon.validate(addon_zip)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    import zipfile
+
+    names = zipfile.ZipFile(addon_zip).namelist()
+    assert "blender_manifest.toml" in names and "__init__.py" in names
+    assert "inference_pkg/inference/pipeline.py" in names and "inference_pkg/requirements.txt" in names
+
+
+def test_panel_and_operator_registered(installed):
+    assert hasattr(bpy.types, "VIEW3D_PT_human_recon")
+    assert hasattr(bpy.ops.human_recon, "reconstruct_image")
+    assert bpy.context.scene.human_recon.body_model == "anny"
+
+
+def test_armature_and_skin_weights(built, body):
+    objs, res = built
+    arm, mesh = objs["ARMATURE"], objs["MESH"]
+    assert len(arm.data.bones) == len(body.bone_names) == len(res.bone_names)
+    assert [b.name for b in arm.data.bones] == list(res.bone_names)
+    for i, b in enumerate(arm.data.bones):
+        p = res.bone_parents[i]
+        assert (b.parent.name if b.parent else None) == (res.bone_names[p] if p >= 0 else None)
+    assert mesh.modifiers["Armature"].object == arm and len(mesh.data.vertices) == body.num_vertices
+    # Vertex groups carry the skin weights exactly.
+    names = list(res.bone_names)
+    rng = np.random.default_rng(0)
+    for v in rng.choice(len(mesh.data.vertices), 200, replace=False):
+        got = {mesh.vertex_groups[g.group].name: g.weight for g in mesh.data.vertices[int(v)].groups}
+        want = {names[j]: w for j, w in zip(res.skin_indices[v], res.skin_weights[v]) if w > 0}
+        assert got.keys() == want.keys()
+        assert max(abs(got[k] - want[k]) for k in want) < 1e-5
+
+
+def _evaluated_world_vertices(mesh):
+    deps = bpy.context.evaluated_depsgraph_get()
+    ev = mesh.evaluated_get(deps)
+    me = ev.to_mesh()
+    co = np.empty(len(me.vertices) * 3)
+    me.vertices.foreach_get("co", co)
+    ev.to_mesh_clear()
+    mw = np.array(mesh.matrix_world)
+    co = co.reshape(-1, 3)
+    return co @ mw[:3, :3].T + mw[:3, 3]
+
+
+def test_evaluated_mesh_matches_inference(built):
+    objs, res = built
+    world = _evaluated_world_vertices(objs["MESH"])
+    # Blender's world is the body's model space: take the camera-space mesh back into it.
+    R, t = res.global_rotation[0], res.root_translation[0]
+    expected = (res.vertices_cam - t) @ R
+    err = np.linalg.norm(world - expected, axis=1)
+    assert err.max() < 1e-3, err.max()  # within 1 mm per vertex
+
+
+def test_camera_projection_matches_inference(built):
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    from inference.camera import project_np
+
+    objs, res = built
+    cam = objs["CAMERA"]
+    scene = bpy.context.scene
+    assert scene.camera == cam
+    w, h = (int(x) for x in res.image_size)
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (w, h)
+    world = _evaluated_world_vertices(objs["MESH"])
+    ours = project_np(res.vertices_cam.astype(np.float64), res.camera_K)
+    idx = np.random.default_rng(1).choice(len(world), 500, replace=False)
+    theirs = []
+    for i in idx:
+        p = world_to_camera_view(scene, cam, Vector(world[i]))
+        theirs.append((p.x * w, (1 - p.y) * h))
+    err = np.linalg.norm(np.array(theirs) - ours[idx], axis=1)
+    assert err.max() < 1.0, err.max()  # within 1 px
+    assert cam.data.background_images[0].image.filepath.endswith("person.jpg")
+
+
+def test_glb_has_one_skin_with_all_bones(built, tmp_path):
+    objs, res = built
+    path = tmp_path / "person.glb"
+    bpy.ops.export_scene.gltf(filepath=str(path), export_format="GLB")
+    data = path.read_bytes()
+    magic, _, _ = struct.unpack_from("<4sII", data, 0)
+    length, kind = struct.unpack_from("<I4s", data, 12)
+    assert magic == b"glTF" and kind == b"JSON"
+    gltf = json.loads(data[20 : 20 + length])
+    assert len(gltf["skins"]) == 1
+    joints = {gltf["nodes"][j]["name"] for j in gltf["skins"][0]["joints"]}
+    assert joints == set(res.bone_names)
+
+
+def test_runner_cancel_ends_child_and_builds_nothing(installed, tmp_path):
+    runner = sys.modules[f"{ADDON}.runner"]
+    before = _scene_state()
+    out = tmp_path / "r.npz"
+    run = runner.InferenceRun(sys.executable, runner.reconstruct_args(str(PERSON), str(out)))
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(e.kind == "progress" for e in run.poll()):
+        time.sleep(0.05)
+    run.cancel()
+    assert run.proc.poll() is not None  # the child is gone
+    run.wait(10)
+    run.poll()
+    assert run.error is not None and run.error.code == "cancelled" and run.result_path is None
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert _scene_state() == before
+
+
+def _fake_python(tmp_path, body: str) -> str:
+    p = tmp_path / "python"
+    p.write_text("#!/bin/sh\n" + body + "\n")
+    p.chmod(0o755)
+    return str(p)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "does not exist"),
+        ("crash", "stopped unexpectedly"),
+        ("garbage", "unexpected output"),
+        ("old_version", "version 0.0.1"),
+    ],
+)
+def test_bad_interpreter_reports_and_leaves_scene(installed, tmp_path, case, message):
+    scripts = {
+        "crash": "echo 'Fatal Python error: Segmentation fault' >&2; exit 139",
+        "garbage": "echo 'hello from a wrong program'; exit 0",
+        "old_version": 'echo \'{"event": "start", "version": "0.0.1", "schema_version": 1}\'; sleep 5',
+    }
+    python = str(tmp_path / "nope" / "python") if case == "missing" else _fake_python(tmp_path, scripts[case])
+    _prefs().python_path = python
+    before = _scene_state()
+    try:
+        _assert_one_error_report(lambda: bpy.ops.human_recon.reconstruct_image(filepath=str(PERSON)), message)
+    finally:
+        _prefs().python_path = ""
+    assert _scene_state() == before
+
+
+def _assert_one_error_report(call, message):
+    # A script calling an operator gets its ERROR report as a RuntimeError (the UI shows it).
+    with pytest.raises(RuntimeError) as exc:
+        call()
+    text = str(exc.value)
+    assert text.startswith("Error: ") and message in text, text
+    assert len(text.strip().splitlines()) == 1 and "Traceback" not in text
+
+
+def test_photo_without_person_reports_and_leaves_scene(installed):
+    before = _scene_state()
+    photo = str(opencv_photo("fruits.jpg"))
+    _assert_one_error_report(lambda: bpy.ops.human_recon.reconstruct_image(filepath=photo), "No person found")
+    assert _scene_state() == before
+
+
+def test_old_schema_result_is_refused(installed, built, tmp_path):
+    result_io = sys.modules[f"{ADDON}.result_io"]
+    runner = sys.modules[f"{ADDON}.runner"]
+    objs, res = built
+    path = res.save(tmp_path / "r.npz")
+    with np.load(path) as z:
+        data = dict(z)
+    data["schema_version"] = np.asarray(0)
+    np.savez(tmp_path / "old.npz", **data)
+    with pytest.raises(runner.RunnerError) as exc:
+        result_io.load_result(tmp_path / "old.npz")
+    assert exc.value.code == "schema_mismatch"
+
+
+def test_headless_job_script_writes_three_files(tmp_path, cache_dir):
+    """The README's main job, in its own process: .npz, .blend, .glb and a PNG."""
+    import subprocess
+
+    env = dict(os.environ, HUMAN_RECON_CACHE_DIR=cache_dir, PYTHONPATH=str(ROOT))
+    env.pop("BLENDER_USER_RESOURCES", None)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "blender_job.py"), str(PERSON), str(tmp_path), "--samples", "4"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for ext in ("npz", "blend", "glb", "png"):
+        assert (tmp_path / f"person.{ext}").stat().st_size > 10_000
+    from PIL import Image
+
+    png = np.asarray(Image.open(tmp_path / "person.png").convert("RGB")).astype(int)
+    photo = np.asarray(Image.open(PERSON).convert("RGB")).astype(int)
+    assert png.shape == photo.shape
+    changed = np.abs(png - photo).sum(axis=2) > 30  # where the body was drawn over the photo
+    assert 0.05 < changed.mean() < 0.5
