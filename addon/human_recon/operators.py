@@ -85,6 +85,8 @@ class HUMAN_RECON_OT_reconstruct_image(bpy.types.Operator):
         except runner.RunnerError as err:
             self.report({"ERROR"}, err.message)
             return {"CANCELLED"}
+        if bpy.app.background:  # a terminal is watching: say what happens
+            _print_progress(run)
         run.wait(TIMEOUT_S)
         try:
             return _finish(self, context, run)
@@ -141,6 +143,19 @@ class HUMAN_RECON_OT_reconstruct_image(bpy.types.Operator):
         context.workspace.status_text_set(None)
         context.scene.human_recon.running = False
         context.scene.human_recon.progress = 0.0
+
+
+def _print_progress(run: runner.InferenceRun) -> None:
+    import time
+
+    last = ""
+    while not run.finished:
+        run.poll()
+        if run.stage != last:
+            last = run.stage
+            note = " (the first run builds the body model once, about 2 minutes)" if last == "load_models" else ""
+            print(f"Human Recon: {last}{note}", flush=True)
+        time.sleep(0.1)
 
 
 def _cleanup(tmpdir: str) -> None:
