@@ -84,3 +84,72 @@ def run_benchmark(images: list[str] | None = None, repeats: int = 5, quality: st
         "keypoint_error_pct_mean": round(statistics.mean(x["keypoint_error_pct"] for x in per_image), 3),
         "per_image": per_image,
     }
+
+
+def motion_metrics(result) -> dict:
+    """Jitter (mean keypoint acceleration, mm/frame^2) of our smoothed, our raw and MediaPipe's
+    keypoints, all root-relative; smoothing lag (frames); foot skating (mm per contact frame)."""
+    import numpy as np
+
+    def rel(k):
+        return k - k[:, [11, 12]].mean(1, keepdims=True)
+
+    def jitter(k):
+        k = rel(k)
+        acc = k[2:] - 2 * k[1:-1] + k[:-2]
+        n = np.linalg.norm(acc, axis=-1)
+        return float(np.nanmean(n) * 1000.0)
+
+    ours = result.frame_keypoints3d_cam.astype(np.float64)
+    raw = result.frame_keypoints3d_raw.astype(np.float64)
+    mp = result.frame_landmarks3d.astype(np.float64)
+    # Lag: the shift that best aligns smoothed with raw velocities (0 for a centred filter).
+    v_s = np.diff(rel(ours), axis=0).reshape(len(ours) - 1, -1)
+    v_r = np.diff(rel(raw), axis=0).reshape(len(raw) - 1, -1)
+    shifts = range(-3, 4)
+    score = [float((np.roll(v_s, s, axis=0)[3:-3] * v_r[3:-3]).sum()) for s in shifts]
+    lag = list(shifts)[int(np.argmax(score))]
+    # Foot skating: the lower ankle (camera y is down) while it is nearly still.
+    ank = ours[:, [15, 16]]
+    lower = np.argmax(ank[:, :, 1], axis=1)
+    foot = ank[np.arange(len(ank)), lower]
+    step = np.linalg.norm(np.diff(foot, axis=0), axis=1)
+    same = lower[1:] == lower[:-1]
+    contact = same & (step < 0.02)
+    skate = float(step[contact].mean() * 1000.0) if contact.any() else 0.0
+    j_ours, j_mp = jitter(ours), jitter(mp)
+    return {
+        "jitter_mm_per_frame2": round(j_ours, 2),
+        "jitter_unsmoothed_fit_mm_per_frame2": round(jitter(raw), 2),
+        "jitter_mediapipe_mm_per_frame2": round(j_mp, 2),
+        "jitter_ratio_vs_mediapipe": round(j_ours / j_mp, 3) if j_mp > 0 else None,
+        "smoothing_lag_frames": lag,
+        "foot_skating_mm_per_contact_frame": round(skate, 2),
+        "contact_frames": int(contact.sum()),
+    }
+
+
+def run_sequence_benchmark(clip: str, end: int | None = 60, cache_dir: str | None = None) -> dict:
+    from . import __version__
+    from .frames import open_frames
+    from .pipeline import Reconstructor
+    from .sequence import SequenceReconstructor
+
+    rec = Reconstructor(cache_dir=cache_dir)
+    source = open_frames(clip, end=end)
+    seq = SequenceReconstructor(rec)
+    t = time.perf_counter()
+    result = seq.run(source)
+    secs = time.perf_counter() - t
+    n = len(source)
+    return {
+        "benchmark": "sequence",
+        "version": __version__,
+        "clip": Path(clip).name,
+        "frames": n,
+        "frames_filled": int((~result.frame_detected).sum()),
+        "frames_per_second": round(n / secs, 2),
+        "seconds_per_frame": {k: round(v, 4) for k, v in result.timings.items() if k != "total"},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        "threads": torch.get_num_threads(),
+    } | motion_metrics(result)

@@ -62,6 +62,21 @@ class Output:
             self._out.write(line + "\n")
             self._out.flush()
 
+    def progress_bar(self, total: int):
+        """A one-line bar on a terminal (stderr); nothing otherwise."""
+        if self.json_mode or not self._err.isatty():
+            return lambda done, note="": None
+
+        def show(done: int, note: str = "") -> None:
+            width = 30
+            fill = int(width * done / max(total, 1))
+            self._err.write(f"\r[{'#' * fill}{'.' * (width - fill)}] {done}/{total} frames")
+            if done >= total:
+                self._err.write("\n")
+            self._err.flush()
+
+        return show
+
     def error(self, err: ReconError, **fields: Any) -> None:
         self.event("error", code=err.code, message=err.message, **fields)
         self._err.write(f"error: {err.message}\n")
@@ -163,10 +178,51 @@ def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK if not failed else exit_code_for(last_code)
 
 
-def cmd_benchmark(args: argparse.Namespace, out: Output) -> int:
-    from .benchmark import run_benchmark
+def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
+    from .frames import open_frames
 
-    report = run_benchmark(images=args.images, repeats=args.repeats, quality=args.quality, cache_dir=args.cache_dir)
+    dest = Path(args.output)
+    if dest.suffix.lower() != ".npz":
+        raise ReconError("bad_argument", f"--output must end in .npz (got {dest.name}).")
+    _check_output(dest, args.overwrite)
+    source = open_frames(args.input, start=args.start, end=args.end, step=args.step, fps=args.fps)
+    out_fps = (args.fps or source.fps) / (1 if args.fps else args.step)
+    total = len(source)
+    out.event("start", version=_version(), schema_version=_schema(), total=total)
+    for name in source.skipped_files or []:
+        out.event("skipped", file=name, reason="not an image file")
+    from .pipeline import Reconstructor
+    from .sequence import SequenceReconstructor
+
+    out.event("progress", stage="load_models", fraction=0.0, frame=0, total=total)
+    rec = Reconstructor(body_model=args.body_model, quality=args.quality, cache_dir=args.cache_dir)
+    bar = out.progress_bar(total)
+
+    def progress(done: int, n: int, note: str) -> None:
+        out.event("progress", stage="frames", fraction=round(done / n, 4), frame=done, total=n, **({"note": note} if note else {}))
+        bar(done, note)
+
+    t = time.perf_counter()
+    result = SequenceReconstructor(rec).run(source, progress, out_fps=out_fps)
+    result.save(dest, overwrite=args.overwrite)
+    secs = time.perf_counter() - t
+    missing = int((~result.frame_detected).sum())
+    out.event(
+        "result", path=str(dest), frames=total, filled=missing, fps=result.fps,
+        seconds=round(secs, 3), frames_per_second=round(total / secs, 2),
+    )  # fmt: skip
+    out.say(f"{args.input} -> {dest}  ({total} frames, {missing} filled in, {total / secs:.1f} frames/s)")
+    out.event("done", ok=1, failed=0)
+    return EXIT_OK
+
+
+def cmd_benchmark(args: argparse.Namespace, out: Output) -> int:
+    from .benchmark import run_benchmark, run_sequence_benchmark
+
+    if args.sequence:
+        report = run_sequence_benchmark(args.sequence, end=args.frames, cache_dir=args.cache_dir)
+    else:
+        report = run_benchmark(images=args.images, repeats=args.repeats, quality=args.quality, cache_dir=args.cache_dir)
     if args.json:
         out._out.write(json.dumps(report) + "\n")
     else:
@@ -202,10 +258,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cache-dir", default=None, help="body-model cache folder (default ~/.cache/human_recon)")
     r.add_argument("--json-progress", action="store_true", help="JSON lines on stdout (for programs)")
 
+    q = sub.add_parser("sequence", help="reconstruct a clip (folder of frames or video) as one keyframed result")
+    q.add_argument("input", help="folder of frames (natural order: frame2 before frame10) or a video file")
+    q.add_argument("--output", "-o", required=True, help="result .npz")
+    q.add_argument("--start", type=int, default=0, help="first frame (0-based)")
+    q.add_argument("--end", type=int, default=None, help="stop before this frame")
+    q.add_argument("--step", type=int, default=1, help="use every n-th frame")
+    q.add_argument("--fps", type=float, default=None, help="frame rate of the result (default: the video's / step)")
+    q.add_argument("--overwrite", action="store_true")
+    q.add_argument("--quality", choices=["fast", "balanced", "best"], default="balanced", help="first-frame fit")
+    q.add_argument("--body-model", default="anny", choices=["anny"])
+    q.add_argument("--cache-dir", default=None)
+    q.add_argument("--json-progress", action="store_true")
+
     b = sub.add_parser("benchmark", help="speed and accuracy on bundled and given photos")
     b.add_argument("images", nargs="*", help="extra photos to measure (the bundled one is always included)")
     b.add_argument("--json", action="store_true", help="one JSON line")
     b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--sequence", metavar="CLIP", help="benchmark the clip pipeline on a video or folder of frames")
+    b.add_argument("--frames", type=int, default=60, help="frames of the clip to use (--sequence)")
     b.add_argument("--quality", choices=["fast", "balanced", "best"], default="balanced")
     b.add_argument("--cache-dir", default=None)
 
@@ -225,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "reconstruct":
             return cmd_reconstruct(args, out)
+        if args.command == "sequence":
+            return cmd_sequence(args, out)
         return cmd_benchmark(args, out)
     except ReconError as err:
         out.error(err)

@@ -146,6 +146,9 @@ class Reconstructor:
             keypoint_error_pct=kp_err,
             timings=dict(timings),
             inference_version=__version__,
+            frame_keypoints3d_cam=kp_np[None].astype(np.float32),
+            frame_keypoints3d_raw=kp_np[None].astype(np.float32),
+            frame_keypoints2d=det.keypoints2d[None, :N_COCO].astype(np.float32),
         )
 
     def close(self) -> None:

@@ -49,6 +49,17 @@ class ReconResult:
     silhouette_iou: float = float("nan")
     keypoint_error_pct: float = float("nan")  # mean, visible keypoints, % of box height
     timings: dict[str, float] = field(default_factory=dict)
+    # Per-frame data (clips; a photo is a one-frame clip).
+    fps: float = 0.0  # frames per second of the result (0 for a photo)
+    frame_indices: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int32))  # (N,) source frame numbers
+    frame_detected: np.ndarray = field(default_factory=lambda: np.ones(1, bool))  # (N,) False: filled in
+    frame_keypoints3d_cam: np.ndarray = field(default_factory=lambda: np.zeros((1, 17, 3), np.float32))
+    frame_keypoints3d_raw: np.ndarray = field(default_factory=lambda: np.zeros((1, 17, 3), np.float32))  # unsmoothed
+    frame_keypoints2d: np.ndarray = field(default_factory=lambda: np.zeros((1, 17, 3), np.float32))  # detected
+    # MediaPipe's raw world landmarks (COCO-17 order, hip-centred metres; NaN where not detected).
+    frame_landmarks3d: np.ndarray = field(default_factory=lambda: np.zeros((1, 17, 3), np.float32))
+    frames_filled: int = 0
+    notes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))  # what was skipped and why
     schema_version: int = SCHEMA_VERSION
     inference_version: str = ""
 

@@ -13,7 +13,6 @@ import struct
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -259,3 +258,37 @@ def test_headless_job_script_writes_three_files(tmp_path, cache_dir):
     assert png.shape == photo.shape
     changed = np.abs(png - photo).sum(axis=2) > 30  # where the body was drawn over the photo
     assert 0.05 < changed.mean() < 0.5
+
+
+def test_import_sequence_keyframes_one_armature(installed, tmp_path, body):
+    import torch
+
+    from inference.result import ReconResult
+
+    clip = ROOT / "tests" / "data" / "demo.mp4"
+    if not clip.exists():
+        pytest.skip("run scripts/fetch_test_data.sh for the test clip")
+    before = len([o for o in bpy.data.objects if o.type == "ARMATURE"])
+    res = bpy.ops.human_recon.import_sequence(filepath=str(clip), start=0, end=12, result_dir=str(tmp_path))
+    assert res == {"FINISHED"}
+    arms = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+    assert len(arms) == before + 1
+    arm = bpy.data.collections["demo"].objects["demo Rig"]
+    r = ReconResult.load(tmp_path / "demo.npz")
+    scene = bpy.context.scene
+    assert (scene.frame_start, scene.frame_end) == (1, 12) and scene.render.fps == 30
+    from bpy_extras import anim_utils
+
+    bag = anim_utils.action_get_channelbag_for_slot(arm.animation_data.action, arm.animation_data.action_slot)
+    assert all(len(fc.keyframe_points) == 12 for fc in bag.fcurves)
+    assert len(bag.fcurves) == 4 * len(r.bone_names) + 3  # rotations, plus the root's location
+    # At a keyframe, Blender's evaluated body gives the inference's keypoints for that frame.
+    mesh = bpy.data.collections["demo"].objects["demo Body"]
+    m0 = np.eye(4)
+    m0[:3, :3], m0[:3, 3] = r.global_rotation[0], r.root_translation[0]
+    for k in (0, 7):
+        scene.frame_set(scene.frame_start + k)
+        world = _evaluated_world_vertices(mesh)
+        cam = world @ m0[:3, :3].T + m0[:3, 3]
+        kp = body.keypoints(torch.tensor(cam, dtype=torch.float32)[None])[0, :17].numpy()
+        assert np.abs(kp - r.frame_keypoints3d_cam[k]).max() < 2e-3, k

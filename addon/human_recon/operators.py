@@ -1,6 +1,5 @@
 """Operators: "Reconstruct from image" (modal with progress and Esc, or blocking execute())."""
 
-from __future__ import annotations
 
 import os
 import tempfile
@@ -26,17 +25,18 @@ def _start(context, op) -> tuple[runner.InferenceRun, str]:
     """Validate the inputs and start the child process; raise RunnerError with a clear message."""
     path = bpy.path.abspath(op.filepath) if op.filepath else ""
     if not path:
-        raise runner.RunnerError("no_image", "Choose a photo first.")
-    if not os.path.isfile(path):
-        raise runner.RunnerError("not_found", f"Photo not found: {path}")
+        raise runner.RunnerError("no_input", f"Choose a {op.input_kind} first.")
+    exists = os.path.isfile(path) or (op.input_kind == "clip" and os.path.isdir(path))
+    if not exists:
+        raise runner.RunnerError("not_found", f"{op.input_kind.capitalize()} not found: {path}")
     python = resolve_python(context)
     keep = bpy.path.abspath(op.result_dir) if op.result_dir else ""
     if keep and not os.path.isdir(keep):
         raise runner.RunnerError("output_not_writable", f"Result folder {keep} does not exist; create it first.")
     tmpdir = "" if keep else tempfile.mkdtemp(prefix="human_recon_")
-    out = os.path.join(keep or tmpdir, Path(path).stem + ".npz")
+    out = os.path.join(keep or tmpdir, Path(path.rstrip("/\\")).stem + ".npz")
     p = prefs(context)
-    args = runner.reconstruct_args(path, out, op.quality, op.body_model, p.cache_dir if p else "")
+    args = op.runner_args(path, out, p.cache_dir if p else "")
     return runner.InferenceRun(python, args), tmpdir
 
 
@@ -59,21 +59,10 @@ def _finish(op, context, run: runner.InferenceRun) -> set[str]:
     return {"FINISHED"}
 
 
-class HUMAN_RECON_OT_reconstruct_image(bpy.types.Operator):
-    """Reconstruct a rigged, posed body and a matching camera from the photo"""
+class _InferenceOperator:
+    """Shared run logic: blocking ``execute()`` (headless), modal ``invoke()`` with progress and Esc."""
 
-    bl_idname = "human_recon.reconstruct_image"
-    bl_label = "Reconstruct from image"
-    bl_options = {"REGISTER", "UNDO"}
-
-    filepath: bpy.props.StringProperty(name="Photo", subtype="FILE_PATH", default="")
-    quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="balanced")
-    body_model: bpy.props.EnumProperty(name="Body model", items=BODY_MODEL_ITEMS, default="anny")
-    result_dir: bpy.props.StringProperty(
-        name="Keep result in", description="Folder to keep the result .npz in (empty: discard it)",
-        subtype="DIR_PATH", default="",
-    )  # fmt: skip
-
+    input_kind = "photo"
     _run: runner.InferenceRun | None = None
     _timer = None
     _tmpdir: str = ""
@@ -94,11 +83,7 @@ class HUMAN_RECON_OT_reconstruct_image(bpy.types.Operator):
             _cleanup(self._tmpdir)
 
     def invoke(self, context, event):
-        scene_props = context.scene.human_recon
-        if not self.filepath:
-            self.filepath = scene_props.image_path
-        self.quality = scene_props.quality
-        self.body_model = scene_props.body_model
+        self.take_panel_settings(context.scene.human_recon)
         try:
             self._run, self._tmpdir = _start(context, self)
         except runner.RunnerError as err:
@@ -108,7 +93,7 @@ class HUMAN_RECON_OT_reconstruct_image(bpy.types.Operator):
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.progress_begin(0, 100)
         wm.modal_handler_add(self)
-        scene_props.running = True
+        context.scene.human_recon.running = True
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
@@ -165,4 +150,55 @@ def _cleanup(tmpdir: str) -> None:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-classes = (HUMAN_RECON_OT_reconstruct_image,)
+class HUMAN_RECON_OT_reconstruct_image(_InferenceOperator, bpy.types.Operator):
+    """Reconstruct a rigged, posed body and a matching camera from the photo"""
+
+    bl_idname = "human_recon.reconstruct_image"
+    bl_label = "Reconstruct from image"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: bpy.props.StringProperty(name="Photo", subtype="FILE_PATH", default="")
+    quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="balanced")
+    body_model: bpy.props.EnumProperty(name="Body model", items=BODY_MODEL_ITEMS, default="anny")
+    result_dir: bpy.props.StringProperty(
+        name="Keep result in", description="Folder to keep the result .npz in (empty: discard it)",
+        subtype="DIR_PATH", default="",
+    )  # fmt: skip
+
+    def take_panel_settings(self, props) -> None:
+        if not self.filepath:
+            self.filepath = props.image_path
+        self.quality, self.body_model = props.quality, props.body_model
+
+    def runner_args(self, path: str, out: str, cache_dir: str) -> list[str]:
+        return runner.reconstruct_args(path, out, self.quality, self.body_model, cache_dir)
+
+
+class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
+    """Reconstruct a clip (folder of frames or a video) as one armature keyframed frame by frame"""
+
+    bl_idname = "human_recon.import_sequence"
+    bl_label = "Import sequence"
+    bl_options = {"REGISTER", "UNDO"}
+    input_kind = "clip"
+
+    filepath: bpy.props.StringProperty(name="Clip", description="Video file or folder of frames", default="")
+    start: bpy.props.IntProperty(name="Start", description="First frame (0-based)", default=0, min=0)
+    end: bpy.props.IntProperty(name="End", description="Stop before this frame (0: the whole clip)", default=0, min=0)
+    step: bpy.props.IntProperty(name="Step", description="Use every n-th frame", default=1, min=1)
+    quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="balanced")
+    body_model: bpy.props.EnumProperty(name="Body model", items=BODY_MODEL_ITEMS, default="anny")
+    result_dir: bpy.props.StringProperty(name="Keep result in", subtype="DIR_PATH", default="")
+
+    def take_panel_settings(self, props) -> None:
+        if not self.filepath:
+            self.filepath = props.clip_path
+        self.quality, self.body_model = props.quality, props.body_model
+
+    def runner_args(self, path: str, out: str, cache_dir: str) -> list[str]:
+        return runner.sequence_args(
+            path, out, self.start, self.end or None, self.step, self.quality, self.body_model, cache_dir
+        )
+
+
+classes = (HUMAN_RECON_OT_reconstruct_image, HUMAN_RECON_OT_import_sequence)

@@ -1,14 +1,21 @@
 """The "Human Recon" sidebar panel in the 3D Viewport."""
 
-from __future__ import annotations
 
 import bpy
 
-from .operators import BODY_MODEL_ITEMS, QUALITY_ITEMS, HUMAN_RECON_OT_reconstruct_image
+from .operators import (
+    BODY_MODEL_ITEMS,
+    QUALITY_ITEMS,
+    HUMAN_RECON_OT_import_sequence,
+    HUMAN_RECON_OT_reconstruct_image,
+)
 
 
 class HumanReconSceneProps(bpy.types.PropertyGroup):
     image_path: bpy.props.StringProperty(name="Photo", subtype="FILE_PATH", default="")
+    clip_path: bpy.props.StringProperty(
+        name="Clip", description="Video file or folder of frames", subtype="FILE_PATH", default=""
+    )
     body_model: bpy.props.EnumProperty(name="Body model", items=BODY_MODEL_ITEMS, default="anny")
     quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="balanced")
     running: bpy.props.BoolProperty(default=False, options={"SKIP_SAVE"})
@@ -32,6 +39,10 @@ class VIEW3D_PT_human_recon(bpy.types.Panel):
         else:
             op = layout.operator(HUMAN_RECON_OT_reconstruct_image.bl_idname, icon="ARMATURE_DATA")
             op.filepath = props.image_path
+            layout.separator()
+            layout.prop(props, "clip_path")
+            op = layout.operator(HUMAN_RECON_OT_import_sequence.bl_idname, icon="ANIM")
+            op.filepath = props.clip_path
 
 
 classes = (HumanReconSceneProps, VIEW3D_PT_human_recon)

@@ -1,6 +1,5 @@
 """Add-on preferences: which Python runs inference, and setting that environment up."""
 
-from __future__ import annotations
 
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from . import runner
 ADDON_ID = __package__
 
 
-def prefs(context=None) -> "HumanReconPreferences | None":
+def prefs(context=None):
     context = context or bpy.context
     addon = context.preferences.addons.get(ADDON_ID)
     return addon.preferences if addon else None

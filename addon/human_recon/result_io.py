@@ -45,6 +45,7 @@ class Result:
     global_rotation: np.ndarray  # (N, 3, 3)
     root_translation: np.ndarray  # (N, 3)
     body_model: str
+    fps: float = 0.0
 
     def model_to_camera(self, frame: int = 0) -> np.ndarray:
         """4x4 model space -> OpenCV camera space."""
@@ -105,4 +106,5 @@ def load_result(path: str | Path) -> Result:
         global_rotation=data["global_rotation"].astype(np.float64),
         root_translation=data["root_translation"].astype(np.float64),
         body_model=str(data.get("body_model", "anny")),
+        fps=float(data["fps"]) if "fps" in data else 0.0,
     )

@@ -69,6 +69,8 @@ class SceneBuilder:
         arm_obj = self._armature(r, coll, name)
         mesh_obj = self._mesh(r, coll, name, arm_obj)
         self._pose(r, arm_obj, frame=0)
+        if len(r.rotations) > 1:
+            self._animate(r, arm_obj, scene)
         cam_obj = self._camera(r, coll, name, scene)
         return {"collection": coll, "armature": arm_obj, "mesh": mesh_obj, "camera": cam_obj}
 
@@ -121,6 +123,56 @@ class SceneBuilder:
             pb = arm_obj.pose.bones[bname]
             pb.rotation_mode = "QUATERNION"
             pb.rotation_quaternion = r.rotations[frame, i].tolist()
+
+    def _animate(self, r: Result, arm_obj, scene) -> None:
+        """One action: every bone's rotation per frame, and the root's motion on the root bone."""
+        from bpy_extras import anim_utils
+
+        n = len(r.rotations)
+        frames = np.arange(n, dtype=np.float64) + scene.frame_start
+        action = self._track(bpy.data.actions, bpy.data.actions.new(f"{arm_obj.name} Motion"))
+        slot = action.slots.new(id_type="OBJECT", name=arm_obj.name)
+        arm_obj.animation_data_create()
+        arm_obj.animation_data.action = action
+        arm_obj.animation_data.action_slot = slot
+        bag = anim_utils.action_ensure_channelbag_for_slot(action, slot)
+
+        def curve(path: str, index: int, values: np.ndarray, group: str) -> None:
+            fc = bag.fcurves.new(path, index=index, group_name=group)
+            fc.keyframe_points.add(n)
+            co = np.empty(2 * n)
+            co[0::2], co[1::2] = frames, values
+            fc.keyframe_points.foreach_set("co", co)
+            fc.keyframe_points.foreach_set("interpolation", [1] * n)  # LINEAR: frames are samples
+            fc.update()
+
+        for j, bname in enumerate(r.bone_names):
+            if j == 0:
+                continue  # the root carries the body's motion, below
+            q = r.rotations[:, j]
+            for c in range(4):
+                curve(f'pose.bones["{bname}"].rotation_quaternion', c, q[:, c], bname)
+        # Root motion: the body moves relative to frame 0, the camera stays put.
+        root = r.bone_names[0]
+        L = r.rest_matrices[0]
+        Linv = np.linalg.inv(L)
+        m0inv = np.linalg.inv(r.model_to_camera(0))
+        basis = np.stack([Linv @ m0inv @ r.model_to_camera(f) @ L for f in range(n)])
+        from mathutils import Matrix as M
+
+        quats = np.array([list(M(b[:3, :3].tolist()).to_quaternion()) for b in basis])
+        for t in range(1, n):  # keep the quaternion path continuous
+            if np.dot(quats[t], quats[t - 1]) < 0:
+                quats[t] *= -1
+        arm_obj.pose.bones[root].rotation_mode = "QUATERNION"
+        for c in range(3):
+            curve(f'pose.bones["{root}"].location', c, basis[:, c, 3], root)
+        for c in range(4):
+            curve(f'pose.bones["{root}"].rotation_quaternion', c, quats[:, c], root)
+        scene.frame_end = int(frames[-1])
+        if r.fps > 0:
+            scene.render.fps = max(1, round(r.fps))
+            scene.render.fps_base = scene.render.fps / r.fps
 
     def _camera(self, r: Result, coll, name: str, scene):
         cam = self._track(bpy.data.cameras, bpy.data.cameras.new(f"{name} Camera"))

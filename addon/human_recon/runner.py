@@ -215,6 +215,17 @@ def reconstruct_args(image: str, output: str, quality: str = "balanced", body_mo
     return args
 
 
+def sequence_args(clip: str, output: str, start: int = 0, end: int | None = None, step: int = 1,
+                  quality: str = "balanced", body_model: str = "anny", cache_dir: str = "") -> list[str]:
+    args = ["sequence", clip, "--output", output, "--overwrite", "--start", str(start), "--step", str(step),
+            "--quality", quality, "--body-model", body_model]  # fmt: skip
+    if end is not None:
+        args += ["--end", str(end)]
+    if cache_dir:
+        args += ["--cache-dir", cache_dir]
+    return args
+
+
 def setup_environment(venv_dir: str | os.PathLike, requirements: str | os.PathLike,
                       base_python: str | None = None) -> str:
     """Create a virtual environment and pip-install the bundled requirements into it.

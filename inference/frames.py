@@ -1,0 +1,111 @@
+"""Frames of a clip: a folder of images (natural order) or a video file (OpenCV).
+
+Frames are read one at a time, so memory does not grow with the clip's length.
+A frame that cannot be read yields ``None`` (the sequence fills it in and
+counts it) instead of stopping the clip.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ReconError
+from .images import load_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+def natural_key(name: str) -> list:
+    """'frame2' sorts before 'frame10'."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+@dataclass
+class FrameSource:
+    path: Path
+    fps: float
+    indices: list[int]  # source frame numbers that will be read
+    files: list[Path] | None = None  # folder input
+    skipped_files: list[str] | None = None  # non-image files in the folder
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray | None, str]]:
+        """(source index, RGB frame or None if unreadable, why it was unreadable)."""
+        if self.files is not None:
+            for i in self.indices:
+                try:
+                    yield i, load_image(self.files[i]), ""
+                except ReconError as err:
+                    yield i, None, err.message
+            return
+        import cv2
+
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            wanted = set(self.indices)
+            last = max(self.indices) if self.indices else -1
+            pos = 0
+            if self.indices and self.indices[0] > 0:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, self.indices[0])
+                pos = self.indices[0]
+            while pos <= last:
+                ok, bgr = cap.read()
+                if pos in wanted:
+                    if ok and bgr is not None:
+                        yield pos, np.ascontiguousarray(bgr[:, :, ::-1]), ""
+                    else:
+                        yield pos, None, f"frame {pos} of {self.path.name} could not be decoded"
+                pos += 1
+        finally:
+            cap.release()
+
+
+def open_frames(
+    path: str | os.PathLike, start: int = 0, end: int | None = None, step: int = 1, fps: float | None = None
+) -> FrameSource:
+    """Open a folder of frames or a video; ``start``/``end`` (exclusive)/``step`` pick frames."""
+    p = Path(path)
+    if not p.exists():
+        raise ReconError("not_found", f"{p} not found; pass a folder of frames or a video file.")
+    if step < 1 or start < 0 or (end is not None and end <= start):
+        raise ReconError("bad_argument", "Frame range must satisfy 0 <= start < end and step >= 1.")
+    if p.is_dir():
+        entries = sorted((e for e in p.iterdir() if e.is_file()), key=lambda e: natural_key(e.name))
+        files = [e for e in entries if e.suffix.lower() in IMAGE_SUFFIXES]
+        skipped = [e.name for e in entries if e.suffix.lower() not in IMAGE_SUFFIXES and not e.name.startswith(".")]
+        if not files:
+            raise ReconError("no_frames", f"{p} holds no image files (.jpg, .png, ...); pass a folder of frames.")
+        indices = list(range(start, min(len(files), end if end is not None else len(files)), step))
+        if not indices:
+            raise ReconError("no_frames", f"The frame range is empty: {p} has {len(files)} frames.")
+        return FrameSource(p, float(fps or 30.0), indices, files=files, skipped_files=skipped)
+    if p.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ReconError("not_a_video", f"{p.name} is neither a folder of frames nor a video file (.mp4, .mov, ...).")
+    if p.stat().st_size == 0:
+        raise ReconError("empty_file", f"{p} is empty (0 bytes); pass a valid video file.")
+    import cv2
+
+    cap = cv2.VideoCapture(str(p))
+    try:
+        if not cap.isOpened():
+            raise ReconError("corrupt_video", f"{p.name} could not be opened as a video; re-export it (H.264 MP4).")
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        native_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        ok, _ = cap.read()
+    finally:
+        cap.release()
+    if not ok or count <= 0:
+        raise ReconError("corrupt_video", f"{p.name} has no decodable frames; re-export it (H.264 MP4).")
+    indices = list(range(start, min(count, end if end is not None else count), step))
+    if not indices:
+        raise ReconError("no_frames", f"The frame range is empty: {p.name} has {count} frames.")
+    return FrameSource(p, float(fps or native_fps or 30.0) / 1.0, indices)
