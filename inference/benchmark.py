@@ -109,14 +109,17 @@ def motion_metrics(result) -> dict:
     shifts = range(-3, 4)
     score = [float((np.roll(v_s, s, axis=0)[3:-3] * v_r[3:-3]).sum()) for s in shifts]
     lag = list(shifts)[int(np.argmax(score))]
-    # Foot skating: the lower ankle (camera y is down) while it is nearly still.
-    ank = ours[:, [15, 16]]
-    lower = np.argmax(ank[:, :, 1], axis=1)
-    foot = ank[np.arange(len(ank)), lower]
-    step = np.linalg.norm(np.diff(foot, axis=0), axis=1)
-    same = lower[1:] == lower[:-1]
-    contact = same & (step < 0.02)
-    skate = float(step[contact].mean() * 1000.0) if contact.any() else 0.0
+    # Foot skating: 3D travel of a foot while the image says it is planted (its detected
+    # ankle barely moves), the same test the clip pipeline uses to hold feet still.
+    from .sequence import SequenceOptions
+
+    a2d = result.frame_keypoints2d[:, [15, 16]].astype(np.float64)
+    box_h = float(result.person_box[3] - result.person_box[1])
+    speed2d = np.linalg.norm(np.diff(a2d[..., :2], axis=0), axis=-1) / box_h
+    planted = (speed2d < SequenceOptions().contact_speed) & (a2d[1:, :, 2] > 0.5) & (a2d[:-1, :, 2] > 0.5)
+    travel = np.linalg.norm(np.diff(ours[:, [15, 16]], axis=0), axis=-1)
+    skate = float(travel[planted].mean() * 1000.0) if planted.any() else 0.0
+    contact = planted
     j_ours, j_mp = jitter(ours), jitter(mp)
     return {
         "jitter_mm_per_frame2": round(j_ours, 2),

@@ -139,7 +139,6 @@ class Fitter:
         target[..., 2] = torch.where(target[..., 2] > 0.3, target[..., 2], 0.02 * target[..., 2])
         height = torch.tensor([max(d.height, 8.0) for d in detections], dtype=torch.float32)
         lm3d = torch.tensor(np.stack([d.landmarks3d for d in detections]), dtype=torch.float32)
-        masks = MaskTargets(detections[0].mask, float(height[0]))
 
         pose0 = init.pose[:, lim.index].detach().clone()
         grot = init.global_rot.detach().clone().requires_grad_(True)
@@ -195,13 +194,15 @@ class Fitter:
         pose_sub = pose_sub.detach()[sel].clone().requires_grad_(True)
         pose0 = pose0[sel]
         target, height, lm3d = target[sel], height[sel], lm3d[sel]
-        if best == 1:
-            masks = MaskTargets(detections[1].mask, float(height[0]))
-
         lap("pose")
+        shape = shape[sel]
+        if o.full_steps == 0:  # warm-started clip frames: pose only, no silhouette
+            final = {k: v[sel] for k, v in final.items() if not k.startswith("_")}
+            return self._result(grot, transl, pose_sub, shape, best, iterations, stage_seconds, final)
+        masks = MaskTargets(detections[best].mask, float(height[0]))
 
         # 3. full: pose, shape and silhouette.
-        shape = shape[sel].clone().requires_grad_(True)
+        shape = shape.clone().requires_grad_(True)
         shape0 = shape.detach().clone()
         free = (~self._fixed_shape).float()
         opt = torch.optim.Adam([grot, transl, pose_sub, shape], lr=o.lr * 0.75)
@@ -230,7 +231,10 @@ class Fitter:
             losses["silhouette"] = masks.outside(uv) + masks.coverage(uv)
 
         lap("full")
-        pose = torch.zeros(1, len(self.body.bone_names), 3).index_copy(1, lim.index, pose_sub.detach())
+        return self._result(grot, transl, pose_sub, shape, best, iterations, stage_seconds, losses)
+
+    def _result(self, grot, transl, pose_sub, shape, best, iterations, stage_seconds, losses) -> FitResult:
+        pose = torch.zeros(1, len(self.body.bone_names), 3).index_copy(1, self.limits.index, pose_sub.detach())
         params = BodyParams(global_rot=grot.detach(), transl=transl.detach(), pose=pose, shape=shape.detach())
         return FitResult(
             params=params,

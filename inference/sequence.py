@@ -33,6 +33,9 @@ FrameProgress = Callable[[int, int, str], None]  # (done, total, note)
 @dataclass
 class SequenceOptions:
     smooth_sigma: float = 1.5  # frames; 0 disables smoothing
+    foot_lock: bool = True
+    contact_speed: float = 0.006  # image motion per frame, fraction of the person's height
+    release: float = 0.9  # per airborne frame, the share of the last correction kept
     warm_fit: FitOptions = field(
         default_factory=lambda: FitOptions(
             rigid_steps=3, pose_steps=8, full_steps=0, lr=0.03, init_prior=0.2, mirror_guard=False
@@ -65,6 +68,41 @@ def smooth_quaternions(q: np.ndarray, sigma: float) -> np.ndarray:
         q[t][flip] *= -1
     s = gaussian_smooth(q, sigma)
     return s / np.linalg.norm(s, axis=-1, keepdims=True)
+
+
+def foot_lock_offsets(feet: np.ndarray, ankles2d: np.ndarray, box_height: float, options: SequenceOptions) -> np.ndarray:
+    """Root offsets (N, 3) that hold a planted foot still.
+
+    ``feet``: (N, 4, 3) big toes and heels (left, right, left, right) in camera space;
+    ``ankles2d``: (N, 2, 3) detected left/right ankles (pixels, confidence). Monocular depth
+    is too noisy to tell a planted foot, the image is not: a foot is planted while its
+    detected ankle barely moves in the image. During each planted stretch the root is
+    shifted so the foot stays where the stretch began (depth included, which also steadies
+    the body's distance). Each new anchor continues the previous offset and airborne
+    frames ease it back, so the root never jumps.
+    """
+    n = len(feet)
+    foot = np.stack([feet[:, [0, 2]].mean(1), feet[:, [1, 3]].mean(1)], 1)  # (N, 2, 3) left, right
+    speed = np.full((n, 2), np.inf)
+    speed[1:] = np.linalg.norm(np.diff(ankles2d[..., :2], axis=0), axis=-1) / box_height
+    speed[0] = speed[1] if n > 1 else np.inf
+    seen = ankles2d[..., 2] > 0.5
+    planted = seen & (speed < options.contact_speed)
+    offsets = np.zeros((n, 3))
+    anchor: np.ndarray | None = None
+    side = -1
+    for t in range(n):
+        if not (side >= 0 and planted[t, side]):
+            if planted[t].any():  # plant the lower foot in the image (larger y)
+                side = int(np.argmax(np.where(planted[t], ankles2d[t, :, 1], -np.inf)))
+                anchor = foot[t, side] + (offsets[t - 1] if t > 0 else 0.0)
+            else:
+                side, anchor = -1, None
+        if anchor is not None:
+            offsets[t] = anchor - foot[t, side]
+        elif t > 0:
+            offsets[t] = offsets[t - 1] * options.release  # ease back towards the fit while airborne
+    return offsets
 
 
 def fill_missing(values: list[np.ndarray | None]) -> tuple[np.ndarray, int]:
@@ -163,8 +201,12 @@ class SequenceReconstructor:
         q_glob = smooth_quaternions(q_glob, sigma)
         trans = gaussian_smooth(trans, sigma)
 
-        kp3d = self._keypoints(shape, q_bones, q_glob, trans)
-        kp3d_raw = self._keypoints(shape, *raw)
+        if self.options.foot_lock:
+            feet = self._keypoints(shape, q_bones, q_glob, trans)[:, N_COCO:]
+            ankles = np.stack(per_kp2d)[:, [15, 16]]
+            trans = trans + foot_lock_offsets(feet, ankles, first_det.height, self.options)
+        kp3d = self._keypoints(shape, q_bones, q_glob, trans)[:, :N_COCO]
+        kp3d_raw = self._keypoints(shape, *raw)[:, :N_COCO]
         result = self.rec._make_result(
             str(source.path), first_det, camera, _FirstFrame(shape, q_bones[0], q_glob[0], trans[0]), {}
         )
@@ -208,7 +250,7 @@ class SequenceReconstructor:
 
     @torch.no_grad()
     def _keypoints(self, shape, q_bones, q_glob, trans) -> np.ndarray:
-        """COCO-17 keypoints in camera space for every frame (keypoint vertices only)."""
+        """Keypoints (COCO-17, big toes, heels) in camera space for every frame."""
         body = self.rec.body
         ids = body.keypoint_vertex_ids
         rest = body.rest(shape, ids)
@@ -220,7 +262,7 @@ class SequenceReconstructor:
             v, _ = body.pose(rest_b, roma.unitquat_to_rotmat(qb), ids)
             R = roma.unitquat_to_rotmat(torch.tensor(q_glob[s : s + 64], dtype=torch.float32))
             v = torch.einsum("bij,bvj->bvi", R, v) + torch.tensor(trans[s : s + 64], dtype=torch.float32)[:, None]
-            out.append(body.keypoints(v, ids)[:, :N_COCO].numpy())
+            out.append(body.keypoints(v, ids).numpy())
         return np.concatenate(out)
 
 

@@ -110,3 +110,26 @@ def test_sequence_cli_json_and_errors(tmp_path, clip, cache_dir):
     proc = run_cli("sequence", str(bad), "-o", str(tmp_path / "x.npz"), cache_dir=cache_dir)
     assert proc.returncode != 0 and proc.stderr.strip().startswith("error: ")
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.npz").exists()
+
+
+def test_foot_lock_holds_a_planted_foot():
+    from inference.sequence import SequenceOptions, foot_lock_offsets
+
+    rng = np.random.default_rng(0)
+    n = 30
+    # The left foot is planted (its image position is still) but the fitted 3D foot wanders,
+    # as monocular depth does; the right foot swings.
+    true_left = np.array([0.1, 0.9, 5.0])
+    feet = np.zeros((n, 4, 3))
+    wobble = rng.normal(0, 0.03, (n, 3))
+    feet[:, [0, 2]] = (true_left + wobble)[:, None]
+    feet[:, [1, 3]] = (np.array([-0.1, 0.8, 5.0]) + np.linspace(0, 0.5, n)[:, None] * [1, 0, 0] + wobble)[:, None]
+    ankles2d = np.zeros((n, 2, 3))
+    ankles2d[:, 0] = [300, 500, 0.9]
+    ankles2d[:, 1, 0] = np.linspace(200, 300, n)
+    ankles2d[:, 1, 1], ankles2d[:, 1, 2] = 480, 0.9
+    off = foot_lock_offsets(feet, ankles2d, 400.0, SequenceOptions())
+    left = feet[:, 0] + off
+    before = np.linalg.norm(np.diff(feet[:, 0], axis=0), axis=1).mean()
+    after = np.linalg.norm(np.diff(left, axis=0), axis=1).mean()
+    assert after < 0.35 * before
