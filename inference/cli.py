@@ -166,11 +166,13 @@ def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
             silhouette_iou=round(result.silhouette_iou, 4),
             keypoint_error_pct=round(result.keypoint_error_pct, 3),
             mirrored=result.mirrored,
+            people_found=result.people_found,
             seconds=round(secs, 3),
         )
+        many = f", {result.people_found} people: the largest was taken" if result.people_found > 1 else ""
         out.say(
             f"{img} -> {dest}  (silhouette IoU {result.silhouette_iou:.2f}, "
-            f"keypoint error {result.keypoint_error_pct:.1f}% of height, {secs:.2f} s)"
+            f"keypoint error {result.keypoint_error_pct:.1f}% of height, {secs:.2f} s{many})"
         )
     out.event("done", ok=ok, failed=failed)
     if failed and total > 1:

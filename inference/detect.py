@@ -85,12 +85,10 @@ class PoseDetector:
 
     def detect(self, rgb: np.ndarray) -> Detection:
         """Detect the person in an RGB uint8 image; raises ``no_person`` if none."""
+        det = self.detect_whole(rgb)
+        if det is not None:
+            return det
         h, w = rgb.shape[:2]
-        found = self._run(rgb)
-        if found is not None:
-            det = self._make(*found, w, h)
-            if det is not None:
-                return det
         # Small people: try overlapping crops, larger ones first, and keep the largest person
         # found at the first scale that finds anyone.
         best: Detection | None = None
@@ -107,6 +105,12 @@ class PoseDetector:
                 "No person found in the image; use a photo where one person is clearly visible.",
             )
         return best
+
+    def detect_whole(self, rgb: np.ndarray) -> Detection | None:
+        """One pass over the whole image (no crop search); None if nobody is found."""
+        h, w = rgb.shape[:2]
+        found = self._run(rgb)
+        return self._make(*found, w, h) if found is not None else None
 
     def _detect_in_crop(self, rgb: np.ndarray, crop: tuple[int, int, int, int]) -> Detection | None:
         import cv2

@@ -13,11 +13,13 @@ import torch
 from .bodymodels import load_body_model
 from .camera import Camera, project_np
 from .detect import MIRROR_KEYPOINTS, Detection, PoseDetector
+from .errors import ReconError
 from .fit import FitOptions, Fitter
 from .images import load_image
 from .metrics import iou, keypoint_error, render_silhouette
 from .regress import LandmarkRegressor
 from .result import ReconResult
+from .track import find_people, prominence
 
 Progress = Callable[[str, float], None]  # (stage, fraction done)
 N_COCO = 17
@@ -76,7 +78,10 @@ class Reconstructor:
 
         t = time.perf_counter()
         report("detect", 0.1)
-        det = self.detector.detect(rgb)
+        people = find_people(self.detector, rgb)
+        if not people:
+            raise ReconError("no_person", "No person found in the image; use a photo where one person is clearly visible.")
+        det = max(people, key=prominence)  # several people: the largest clearly visible one
         timings["detect"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -94,6 +99,7 @@ class Reconstructor:
         t = time.perf_counter()
         report("result", 0.9)
         result = self._make_result(str(image), hypotheses[fit.hypothesis], camera, fit, timings)
+        result.people_found = len(people)
         result.timings["result"] = time.perf_counter() - t
         report("done", 1.0)
         return result

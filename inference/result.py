@@ -45,6 +45,7 @@ class ReconResult:
     shape_labels: np.ndarray  # (S,) str
     shape_params: np.ndarray  # (S,) float32
     person_box: np.ndarray  # (4,) x0, y0, x1, y1 pixels
+    people_found: int = 1  # people in the photo; the largest clearly visible one is reconstructed
     mirrored: bool = False  # the detector's left/right labels were swapped back
     silhouette_iou: float = float("nan")
     keypoint_error_pct: float = float("nan")  # mean, visible keypoints, % of box height

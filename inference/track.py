@@ -28,21 +28,33 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def find_people(detector: PoseDetector, rgb: np.ndarray) -> list[Detection]:
-    """Up to MAX_PEOPLE people, each found after blanking out the ones before."""
+    """Up to MAX_PEOPLE people, each found after blanking out the ones before.
+
+    The first search may use crops (small people); the later ones look at the whole
+    image only, which keeps a one-person photo fast."""
     people: list[Detection] = []
     img = rgb.copy()
     for _ in range(MAX_PEOPLE):
-        try:
-            det = detector.detect(img)
-        except ReconError:
-            break
-        if any(box_iou(det.box, p.box) > 0.3 for p in people):
+        if people:
+            det = detector.detect_whole(img)
+        else:
+            try:
+                det = detector.detect(img)
+            except ReconError:
+                det = None
+        if det is None or any(box_iou(det.box, p.box) > 0.3 for p in people):
             break
         people.append(det)
         x0, y0, x1, y1 = det.box.astype(int)
         img[y0:y1, x0:x1] = 114
         img[det.mask > 0.5] = 114
     return people
+
+
+def prominence(det: Detection) -> float:
+    """How large and clearly visible a person is: box height times mean keypoint confidence
+    (a person cut off by the frame edge has low-confidence keypoints and counts less)."""
+    return det.height * float(det.keypoints2d[:, 2].mean())
 
 
 class Tracker:
@@ -56,7 +68,7 @@ class Tracker:
         if not people:
             raise ReconError("no_person", "No person found in the first frame; start the clip where the person is visible.")
         self.people_at_start = len(people)
-        det = max(people, key=lambda d: d.height * (d.box[2] - d.box[0]))
+        det = max(people, key=prominence)
         self.box = det.box.copy()
         return det
 

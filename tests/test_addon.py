@@ -190,6 +190,7 @@ def _fake_python(tmp_path, body: str) -> str:
         ("crash", "stopped unexpectedly"),
         ("garbage", "unexpected output"),
         ("old_version", "version 0.0.1"),
+        ("broken_env", "environment is incomplete"),
     ],
 )
 def test_bad_interpreter_reports_and_leaves_scene(installed, tmp_path, case, message):
@@ -197,6 +198,7 @@ def test_bad_interpreter_reports_and_leaves_scene(installed, tmp_path, case, mes
         "crash": "echo 'Fatal Python error: Segmentation fault' >&2; exit 139",
         "garbage": "echo 'hello from a wrong program'; exit 0",
         "old_version": 'echo \'{"event": "start", "version": "0.0.1", "schema_version": 1}\'; sleep 5',
+        "broken_env": "echo \"ModuleNotFoundError: No module named 'torch'\" >&2; exit 1",
     }
     python = str(tmp_path / "nope" / "python") if case == "missing" else _fake_python(tmp_path, scripts[case])
     _prefs().python_path = python

@@ -1,0 +1,134 @@
+"""Bad input, faults and cancels, through the real CLI and pipeline (see README: guarantees)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import numpy as np
+from PIL import Image
+
+from inference.errors import EXIT_INPUT
+from inference.result import ReconResult
+
+from .conftest import PERSON, ROOT, opencv_photo, run_cli
+
+
+def _one_line_error(proc, code_word):
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and code_word in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_tiny_and_bomb_images_via_cli(tmp_path, cache_dir):
+    Image.new("RGB", (1, 1)).save(tmp_path / "one.png")
+    Image.new("L", (8, 8)).save(tmp_path / "small.png")
+    data = bytearray((tmp_path / "small.png").read_bytes())
+    data[16:24] = struct.pack(">II", 100_000, 100_000)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    (tmp_path / "bomb.png").write_bytes(bytes(data))
+    for name, word in (("one.png", "pixels"), ("bomb.png", "too large")):
+        out = tmp_path / f"{name}.npz"
+        proc = run_cli("reconstruct", str(tmp_path / name), "-o", str(out), cache_dir=cache_dir)
+        assert proc.returncode == EXIT_INPUT
+        _one_line_error(proc, word)
+        assert not out.exists()
+
+
+def test_odd_pixel_formats_reconstruct(reconstructor, tmp_path):
+    src = Image.open(PERSON)
+    variants = {
+        "gray.png": src.convert("L"),
+        "cmyk.tif": src.convert("CMYK"),
+        "rgba.png": src.convert("RGBA"),
+        "p16.png": Image.fromarray((np.asarray(src.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)),
+    }
+    for name, img in variants.items():
+        img.save(tmp_path / name)
+        r = reconstructor.reconstruct(tmp_path / name)
+        assert r.silhouette_iou > 0.6, name
+
+
+def test_exif_rotated_photo_is_upright(reconstructor, tmp_path):
+    src = Image.open(PERSON)
+    exif = Image.Exif()
+    exif[0x0112] = 8  # stored on its side; viewers turn it upright
+    path = tmp_path / "IMG_0001.jpg"
+    src.transpose(Image.Transpose.ROTATE_270).save(path, exif=exif.tobytes(), quality=95)
+    r = reconstructor.reconstruct(path)
+    assert tuple(r.image_size) == (460, 540)
+    nose_y, ankles_y = r.keypoints2d[0, 1], r.keypoints2d[15:17, 1].mean()
+    assert nose_y < ankles_y - 200  # head above feet: the body stands, not lies
+
+
+def test_person_cut_off_at_the_frame_edge(reconstructor, tmp_path):
+    Image.open(PERSON).crop((0, 0, 460, 330)).save(tmp_path / "upper.jpg")  # legs cut off at the knees
+    r = reconstructor.reconstruct(tmp_path / "upper.jpg")
+    vis = r.keypoints2d[:, 2] > 0.5
+    assert vis[:13].sum() >= 11  # head, arms and hips are seen
+    err = np.linalg.norm(r.keypoints2d_fit[vis] - r.keypoints2d[vis, :2], axis=1).mean()
+    assert err < 0.05 * (r.person_box[3] - r.person_box[1])
+
+
+def test_several_people_largest_is_chosen_and_reported(tmp_path, cache_dir):
+    # Two copies of the person side by side, one at 70% size: the bigger one is taken.
+    big = Image.open(PERSON)
+    small = big.resize((322, 378))
+    canvas = Image.new("RGB", (722, 540), (120, 130, 140))
+    canvas.paste(small, (0, 162))
+    canvas.paste(big, (262, 0))
+    path = tmp_path / "two people é.jpg"  # spaces and non-ASCII in the path
+    canvas.save(path, quality=95)
+    out = tmp_path / "résultat 1.npz"
+    proc = run_cli("reconstruct", str(path), "-o", str(out), "--json-progress", cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert '"people_found": 2' in proc.stdout
+    r = ReconResult.load(out)
+    assert r.people_found == 2 and (r.person_box[0] + r.person_box[2]) / 2 > 400
+
+
+def test_killed_run_leaves_no_file(tmp_path, cache_dir):
+    out = tmp_path / "r.npz"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HUMAN_RECON_CACHE_DIR=cache_dir)
+    cmd = [sys.executable, "-m", "inference", "reconstruct", str(PERSON), "-o", str(out), "--json-progress"]
+    for delay in (2.0, 6.0):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        if delay < 3:  # still loading models: certainly nothing written
+            assert proc.returncode == 130 and not out.exists()
+        if out.exists():  # the signal came after the rename: then the file is whole
+            assert ReconResult.load(out).vertices_cam.shape[0] > 0
+            out.unlink()
+        assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_two_runs_at_once(tmp_path, cache_dir):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HUMAN_RECON_CACHE_DIR=cache_dir)
+    photos = [PERSON, opencv_photo("messi5.jpg")]
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "inference", "reconstruct", str(p), "-o", str(tmp_path / f"{i}.npz")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        for i, p in enumerate(photos)
+    ]  # fmt: skip
+    for p in procs:
+        p.communicate(timeout=300)
+        assert p.returncode == 0
+    a, b = ReconResult.load(tmp_path / "0.npz"), ReconResult.load(tmp_path / "1.npz")
+    assert a.image_path.endswith("person.jpg") and b.image_path.endswith("messi5.jpg")
+    assert tuple(a.image_size) != tuple(b.image_size)
+
+
+def test_output_into_a_file_path_or_missing_folder(tmp_path, cache_dir):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for out in (blocker / "r.npz", tmp_path / "missing" / "r.npz"):
+        proc = run_cli("reconstruct", str(PERSON), "-o", str(out), cache_dir=cache_dir)
+        assert proc.returncode == 5
+        _one_line_error(proc, "does not exist")
