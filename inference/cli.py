@@ -138,7 +138,8 @@ def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
     from .pipeline import Reconstructor
 
     out.event("progress", stage="load_models", fraction=0.0, index=0, total=total)
-    rec = Reconstructor(body_model=args.body_model, quality=args.quality, cache_dir=args.cache_dir)
+    rec = Reconstructor(body_model=args.body_model, quality=args.quality, cache_dir=args.cache_dir,
+                        smpl_model=args.smpl_model, gender=args.gender)
     ok = failed = 0
     last_code = ""
     for i, (img, dest) in enumerate(zip(args.images, outputs)):
@@ -197,7 +198,8 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
     from .sequence import SequenceReconstructor
 
     out.event("progress", stage="load_models", fraction=0.0, frame=0, total=total)
-    rec = Reconstructor(body_model=args.body_model, quality=args.quality, cache_dir=args.cache_dir)
+    rec = Reconstructor(body_model=args.body_model, quality=args.quality, cache_dir=args.cache_dir,
+                        smpl_model=args.smpl_model, gender=args.gender)
     bar = out.progress_bar(total)
 
     def progress(done: int, n: int, note: str) -> None:
@@ -244,6 +246,14 @@ def _schema() -> int:
     return SCHEMA_VERSION
 
 
+def _body_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--body-model", default="anny", choices=["anny", "smpl"],
+                   help="anny (default, open) or smpl (needs your SMPL model file)")
+    p.add_argument("--smpl-model", default=None, help="your SMPL model file (.pkl or .npz), for --body-model smpl")
+    p.add_argument("--gender", default=None, choices=["neutral", "female", "male"],
+                   help="SMPL model gender (default: from the file)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m inference", description="Human Recon: photo to rigged 3D body.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -255,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--output-dir", help="folder for one <photo name>.npz per photo (default: current folder)")
     r.add_argument("--overwrite", action="store_true", help="replace existing result files")
     r.add_argument("--quality", choices=["fast", "balanced", "best"], default="balanced")
-    r.add_argument("--body-model", default="anny", choices=["anny"])
+    _body_model_args(r)
     r.add_argument("--focal-px", type=float, default=None, help="focal length in pixels if known")
     r.add_argument("--cache-dir", default=None, help="body-model cache folder (default ~/.cache/human_recon)")
     r.add_argument("--json-progress", action="store_true", help="JSON lines on stdout (for programs)")
@@ -269,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--fps", type=float, default=None, help="frame rate of the result (default: the video's / step)")
     q.add_argument("--overwrite", action="store_true")
     q.add_argument("--quality", choices=["fast", "balanced", "best"], default="balanced", help="first-frame fit")
-    q.add_argument("--body-model", default="anny", choices=["anny"])
+    _body_model_args(q)
     q.add_argument("--cache-dir", default=None)
     q.add_argument("--json-progress", action="store_true")
 

@@ -99,13 +99,13 @@ class Fitter:
     def __init__(self, body: BodyModel, options: FitOptions | None = None) -> None:
         self.body = body
         self.options = options or FitOptions()
-        self.limits = JointLimits(body.bone_names)
+        self.limits = JointLimits(body.bone_names, body.pose_limits)
         sample = torch.arange(0, body.num_vertices, SILHOUETTE_STRIDE)
         self.vertex_ids = torch.unique(torch.cat([body.keypoint_vertex_ids, sample]))
         # Positions, within vertex_ids, of the keypoint support and of the silhouette sample.
         self._kp_cols = torch.searchsorted(self.vertex_ids, body.keypoint_vertex_ids)
         self._sil_cols = torch.searchsorted(self.vertex_ids, sample)
-        self._fixed_shape = torch.tensor([lab == "age" for lab in body.shape_labels])
+        self._fixed_shape = body.shape_fixed
         self.skeleton = CollapsedSkeleton(body.bone_parents, self.limits.index.tolist(), body.skin_matrix[self.vertex_ids])
 
     # -- model evaluation -------------------------------------------------------------
@@ -221,7 +221,7 @@ class Fitter:
             opt.step()
             sched.step()
             with torch.no_grad():
-                shape.clamp_(0.0, 1.0)
+                shape.clamp_(*self.body.shape_bounds)
             iterations += 1
         with torch.no_grad():
             pose_sub.copy_(lim.clamp(pose_sub))

@@ -14,7 +14,7 @@ import torch
 
 D = math.radians
 
-# bone: ((x_lo, y_lo, z_lo), (x_hi, y_hi, z_hi)) in radians
+# Anny: bone: ((x_lo, y_lo, z_lo), (x_hi, y_hi, z_hi)) in radians
 LIMITS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "spine05": ((D(-30), D(-20), D(-25)), (D(45), D(20), D(25))),
     "spine03": ((D(-30), D(-25), D(-25)), (D(45), D(25), D(25))),
@@ -36,19 +36,20 @@ LIMITS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]]
     "wrist.L": ((D(-70), D(-30), D(-40)), (D(70), D(30), D(40))),
     "wrist.R": ((D(-70), D(-30), D(-40)), (D(70), D(30), D(40))),
 }
-POSE_BONES = list(LIMITS)
 
 
 class JointLimits:
     """Indices and bounds of the fitted bones for one skeleton."""
 
-    def __init__(self, bone_names: list[str]) -> None:
-        missing = [b for b in POSE_BONES if b not in bone_names]
+    def __init__(self, bone_names: list[str], limits: dict | None = None) -> None:
+        limits = limits or LIMITS
+        missing = [b for b in limits if b not in bone_names]
         if missing:
             raise ValueError(f"skeleton lacks bones {missing}")
-        self.index = torch.tensor([bone_names.index(b) for b in POSE_BONES])
-        self.lo = torch.tensor([LIMITS[b][0] for b in POSE_BONES])
-        self.hi = torch.tensor([LIMITS[b][1] for b in POSE_BONES])
+        self.names = list(limits)
+        self.index = torch.tensor([bone_names.index(b) for b in limits])
+        self.lo = torch.tensor([limits[b][0] for b in limits])
+        self.hi = torch.tensor([limits[b][1] for b in limits])
 
     def penalty(self, pose_sub: torch.Tensor) -> torch.Tensor:
         """Squared excess beyond the limits, per batch item. ``pose_sub``: (B, N, 3)."""

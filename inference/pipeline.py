@@ -53,10 +53,12 @@ class Reconstructor:
         cache_dir: str | os.PathLike | None = None,
         fit_options: FitOptions | None = None,
         threads: int | None = None,
+        smpl_model: str | os.PathLike | None = None,
+        gender: str | None = None,
     ) -> None:
         if threads:
             torch.set_num_threads(threads)
-        self.body = load_body_model(body_model, cache_dir=cache_dir)
+        self.body = load_body_model(body_model, cache_dir=cache_dir, smpl_model=smpl_model, gender=gender)
         self.detector = PoseDetector()
         self.regressor = LandmarkRegressor(self.body)
         self.fitter = Fitter(self.body, fit_options or QUALITY[quality])
@@ -155,7 +157,15 @@ class Reconstructor:
             frame_keypoints3d_cam=kp_np[None].astype(np.float32),
             frame_keypoints3d_raw=kp_np[None].astype(np.float32),
             frame_keypoints2d=det.keypoints2d[None, :N_COCO].astype(np.float32),
+            model_up_axis=body.up_axis,
+            extra=self._extras(p.shape, R.numpy().astype(np.float64), p.transl.numpy().astype(np.float64),
+                               p.pose.numpy().astype(np.float64), 0.0),
         )
+
+    def _extras(self, shape, global_rot, transl, pose, fps) -> dict:
+        """Body-model specific arrays (SMPL: the AMASS layout)."""
+        amass = getattr(self.body, "amass", None)
+        return amass(shape, global_rot, transl, pose, fps) if amass else {}
 
     def close(self) -> None:
         self.detector.close()

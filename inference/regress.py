@@ -31,7 +31,7 @@ class Regressor(Protocol):
 
 
 def orientation_from_landmarks(lm: np.ndarray) -> np.ndarray:
-    """Rotation taking model axes (left +X, back +Y, up +Z) to camera axes, from torso landmarks."""
+    """The body's left, back and up directions in camera space (as columns), from torso landmarks."""
     left = (lm[L_HIP] - lm[R_HIP]) + (lm[L_SHOULDER] - lm[R_SHOULDER])
     up = (lm[L_SHOULDER] + lm[R_SHOULDER] - lm[L_HIP] - lm[R_HIP]) / 2.0
     z = up / max(np.linalg.norm(up), 1e-6)
@@ -67,7 +67,7 @@ class LandmarkRegressor:
 
     def __init__(self, body: BodyModel, ik_steps: int = 15) -> None:
         self.body = body
-        self.limits = JointLimits(body.bone_names)
+        self.limits = JointLimits(body.bone_names, body.pose_limits)
         self.ik_steps = ik_steps
         shape = body.default_shape()
         ids = body.keypoint_vertex_ids
@@ -84,7 +84,11 @@ class LandmarkRegressor:
         body, lim = self.body, self.limits
         b = len(detections)
         n_kp = len(body.keypoint_names)
-        R0 = torch.tensor(np.stack([orientation_from_landmarks(d.landmarks3d) for d in detections]), dtype=torch.float32)
+        # Camera-space body frame times the model's own body frame: model space -> camera.
+        axes_t = body.model_axes.T
+        R0 = torch.tensor(
+            np.stack([orientation_from_landmarks(d.landmarks3d) @ axes_t for d in detections]), dtype=torch.float32
+        )
         target = torch.tensor(np.stack([d.landmarks3d for d in detections]), dtype=torch.float32)
         conf = torch.tensor(np.stack([d.keypoints2d[:, 2] for d in detections]), dtype=torch.float32)
         target = target - target[:, [L_HIP, R_HIP]].mean(1, keepdim=True)

@@ -61,6 +61,10 @@ class ReconResult:
     frame_landmarks3d: np.ndarray = field(default_factory=lambda: np.zeros((1, 17, 3), np.float32))
     frames_filled: int = 0
     notes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))  # what was skipped and why
+    model_up_axis: str = "Z"  # model space's up: "Z" (Anny) or "Y" (SMPL)
+    # SMPL only: the usual AMASS arrays (poses, betas, trans, gender, mocap_framerate) and the
+    # user's model data the Blender rig needs for shape keys (smpl_shapedirs, ...).
+    extra: dict = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     inference_version: str = ""
 
@@ -77,6 +81,8 @@ class ReconResult:
             if f.name == "timings":
                 arrays["timing_names"] = np.array(list(value), dtype=str)
                 arrays["timing_seconds"] = np.array(list(value.values()), dtype=np.float64)
+            elif f.name == "extra":
+                arrays.update({k: np.asarray(v) for k, v in value.items()})
             else:
                 arrays[f.name] = np.asarray(value)
         try:
@@ -116,7 +122,11 @@ class ReconResult:
         names = data.pop("timing_names", np.array([], dtype=str))
         secs = data.pop("timing_seconds", np.array([]))
         kwargs = {}
+        known = {f.name for f in fields(cls)}
+        kwargs["extra"] = {k: v for k, v in data.items() if k not in known}
         for f in fields(cls):
+            if f.name == "extra":
+                continue
             if f.name == "timings":
                 kwargs["timings"] = {str(n): float(s) for n, s in zip(names, secs)}
             elif f.name in data:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import ReconError
+from ..joints import LIMITS
 from .base import RestState
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,11 @@ class AnnyBody:
         self.faces = m.get_triangular_faces().cpu().numpy().astype(np.int32)
         self.num_vertices = int(m.template_vertices.shape[0])
         self.shape_labels: list[str] = list(m.phenotype_labels)
+        self.shape_bounds = (0.0, 1.0)
+        self.shape_fixed = torch.tensor([lab == "age" for lab in self.shape_labels])
+        self.model_axes = np.eye(3)  # left +X, back +Y, up +Z
+        self.up_axis = "Z"
+        self.pose_limits = LIMITS
 
         kr = anny.KeypointsRegressor.coco(m)
         order = [kr.labels.index(n) for n in COCO17 + FEET]

@@ -24,6 +24,7 @@ class RestState:
     bone_poses: torch.Tensor  # (B, J, 4, 4) rest bone frames (head at translation)
     bone_heads: torch.Tensor  # (B, J, 3)
     bone_tails: torch.Tensor  # (B, J, 3)
+    shape: torch.Tensor | None = None  # (B, S) the shape it was made for (models with pose correctives)
 
 
 class BodyModel(Protocol):
@@ -36,6 +37,11 @@ class BodyModel(Protocol):
     keypoint_names: list[str]  # what ``keypoints`` returns, in order
     keypoint_vertex_ids: torch.Tensor  # vertices the keypoint regressor reads
     skin_matrix: torch.Tensor  # (V, J) dense skin weights
+    shape_bounds: tuple[float, float]  # the fit keeps shape parameters inside
+    shape_fixed: torch.Tensor  # (S,) bool: parameters the fit does not change (Anny: age)
+    model_axes: np.ndarray  # (3, 3) columns: the body's left, back and up in model space
+    up_axis: str  # "Z" (Anny) or "Y" (SMPL): model space's up, for the Blender side
+    pose_limits: dict  # bone -> ((x, y, z) low, (x, y, z) high) radians: the bones the fit moves
 
     def default_shape(self, batch: int = 1) -> torch.Tensor: ...
 
