@@ -294,3 +294,42 @@ def test_import_sequence_keyframes_one_armature(installed, tmp_path, body):
         cam = world @ m0[:3, :3].T + m0[:3, 3]
         kp = body.keypoints(torch.tensor(cam, dtype=torch.float32)[None])[0, :17].numpy()
         assert np.abs(kp - r.frame_keypoints3d_cam[k]).max() < 2e-3, k
+
+
+def test_smpl_rig_reproduces_smplx_vertices(installed, tmp_path, body):
+    """SMPL conventions: lowercase joint names, T-pose rest with SMPL's axes, shape keys for
+    the betas and the pose correctives; the evaluated mesh equals smplx's LBS."""
+    from inference.result import ReconResult
+
+    from .smpl_fixture import write_smpl_pkl
+
+    model = tmp_path / "SMPL_NEUTRAL.pkl"
+    write_smpl_pkl(model)
+    _prefs().smpl_model = str(model)
+    try:
+        res = bpy.ops.human_recon.reconstruct_image(filepath=str(PERSON), body_model="smpl", result_dir=str(tmp_path))
+    finally:
+        _prefs().smpl_model = ""
+    assert res == {"FINISHED"}
+    r = ReconResult.load(tmp_path / "person.npz")
+    coll = bpy.data.collections[-1]
+    arm = next(o for o in coll.objects if o.type == "ARMATURE")
+    mesh = next(o for o in coll.objects if o.type == "MESH")
+    from inference.bodymodels.smpl import JOINTS
+
+    assert {b.name for b in arm.data.bones} == set(JOINTS) and len(arm.data.bones) == 24
+    assert arm.data.bones["left_knee"].parent.name == "left_hip"
+    # Rest bones carry SMPL's axes (identity in model space), so axis-angles go straight in.
+    for b in arm.data.bones:
+        assert np.allclose(np.array(b.matrix_local)[:3, :3], np.eye(3), atol=1e-5)
+    keys = [k.name for k in mesh.data.shape_keys.key_blocks]
+    assert keys[:2] == ["Basis", "Shape000"] and "Shape009" in keys and "Pose206" in keys
+    assert np.allclose([mesh.data.shape_keys.key_blocks[f"Shape{k:03d}"].value for k in range(10)], r.extra["betas"], atol=1e-5)
+    # Blender's evaluated body, back in camera space, is smplx's (pose correctives included).
+    world = _evaluated_world_vertices(mesh)
+    to_world = np.array(arm.matrix_world)
+    model_space = (world - to_world[:3, 3]) @ to_world[:3, :3]
+    cam = model_space @ r.global_rotation[0].T + r.root_translation[0]
+    assert np.abs(cam - r.vertices_cam).max() < 1e-3
+    # SMPL is Y-up: the armature stands upright in Blender's Z-up world.
+    assert np.allclose(to_world[:3, :3] @ [0, 1, 0], [0, 0, 1], atol=1e-6)

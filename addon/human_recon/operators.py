@@ -17,7 +17,10 @@ QUALITY_ITEMS = [
     ("balanced", "Balanced", "Default"),
     ("best", "Best", "More fit iterations, slower"),
 ]
-BODY_MODEL_ITEMS = [("anny", "Anny", "Open body model (Apache-2.0 / CC0), no registration")]
+BODY_MODEL_ITEMS = [
+    ("anny", "Anny", "Open body model (Apache-2.0 / CC0), no registration"),
+    ("smpl", "SMPL", "Your SMPL model file (set it in the preferences); SMPL rig conventions"),
+]
 TIMEOUT_S = 600.0
 
 
@@ -37,6 +40,15 @@ def _start(context, op) -> tuple[runner.InferenceRun, str]:
     out = os.path.join(keep or tmpdir, Path(path.rstrip("/\\")).stem + ".npz")
     p = prefs(context)
     args = op.runner_args(path, out, p.cache_dir if p else "")
+    if op.body_model == "smpl":
+        model = bpy.path.abspath(p.smpl_model) if p and p.smpl_model else ""
+        if not model:
+            raise runner.RunnerError(
+                "smpl_model_missing",
+                "SMPL needs your SMPL model file: download it from smpl.is.tue.mpg.de and set "
+                "'SMPL model file' in Human Recon's preferences.",
+            )
+        args += ["--smpl-model", model]
     return runner.InferenceRun(python, args), tmpdir
 
 
@@ -48,7 +60,7 @@ def _finish(op, context, run: runner.InferenceRun) -> set[str]:
         return {"CANCELLED"}
     try:
         result = load_result(run.result_path)
-        built = build_scene(result, context)
+        built = build_scene(result, context, pose_correctives=getattr(op, "pose_correctives", True))
     except runner.RunnerError as err:
         op.report({"ERROR"}, err.message)
         return {"CANCELLED"}
@@ -160,6 +172,9 @@ class HUMAN_RECON_OT_reconstruct_image(_InferenceOperator, bpy.types.Operator):
     filepath: bpy.props.StringProperty(name="Photo", subtype="FILE_PATH", default="")
     quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="balanced")
     body_model: bpy.props.EnumProperty(name="Body model", items=BODY_MODEL_ITEMS, default="anny")
+    pose_correctives: bpy.props.BoolProperty(
+        name="Pose correctives", description="SMPL: add the 207 pose-corrective shape keys", default=True
+    )
     result_dir: bpy.props.StringProperty(
         name="Keep result in", description="Folder to keep the result .npz in (empty: discard it)",
         subtype="DIR_PATH", default="",
@@ -188,6 +203,9 @@ class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
     step: bpy.props.IntProperty(name="Step", description="Use every n-th frame", default=1, min=1)
     quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="balanced")
     body_model: bpy.props.EnumProperty(name="Body model", items=BODY_MODEL_ITEMS, default="anny")
+    pose_correctives: bpy.props.BoolProperty(
+        name="Pose correctives", description="SMPL: pose-corrective shape keys, keyed per frame", default=True
+    )
     result_dir: bpy.props.StringProperty(name="Keep result in", subtype="DIR_PATH", default="")
 
     def take_panel_settings(self, props) -> None:

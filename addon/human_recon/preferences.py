@@ -68,10 +68,20 @@ class HumanReconPreferences(bpy.types.AddonPreferences):
         default="",
     )
 
+    smpl_model: bpy.props.StringProperty(
+        name="SMPL model file",
+        description="Your SMPL model (.pkl or .npz from smpl.is.tue.mpg.de); needed only for the SMPL body model",
+        subtype="FILE_PATH",
+        default="",
+    )
+
     def draw(self, context):
         layout = self.layout
         layout.prop(self, "python_path")
         layout.prop(self, "cache_dir")
+        layout.prop(self, "smpl_model")
+        if not self.smpl_model:
+            layout.label(text="SMPL is optional: register at smpl.is.tue.mpg.de to download the model file.")
         try:
             layout.label(text=f"Using: {resolve_python(context)}", icon="CHECKMARK")
         except runner.RunnerError as err:

@@ -46,6 +46,34 @@ class Result:
     root_translation: np.ndarray  # (N, 3)
     body_model: str
     fps: float = 0.0
+    up_axis: str = "Z"
+    smpl_v_template: np.ndarray | None = None  # SMPL: (V, 3) for the shape keys' basis
+    smpl_shapedirs: np.ndarray | None = None  # (V, 3, 10)
+    smpl_posedirs: np.ndarray | None = None  # (V, 3, 207)
+    betas: np.ndarray | None = None  # (10,)
+
+    def model_to_world(self) -> np.ndarray:
+        """Blender is Z-up: a Y-up model (SMPL) is turned +90 degrees about X."""
+        if self.up_axis == "Y":
+            return np.array([[1.0, 0, 0, 0], [0, 0, -1.0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0]])
+        return np.eye(4)
+
+    def pose_feature(self, frame: int) -> np.ndarray:
+        """SMPL's pose-corrective weights: (R - I) of joints 1..23, flattened (207,)."""
+        import math
+
+        q = self.rotations[frame, 1:]  # w x y z
+        out = []
+        for w, x, y, z in q:
+            n = math.sqrt(w * w + x * x + y * y + z * z)
+            w, x, y, z = w / n, x / n, y / n, z / n
+            R = np.array([
+                [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+            ])  # fmt: skip
+            out.append((R - np.eye(3)).ravel())
+        return np.concatenate(out)
 
     def model_to_camera(self, frame: int = 0) -> np.ndarray:
         """4x4 model space -> OpenCV camera space."""
@@ -107,4 +135,9 @@ def load_result(path: str | Path) -> Result:
         root_translation=data["root_translation"].astype(np.float64),
         body_model=str(data.get("body_model", "anny")),
         fps=float(data["fps"]) if "fps" in data else 0.0,
+        up_axis=str(data.get("model_up_axis", "Z")),
+        smpl_v_template=data.get("smpl_v_template"),
+        smpl_shapedirs=data.get("smpl_shapedirs"),
+        smpl_posedirs=data.get("smpl_posedirs"),
+        betas=data.get("betas"),
     )

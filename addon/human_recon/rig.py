@@ -52,7 +52,9 @@ class SceneBuilder:
         self.data.append((coll, block))
         return block
 
-    def build(self, result: Result, context: bpy.types.Context, name: str | None = None) -> dict:
+    def build(self, result: Result, context: bpy.types.Context, name: str | None = None,
+              pose_correctives: bool = True) -> dict:
+        self.pose_correctives = pose_correctives
         try:
             return self._build(result, context, name)
         except BaseException:
@@ -67,10 +69,13 @@ class SceneBuilder:
         scene.collection.children.link(coll)
 
         arm_obj = self._armature(r, coll, name)
+        arm_obj.matrix_world = _matrix(r.model_to_world())
         mesh_obj = self._mesh(r, coll, name, arm_obj)
         self._pose(r, arm_obj, frame=0)
         if len(r.rotations) > 1:
             self._animate(r, arm_obj, scene)
+        if r.smpl_shapedirs is not None:
+            self._smpl_shape_keys(r, mesh_obj, scene)
         cam_obj = self._camera(r, coll, name, scene)
         return {"collection": coll, "armature": arm_obj, "mesh": mesh_obj, "camera": cam_obj}
 
@@ -174,6 +179,49 @@ class SceneBuilder:
             scene.render.fps = max(1, round(r.fps))
             scene.render.fps_base = scene.render.fps / r.fps
 
+    def _smpl_shape_keys(self, r: Result, mesh_obj, scene) -> None:
+        """SMPL add-on conventions: Basis = the template, Shape000-009 = the betas, and
+        Pose000-206 = pose correctives whose values follow the pose (keyed per frame)."""
+        me = mesh_obj.data
+        me.vertices.foreach_set("co", r.smpl_v_template.astype(np.float64).ravel())
+        basis = mesh_obj.shape_key_add(name="Basis", from_mix=False)
+        basis.data.foreach_set("co", r.smpl_v_template.astype(np.float64).ravel())
+        betas = r.betas if r.betas is not None else np.zeros(10)
+        for k in range(r.smpl_shapedirs.shape[2]):
+            key = mesh_obj.shape_key_add(name=f"Shape{k:03d}", from_mix=False)
+            key.slider_min, key.slider_max = -10.0, 10.0
+            key.data.foreach_set("co", (r.smpl_v_template + r.smpl_shapedirs[:, :, k]).astype(np.float64).ravel())
+            key.value = float(betas[k])
+        if not self.pose_correctives or r.smpl_posedirs is None:
+            return
+        n = len(r.rotations)
+        feats = np.stack([r.pose_feature(f) for f in range(n)])  # (N, 207)
+        keys = []
+        for k in range(r.smpl_posedirs.shape[2]):
+            key = mesh_obj.shape_key_add(name=f"Pose{k:03d}", from_mix=False)
+            key.slider_min, key.slider_max = -10.0, 10.0
+            key.data.foreach_set("co", (r.smpl_v_template + r.smpl_posedirs[:, :, k]).astype(np.float64).ravel())
+            key.value = float(feats[0, k])
+            keys.append(key)
+        if n > 1:  # one action on the shape keys updates the correctives for the whole clip
+            from bpy_extras import anim_utils
+
+            skeys = me.shape_keys
+            action = self._track(bpy.data.actions, bpy.data.actions.new(f"{mesh_obj.name} Correctives"))
+            slot = action.slots.new(id_type="KEY", name=skeys.name)
+            skeys.animation_data_create()
+            skeys.animation_data.action = action
+            skeys.animation_data.action_slot = slot
+            bag = anim_utils.action_ensure_channelbag_for_slot(action, slot)
+            frames = np.arange(n, dtype=np.float64) + scene.frame_start
+            for k, key in enumerate(keys):
+                fc = bag.fcurves.new(f'key_blocks["{key.name}"].value', index=0, group_name="Pose correctives")
+                fc.keyframe_points.add(n)
+                co = np.empty(2 * n)
+                co[0::2], co[1::2] = frames, feats[:, k]
+                fc.keyframe_points.foreach_set("co", co)
+                fc.update()
+
     def _camera(self, r: Result, coll, name: str, scene):
         cam = self._track(bpy.data.cameras, bpy.data.cameras.new(f"{name} Camera"))
         lens, sx, sy = r.lens(SENSOR_WIDTH)
@@ -185,7 +233,7 @@ class SceneBuilder:
         obj = bpy.data.objects.new(f"{name} Camera", cam)
         self.objects.append(obj)
         coll.objects.link(obj)
-        obj.matrix_world = _matrix(r.camera_matrix_world(0))
+        obj.matrix_world = _matrix(r.model_to_world() @ r.camera_matrix_world(0))
         if r.image_path and os.path.isfile(r.image_path):
             img = self._track(bpy.data.images, bpy.data.images.load(r.image_path, check_existing=True))
             bg = cam.background_images.new()
@@ -203,6 +251,6 @@ class SceneBuilder:
         return obj
 
 
-def build_scene(result: Result, context, name: str | None = None) -> dict:
+def build_scene(result: Result, context, name: str | None = None, pose_correctives: bool = True) -> dict:
     """Build armature, skinned mesh, pose and camera; all or nothing."""
-    return SceneBuilder().build(result, context, name)
+    return SceneBuilder().build(result, context, name, pose_correctives)
