@@ -220,6 +220,48 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def cmd_convert(args: argparse.Namespace, out: Output) -> int:
+    import numpy as np
+
+    from .result import ReconResult
+
+    dest = Path(args.output)
+    if dest.suffix.lower() != ".npz":
+        raise ReconError("bad_argument", f"--output must end in .npz (got {dest.name}).")
+    _check_output(dest, args.overwrite)
+    from .images import check_input_file
+
+    result = ReconResult.load(check_input_file(args.result))
+    if result.body_model != "anny":
+        raise ReconError("bad_argument", f"{args.result} is a {result.body_model} result; convert takes Anny results.")
+    out.event("start", version=_version(), schema_version=_schema(), total=1)
+    from .bodymodels.anny import AnnyBody
+    from .bodymodels.smpl import SMPLBody
+    from .convert import anny_to_smpl
+
+    smpl = SMPLBody(model_file=args.smpl_model, gender=args.gender)
+    out.event("progress", stage="fit", fraction=0.1)
+    conv = anny_to_smpl(result, AnnyBody(cache_dir=args.cache_dir), smpl, steps=args.steps)
+    arrays = dict(conv.amass)
+    arrays["conversion_keypoint_error_mm"] = np.array(conv.keypoint_error_mm)
+    arrays["conversion_surface_error_mm"] = np.array(conv.surface_error_mm)
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    out.event("result", path=str(dest), keypoint_error_mm=round(conv.keypoint_error_mm, 2),
+              surface_error_mm=round(conv.surface_error_mm, 2))  # fmt: skip
+    out.say(f"{args.result} -> {dest}  (SMPL fit: keypoints {conv.keypoint_error_mm:.1f} mm, "
+            f"surface {conv.surface_error_mm:.1f} mm)")  # fmt: skip
+    out.event("done", ok=1, failed=0)
+    return EXIT_OK
+
+
 def cmd_benchmark(args: argparse.Namespace, out: Output) -> int:
     from .benchmark import run_benchmark, run_sequence_benchmark
 
@@ -283,6 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--cache-dir", default=None)
     q.add_argument("--json-progress", action="store_true")
 
+    c = sub.add_parser("convert", help="fit SMPL to an Anny result (AMASS-style .npz, errors in mm)")
+    c.add_argument("result", help="an Anny result .npz (photo or clip)")
+    c.add_argument("--smpl-model", required=True, help="your SMPL model file (.pkl or .npz)")
+    c.add_argument("--gender", default=None, choices=["neutral", "female", "male"])
+    c.add_argument("--output", "-o", required=True, help="SMPL/AMASS .npz to write")
+    c.add_argument("--steps", type=int, default=200)
+    c.add_argument("--overwrite", action="store_true")
+    c.add_argument("--cache-dir", default=None)
+    c.add_argument("--json-progress", action="store_true")
+
     b = sub.add_parser("benchmark", help="speed and accuracy on bundled and given photos")
     b.add_argument("images", nargs="*", help="extra photos to measure (the bundled one is always included)")
     b.add_argument("--json", action="store_true", help="one JSON line")
@@ -310,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_reconstruct(args, out)
         if args.command == "sequence":
             return cmd_sequence(args, out)
+        if args.command == "convert":
+            return cmd_convert(args, out)
         return cmd_benchmark(args, out)
     except ReconError as err:
         out.error(err)
