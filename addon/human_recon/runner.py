@@ -104,8 +104,9 @@ class InferenceRun:
         self.fraction = 0.0
         self.stage = "starting"
         self.cancelled = False
+        self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_thread.start()
         threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
 
     def _read_stdout(self) -> None:
         assert self.proc.stdout is not None
@@ -121,6 +122,7 @@ class InferenceRun:
                 continue
             self._events.put(Event(kind, msg))
         self.proc.wait()
+        self._stderr_thread.join(timeout=5)  # the error message is in the last stderr lines
         self._finished.set()
 
     def _read_stderr(self) -> None:
