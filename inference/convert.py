@@ -45,7 +45,7 @@ def _anny_frames(result: ReconResult, anny: AnnyBody) -> tuple[torch.Tensor, tor
         out_v, out_k = [], []
         for s in range(0, len(q), CHUNK):
             b = len(q[s : s + CHUNK])
-            rest_b = type(rest)(*(x.expand(b, *x.shape[1:]) for x in (rest.vertices, rest.bone_poses, rest.bone_heads, rest.bone_tails)))
+            rest_b = rest.expand(b)
             v, _ = anny.pose(rest_b, roma.unitquat_to_rotmat(q[s : s + CHUNK]))
             v = torch.einsum("bij,bvj->bvi", R[s : s + CHUNK], v) + t[s : s + CHUNK, None]
             out_v.append(v)

@@ -95,7 +95,7 @@ class LandmarkRegressor:
 
         # Limbs: align the model's keypoints, hip-centred and turned by R0, to the landmarks.
         rest = self._rest
-        rest_b = type(rest)(*(t.expand(b, *t.shape[1:]) for t in (rest.vertices, rest.bone_poses, rest.bone_heads, rest.bone_tails)))
+        rest_b = rest.expand(b)
         sub = torch.zeros(b, len(lim.index), 3, requires_grad=True)
         opt = torch.optim.Adam([sub], lr=0.12)
         for _ in range(self.ik_steps):

@@ -260,7 +260,7 @@ class SequenceReconstructor:
         for s in range(0, len(q_bones), 64):
             qb = torch.tensor(q_bones[s : s + 64], dtype=torch.float32)
             b = qb.shape[0]
-            rest_b = type(rest)(*(t.expand(b, *t.shape[1:]) for t in (rest.vertices, rest.bone_poses, rest.bone_heads, rest.bone_tails)))
+            rest_b = rest.expand(b)
             v, _ = body.pose(rest_b, roma.unitquat_to_rotmat(qb), ids)
             R = roma.unitquat_to_rotmat(torch.tensor(q_glob[s : s + 64], dtype=torch.float32))
             v = torch.einsum("bij,bvj->bvi", R, v) + torch.tensor(trans[s : s + 64], dtype=torch.float32)[:, None]

@@ -199,3 +199,20 @@ def test_anny_result_converts_to_smpl(reconstructor, smpl):
     # so its surface cannot match closely; a real SMPL file can).
     assert conv.keypoint_error_mm < 0.5 * conv.initial_keypoint_error_mm
     assert conv.keypoint_error_mm < 40 and np.isfinite(conv.surface_error_mm)
+
+
+def test_smpl_clip_gives_amass_arrays_per_frame(smpl_path):
+    from inference.frames import open_frames
+    from inference.pipeline import Reconstructor
+    from inference.sequence import SequenceReconstructor
+
+    from .conftest import ROOT
+
+    clip = ROOT / "tests" / "data" / "demo.mp4"
+    if not clip.exists():
+        pytest.skip("run scripts/fetch_test_data.sh for the test clip")
+    rec = Reconstructor(body_model="smpl", smpl_model=str(smpl_path), quality="fast")
+    r = SequenceReconstructor(rec).run(open_frames(clip, end=6))
+    assert r.extra["poses"].shape == (6, 72) and r.extra["trans"].shape == (6, 3)
+    assert float(r.extra["mocap_framerate"]) == pytest.approx(30.0)
+    assert r.bone_rotations.shape == (6, 24, 4)
