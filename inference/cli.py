@@ -223,7 +223,7 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
 def cmd_convert(args: argparse.Namespace, out: Output) -> int:
     import numpy as np
 
-    from .result import ReconResult
+    from .result import ReconResult, write_npz_atomic
 
     dest = Path(args.output)
     if dest.suffix.lower() != ".npz":
@@ -245,15 +245,7 @@ def cmd_convert(args: argparse.Namespace, out: Output) -> int:
     arrays = dict(conv.amass)
     arrays["conversion_keypoint_error_mm"] = np.array(conv.keypoint_error_mm)
     arrays["conversion_surface_error_mm"] = np.array(conv.surface_error_mm)
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_npz_atomic(dest, arrays)
     out.event("result", path=str(dest), keypoint_error_mm=round(conv.keypoint_error_mm, 2),
               surface_error_mm=round(conv.surface_error_mm, 2))  # fmt: skip
     out.say(f"{args.result} -> {dest}  (SMPL fit: keypoints {conv.keypoint_error_mm:.1f} mm, "

@@ -20,6 +20,28 @@ from .errors import ReconError
 SCHEMA_VERSION = 1
 
 
+def write_npz_atomic(path: Path, arrays: dict) -> None:
+    """Write ``arrays`` to ``path`` via a temporary file in the same folder and a rename:
+    a failure or a kill leaves either the whole file or nothing."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as exc:
+        raise ReconError(
+            "output_not_writable", f"Cannot write to {path.parent} ({exc.strerror}); choose a writable folder."
+        ) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ReconError(
+                "output_not_writable", f"Cannot write {path} ({exc.strerror}); choose a writable folder."
+            ) from None
+        raise
+
+
 @dataclass
 class ReconResult:
     body_model: str
@@ -85,23 +107,7 @@ class ReconResult:
                 arrays.update({k: np.asarray(v) for k, v in value.items()})
             else:
                 arrays[f.name] = np.asarray(value)
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        except OSError as exc:
-            raise ReconError(
-                "output_not_writable", f"Cannot write to {path.parent} ({exc.strerror}); choose a writable folder."
-            ) from None
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException as exc:
-            Path(tmp).unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                raise ReconError(
-                    "output_not_writable", f"Cannot write {path} ({exc.strerror}); choose a writable folder."
-                ) from None
-            raise
+        write_npz_atomic(path, arrays)
         return path
 
     @classmethod
