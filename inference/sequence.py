@@ -229,6 +229,7 @@ class SequenceReconstructor:
             "fit_per_frame": timings["fit"] / max(1, n),
         }
         result.notes = np.array(notes, dtype=str)
+        result.people_found = tracker.people_at_start
         pose_aa = roma.unitquat_to_rotvec(torch.tensor(q_bones)).numpy()
         result.extra = self.rec._extras(shape, R.astype(np.float64), trans.astype(np.float64), pose_aa, result.fps)
         return result
