@@ -229,11 +229,12 @@ def sequence_args(clip: str, output: str, start: int = 0, end: int | None = None
 
 
 def setup_environment(venv_dir: str | os.PathLike, requirements: str | os.PathLike,
-                      base_python: str | None = None) -> str:
+                      base_python: str | None = None, min_free_bytes: int = 9 * 1024**3) -> str:
     """Create a virtual environment and pip-install the bundled requirements into it.
 
     Returns the environment's interpreter; raises RunnerError with a clear message
-    when it cannot (no CPython 3.11, offline, no disk space)."""
+    when it cannot (no CPython 3.11, offline, no disk space). A failed setup removes
+    the environment it started, so a later attempt starts clean."""
     venv = Path(venv_dir)
     base = base_python or shutil.which("python3.11") or (sys.executable if sys.version_info[:2] == (3, 11) else None)
     if not base:
@@ -243,10 +244,23 @@ def setup_environment(venv_dir: str | os.PathLike, requirements: str | os.PathLi
             "the packages in requirements.txt.",
         )
     free = shutil.disk_usage(venv.parent if venv.parent.exists() else Path.home()).free
-    if free < 9 * 1024**3:
+    if free < min_free_bytes:
         raise RunnerError(
-            "no_space", f"Setting up needs about 9 GB free, {free / 1024**3:.1f} GB is left; free some space."
+            "no_space",
+            f"Setting up needs about {min_free_bytes / 1024**3:.0f} GB free, {free / 1024**3:.1f} GB is left; "
+            "free some space.",
         )
+    existed = venv.exists()
+    try:
+        py = _install(base, venv, Path(requirements))
+    except BaseException:
+        if not existed:
+            shutil.rmtree(venv, ignore_errors=True)
+        raise
+    return py
+
+
+def _install(base: str, venv: Path, requirements: Path) -> str:
     try:
         subprocess.run([base, "-m", "venv", str(venv)], check=True, capture_output=True, text=True)
         py = str(venv / "bin" / "python")
@@ -258,10 +272,10 @@ def setup_environment(venv_dir: str | os.PathLike, requirements: str | os.PathLi
         raise RunnerError("setup_failed", f"Could not create {venv} ({exc}); choose another folder.") from None
     if proc.returncode != 0:
         text = proc.stderr + proc.stdout
-        if any(s in text for s in ("Failed to establish", "Temporary failure", "Network is unreachable", "No matching")):
+        if any(s in text for s in ("Failed to establish", "Temporary failure", "Network is unreachable")):
             raise RunnerError("offline", "Cannot reach the package index; connect to the internet and try again.")
         if "No space left" in text:
             raise RunnerError("no_space", "The disk filled up while installing; free some space and try again.")
-        last = text.strip().splitlines()[-1] if text.strip() else ""
+        last = next((line for line in reversed(text.strip().splitlines()) if line.startswith("ERROR")), "")
         raise RunnerError("setup_failed", f"pip could not install the requirements ({last[:200]}).")
     return py

@@ -1,0 +1,62 @@
+"""The add-on's runner module as plain Python (it never imports bpy or torch)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+
+from .conftest import PERSON, ROOT
+
+
+@pytest.fixture(scope="module")
+def runner():
+    spec = importlib.util.spec_from_file_location("hr_runner", ROOT / "addon" / "human_recon" / "runner.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["hr_runner"] = mod  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(mod)
+    assert "bpy" not in mod.__dict__ and "torch" not in mod.__dict__
+    return mod
+
+
+def test_set_up_environment(runner, tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("")  # nothing to install: the venv and pip still run for real
+    py = runner.setup_environment(tmp_path / "venv", req, base_python=sys.executable)
+    assert (tmp_path / "venv" / "bin" / "python").exists() and py.endswith("python")
+
+
+def test_failed_setup_says_why_and_cleans_up(runner, tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("human-recon-no-such-package==0.0.0\n")
+    with pytest.raises(runner.RunnerError) as exc:
+        runner.setup_environment(tmp_path / "venv", req, base_python=sys.executable)
+    assert exc.value.code in ("setup_failed", "offline") and "\n" not in exc.value.message
+    assert not (tmp_path / "venv").exists()
+    with pytest.raises(runner.RunnerError) as exc:
+        runner.setup_environment(tmp_path / "venv2", req, base_python=sys.executable, min_free_bytes=1 << 60)
+    assert exc.value.code == "no_space" and not (tmp_path / "venv2").exists()
+
+
+def test_interpreter_choice(runner, tmp_path, monkeypatch):
+    monkeypatch.delenv("HUMAN_RECON_PYTHON", raising=False)
+    with pytest.raises(runner.RunnerError) as exc:
+        runner.find_python("", tmp_path / "no-venv")
+    assert exc.value.code == "no_interpreter" and "Set up environment" in exc.value.message
+    with pytest.raises(runner.RunnerError) as exc:  # an explicit wrong path is reported, not replaced
+        runner.find_python(str(tmp_path / "python"), None)
+    assert "does not exist" in exc.value.message
+    monkeypatch.setenv("HUMAN_RECON_PYTHON", sys.executable)
+    assert runner.find_python("", None) == sys.executable
+
+
+def test_run_reports_progress_and_result(runner, tmp_path, cache_dir, monkeypatch):
+    monkeypatch.setenv("HUMAN_RECON_CACHE_DIR", cache_dir)
+    out = tmp_path / "r.npz"
+    run = runner.InferenceRun(sys.executable, runner.reconstruct_args(str(PERSON), str(out)))
+    run.wait(300)
+    events = run.poll()
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "start" and "progress" in kinds and kinds[-1] == "done"
+    assert run.error is None and run.result_path == str(out) and out.exists() and run.fraction == 1.0
