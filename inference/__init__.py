@@ -23,11 +23,15 @@ _reconstructors: dict = {}
 
 
 def reconstruct_image(path, *, body_model: str = "anny", quality: str = "balanced", focal_px=None,
-                      cache_dir=None, progress=None) -> ReconResult:
-    """Reconstruct the person in the photo at ``path``; models stay warm between calls."""
+                      cache_dir=None, smpl_model=None, gender=None, progress=None) -> ReconResult:
+    """Reconstruct the person in the photo at ``path``; models stay warm between calls.
+
+    ``body_model="smpl"`` needs ``smpl_model``, the path of your SMPL model file."""
     from .pipeline import Reconstructor
 
-    key = (body_model, quality, str(cache_dir))
+    key = (body_model, quality, str(cache_dir), str(smpl_model), gender)
     if key not in _reconstructors:
-        _reconstructors[key] = Reconstructor(body_model=body_model, quality=quality, cache_dir=cache_dir)
+        _reconstructors[key] = Reconstructor(
+            body_model=body_model, quality=quality, cache_dir=cache_dir, smpl_model=smpl_model, gender=gender
+        )
     return _reconstructors[key].reconstruct(path, focal_px=focal_px, progress=progress)

@@ -60,3 +60,11 @@ def test_missing_folder_and_other_schema(result, tmp_path):
     with pytest.raises(ReconError) as exc:
         ReconResult.load(tmp_path / "newer.npz")
     assert exc.value.code == "schema_mismatch" and str(SCHEMA_VERSION + 1) in exc.value.message
+
+
+def test_python_api_returns_a_typed_result(cache_dir, tmp_path):
+    import inference
+
+    r = inference.reconstruct_image(PERSON, cache_dir=cache_dir)
+    assert isinstance(r, inference.ReconResult) and r.schema_version == inference.SCHEMA_VERSION
+    assert r.silhouette_iou > 0.7 and r.save(tmp_path / "api.npz").exists()
