@@ -50,7 +50,6 @@ class FitOptions:
     shape_prior: float = 0.01
     init_prior: float = 0.02
     mirror_guard: bool = True
-    final_lr_fraction: float = 1.0
 
 
 @dataclass
@@ -206,8 +205,6 @@ class Fitter:
         shape0 = shape.detach().clone()
         free = (~self._fixed_shape).float()
         opt = torch.optim.Adam([grot, transl, pose_sub, shape], lr=o.lr * 0.75)
-        # Decay the step size so the last steps settle instead of oscillating.
-        sched = torch.optim.lr_scheduler.LinearLR(opt, 1.0, o.final_lr_fraction, total_iters=max(1, o.full_steps))
         for _ in range(o.full_steps):
             rest = self._rest(shape)
             losses = self._pose_losses(rest, pose_sub, pose0, grot, transl, target, K, height, lm3d)
@@ -219,7 +216,6 @@ class Fitter:
             total.sum().backward()
             shape.grad *= free
             opt.step()
-            sched.step()
             with torch.no_grad():
                 shape.clamp_(*self.body.shape_bounds)
             iterations += 1
