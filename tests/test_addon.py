@@ -333,3 +333,50 @@ def test_smpl_rig_reproduces_smplx_vertices(installed, tmp_path, body):
     assert np.abs(cam - r.vertices_cam).max() < 1e-3
     # SMPL is Y-up: the armature stands upright in Blender's Z-up world.
     assert np.allclose(to_world[:3, :3] @ [0, 1, 0], [0, 0, 1], atol=1e-6)
+
+
+def test_import_result_file(installed, built, tmp_path):
+    """A result made earlier by the CLI builds the same rig; a bad file is one report."""
+    objs, res = built
+    path = res.save(tmp_path / "saved run.npz")
+    before = _scene_state()
+    assert bpy.ops.human_recon.import_result(filepath=str(path)) == {"FINISHED"}
+    assert _scene_state()[0] == before[0] + 3
+    coll = bpy.data.collections["saved run"]
+    arm = next(o for o in coll.objects if o.type == "ARMATURE")
+    assert len(arm.data.bones) == len(res.bone_names)
+    mesh = next(o for o in coll.objects if o.type == "MESH")
+    world = _evaluated_world_vertices(mesh)
+    assert np.abs(world - _evaluated_world_vertices(objs["MESH"])).max() < 1e-6
+    (tmp_path / "junk.npz").write_bytes(b"not a result")
+    before = _scene_state()
+    _assert_one_error_report(lambda: bpy.ops.human_recon.import_result(filepath=str(tmp_path / "junk.npz")), "not a Human Recon result")
+    assert _scene_state() == before
+
+
+def test_smpl_clip_keys_pose_correctives(installed, tmp_path):
+    from .smpl_fixture import write_smpl_pkl
+
+    clip = ROOT / "tests" / "data" / "demo.mp4"
+    if not clip.exists():
+        pytest.skip("run scripts/fetch_test_data.sh for the test clip")
+    model = tmp_path / "SMPL_NEUTRAL.pkl"
+    write_smpl_pkl(model)
+    _prefs().smpl_model = str(model)
+    try:
+        res = bpy.ops.human_recon.import_sequence(filepath=str(clip), end=4, body_model="smpl", result_dir=str(tmp_path))
+    finally:
+        _prefs().smpl_model = ""
+    assert res == {"FINISHED"}
+    result_io = sys.modules[f"{ADDON}.result_io"]
+    r = result_io.load_result(tmp_path / "demo.npz")
+    mesh = next(o for o in bpy.data.collections[-1].objects if o.type == "MESH")
+    keys = mesh.data.shape_keys
+    from bpy_extras import anim_utils
+
+    bag = anim_utils.action_get_channelbag_for_slot(keys.animation_data.action, keys.animation_data.action_slot)
+    assert len(bag.fcurves) == 207 and all(len(fc.keyframe_points) == 4 for fc in bag.fcurves)
+    scene = bpy.context.scene
+    scene.frame_set(scene.frame_start + 2)
+    values = np.array([keys.key_blocks[f"Pose{k:03d}"].value for k in range(207)])
+    assert np.abs(values - r.pose_feature(2)).max() < 1e-5

@@ -219,4 +219,37 @@ class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
         )
 
 
-classes = (HUMAN_RECON_OT_reconstruct_image, HUMAN_RECON_OT_import_sequence)
+class HUMAN_RECON_OT_import_result(bpy.types.Operator):
+    """Build the rig from a result file made earlier (python -m inference reconstruct/sequence)"""
+
+    bl_idname = "human_recon.import_result"
+    bl_label = "Import result (.npz)"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: bpy.props.StringProperty(name="Result", subtype="FILE_PATH", default="")
+    filter_glob: bpy.props.StringProperty(default="*.npz", options={"HIDDEN"})
+    pose_correctives: bpy.props.BoolProperty(name="Pose correctives", default=True)
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        path = bpy.path.abspath(self.filepath)
+        if not os.path.isfile(path):
+            self.report({"ERROR"}, f"Result file not found: {path}")
+            return {"CANCELLED"}
+        try:
+            result = load_result(path)
+            built = build_scene(result, context, name=Path(path).stem, pose_correctives=self.pose_correctives)
+        except runner.RunnerError as err:
+            self.report({"ERROR"}, err.message)
+            return {"CANCELLED"}
+        except Exception as exc:  # never a half-built scene or a traceback
+            self.report({"ERROR"}, f"Could not build the rig ({type(exc).__name__}: {exc}).")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Imported {built['armature'].name} ({len(result.rotations)} frames)")
+        return {"FINISHED"}
+
+
+classes = (HUMAN_RECON_OT_reconstruct_image, HUMAN_RECON_OT_import_sequence, HUMAN_RECON_OT_import_result)

@@ -6,6 +6,7 @@ import bpy
 from .operators import (
     BODY_MODEL_ITEMS,
     QUALITY_ITEMS,
+    HUMAN_RECON_OT_import_result,
     HUMAN_RECON_OT_import_sequence,
     HUMAN_RECON_OT_reconstruct_image,
 )
@@ -43,6 +44,8 @@ class VIEW3D_PT_human_recon(bpy.types.Panel):
             layout.prop(props, "clip_path")
             op = layout.operator(HUMAN_RECON_OT_import_sequence.bl_idname, icon="ANIM")
             op.filepath = props.clip_path
+            layout.separator()
+            layout.operator(HUMAN_RECON_OT_import_result.bl_idname, icon="IMPORT")
 
 
 classes = (HumanReconSceneProps, VIEW3D_PT_human_recon)
