@@ -47,6 +47,12 @@ def _scene_state():
     return (len(bpy.data.objects), len(bpy.data.collections), len(bpy.data.meshes), len(bpy.data.armatures))
 
 
+def _new_collection(before: set[str]):
+    """The one collection an operator added (bpy.data lists collections by name, not age)."""
+    (name,) = {c.name for c in bpy.data.collections} - before
+    return bpy.data.collections[name]
+
+
 def _prefs():
     return bpy.context.preferences.addons[ADDON].preferences
 
@@ -55,8 +61,10 @@ def _prefs():
 def built(installed, tmp_path_factory):
     out = tmp_path_factory.mktemp("result")
     before = _scene_state()
+    names = {c.name for c in bpy.data.collections}
     assert bpy.ops.human_recon.reconstruct_image(filepath=str(PERSON), result_dir=str(out)) == {"FINISHED"}
-    coll = bpy.data.collections["person"]
+    coll = _new_collection(names)
+    assert coll.name == "person"  # named after the photo
     objs = {o.type: o for o in coll.objects}
     assert _scene_state()[0] == before[0] + 3
     from inference.result import ReconResult
@@ -271,11 +279,13 @@ def test_import_sequence_keyframes_one_armature(installed, tmp_path, body):
     if not clip.exists():
         pytest.skip("run scripts/fetch_test_data.sh for the test clip")
     before = len([o for o in bpy.data.objects if o.type == "ARMATURE"])
+    names = {c.name for c in bpy.data.collections}
     res = bpy.ops.human_recon.import_sequence(filepath=str(clip), start=0, end=12, result_dir=str(tmp_path))
     assert res == {"FINISHED"}
     arms = [o for o in bpy.data.objects if o.type == "ARMATURE"]
     assert len(arms) == before + 1
-    arm = bpy.data.collections["demo"].objects["demo Rig"]
+    coll = _new_collection(names)
+    arm = next(o for o in coll.objects if o.type == "ARMATURE")
     r = ReconResult.load(tmp_path / "demo.npz")
     scene = bpy.context.scene
     assert (scene.frame_start, scene.frame_end) == (1, 12) and scene.render.fps == 30
@@ -285,7 +295,7 @@ def test_import_sequence_keyframes_one_armature(installed, tmp_path, body):
     assert all(len(fc.keyframe_points) == 12 for fc in bag.fcurves)
     assert len(bag.fcurves) == 4 * len(r.bone_names) + 3  # rotations, plus the root's location
     # At a keyframe, Blender's evaluated body gives the inference's keypoints for that frame.
-    mesh = bpy.data.collections["demo"].objects["demo Body"]
+    mesh = next(o for o in coll.objects if o.type == "MESH")
     m0 = np.eye(4)
     m0[:3, :3], m0[:3, 3] = r.global_rotation[0], r.root_translation[0]
     for k in (0, 7):
@@ -306,13 +316,14 @@ def test_smpl_rig_reproduces_smplx_vertices(installed, tmp_path, body):
     model = tmp_path / "SMPL_NEUTRAL.pkl"
     write_smpl_pkl(model)
     _prefs().smpl_model = str(model)
+    names = {c.name for c in bpy.data.collections}
     try:
         res = bpy.ops.human_recon.reconstruct_image(filepath=str(PERSON), body_model="smpl", result_dir=str(tmp_path))
     finally:
         _prefs().smpl_model = ""
     assert res == {"FINISHED"}
     r = ReconResult.load(tmp_path / "person.npz")
-    coll = bpy.data.collections[-1]
+    coll = _new_collection(names)
     arm = next(o for o in coll.objects if o.type == "ARMATURE")
     mesh = next(o for o in coll.objects if o.type == "MESH")
     from inference.bodymodels.smpl import JOINTS
@@ -340,9 +351,10 @@ def test_import_result_file(installed, built, tmp_path):
     objs, res = built
     path = res.save(tmp_path / "saved run.npz")
     before = _scene_state()
+    names = {c.name for c in bpy.data.collections}
     assert bpy.ops.human_recon.import_result(filepath=str(path)) == {"FINISHED"}
     assert _scene_state()[0] == before[0] + 3
-    coll = bpy.data.collections["saved run"]
+    coll = _new_collection(names)
     arm = next(o for o in coll.objects if o.type == "ARMATURE")
     assert len(arm.data.bones) == len(res.bone_names)
     mesh = next(o for o in coll.objects if o.type == "MESH")
@@ -363,6 +375,7 @@ def test_smpl_clip_keys_pose_correctives(installed, tmp_path):
     model = tmp_path / "SMPL_NEUTRAL.pkl"
     write_smpl_pkl(model)
     _prefs().smpl_model = str(model)
+    names = {c.name for c in bpy.data.collections}
     try:
         res = bpy.ops.human_recon.import_sequence(filepath=str(clip), end=4, body_model="smpl", result_dir=str(tmp_path))
     finally:
@@ -370,7 +383,7 @@ def test_smpl_clip_keys_pose_correctives(installed, tmp_path):
     assert res == {"FINISHED"}
     result_io = sys.modules[f"{ADDON}.result_io"]
     r = result_io.load_result(tmp_path / "demo.npz")
-    mesh = next(o for o in bpy.data.collections[-1].objects if o.type == "MESH")
+    mesh = next(o for o in _new_collection(names).objects if o.type == "MESH")
     keys = mesh.data.shape_keys
     from bpy_extras import anim_utils
 
