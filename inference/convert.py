@@ -81,8 +81,9 @@ def anny_to_smpl(result: ReconResult, anny: AnnyBody, smpl: SMPLBody, steps: int
 
     def forward():
         pose = torch.zeros(n, len(smpl.bone_names), 3).index_copy(1, lim.index, pose_sub)
-        v, _ = smpl.pose(smpl.rest(betas), roma.rotvec_to_rotmat(pose))
-        v = v - smpl.rest(betas).bone_heads[:, :1]  # turn about the pelvis joint, like SMPL
+        rest = smpl.rest(betas)
+        v, _ = smpl.pose(rest, roma.rotvec_to_rotmat(pose))
+        v = v - rest.bone_heads[:, :1]  # turn about the pelvis joint, like SMPL
         v = torch.einsum("bij,bvj->bvi", roma.rotvec_to_rotmat(grot), v) + transl[:, None]
         return v, smpl.keypoints(v), pose
 

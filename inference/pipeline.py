@@ -13,7 +13,6 @@ import torch
 from .bodymodels import load_body_model
 from .camera import Camera, project_np
 from .detect import MIRROR_KEYPOINTS, Detection, PoseDetector
-from .errors import ReconError
 from .fit import FitOptions, Fitter
 from .images import load_image
 from .metrics import iou, keypoint_error, render_silhouette
@@ -80,9 +79,7 @@ class Reconstructor:
 
         t = time.perf_counter()
         report("detect", 0.1)
-        people = find_people(self.detector, rgb)
-        if not people:
-            raise ReconError("no_person", "No person found in the image; use a photo where one person is clearly visible.")
+        people = find_people(self.detector, rgb)  # raises no_person
         det = max(people, key=prominence)  # several people: the largest clearly visible one
         timings["detect"] = time.perf_counter() - t
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from .detect import Detection, PoseDetector
-from .errors import ReconError
 
 MAX_PEOPLE = 3
 CROP_MARGIN = 0.6  # crop = last box grown by this fraction of its size on each side
@@ -30,24 +29,18 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
 def find_people(detector: PoseDetector, rgb: np.ndarray) -> list[Detection]:
     """Up to MAX_PEOPLE people, each found after blanking out the ones before.
 
-    The first search may use crops (small people); the later ones look at the whole
-    image only, which keeps a one-person photo fast."""
-    people: list[Detection] = []
+    The first search may use crops (small people) and raises ``no_person`` if it finds
+    nobody; the later ones look at the whole image only, which keeps a one-person photo fast."""
+    people = [detector.detect(rgb)]
     img = rgb.copy()
-    for _ in range(MAX_PEOPLE):
-        if people:
-            det = detector.detect_whole(img)
-        else:
-            try:
-                det = detector.detect(img)
-            except ReconError:
-                det = None
+    for _ in range(MAX_PEOPLE - 1):
+        x0, y0, x1, y1 = people[-1].box.astype(int)
+        img[y0:y1, x0:x1] = 114
+        img[people[-1].mask > 0.5] = 114
+        det = detector.detect_whole(img)
         if det is None or any(box_iou(det.box, p.box) > 0.3 for p in people):
             break
         people.append(det)
-        x0, y0, x1, y1 = det.box.astype(int)
-        img[y0:y1, x0:x1] = 114
-        img[det.mask > 0.5] = 114
     return people
 
 
@@ -64,9 +57,7 @@ class Tracker:
         self.people_at_start = 0
 
     def start(self, rgb: np.ndarray) -> Detection:
-        people = find_people(self.detector, rgb)
-        if not people:
-            raise ReconError("no_person", "No person found in the first frame; start the clip where the person is visible.")
+        people = find_people(self.detector, rgb)  # raises no_person
         self.people_at_start = len(people)
         det = max(people, key=prominence)
         self.box = det.box.copy()

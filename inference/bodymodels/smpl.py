@@ -111,7 +111,6 @@ class SMPLBody:
         self._kp_weights = reg
         self.keypoint_vertex_ids = torch.nonzero(reg.abs().sum(0) > 0).squeeze(1)
         self.skin_matrix = self.weights
-        self.cache_file = None
 
     def default_shape(self, batch: int = 1) -> torch.Tensor:
         return torch.zeros(batch, 10)
