@@ -1,0 +1,136 @@
+"""The regression network: torchvision ResNet50 from the person's mask and
+keypoint heatmaps to body parameters and a camera.
+
+Outputs, all in the crop's terms so they do not depend on the photo's size:
+the global rotation (camera frame) and the fitted bones' local rotations as 6D
+(first two matrix columns, Zhou et al. 2019), the body-model shape parameters,
+and the camera as the pelvis position in crop coordinates plus the log of its
+depth times the crop's angular size (depth * crop side / focal length), which
+is about constant for a given body height.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import roma
+import torch
+import torchvision
+
+from .netinput import IN_CHANNELS, Crop
+
+FORMAT = "human-recon-regressor-1"
+
+
+@dataclass
+class NetConfig:
+    num_bones: int  # fitted bones (the joint-limit subset, in its order)
+    num_shape: int
+    bone_names: list[str]
+    shape_labels: list[str]
+    body_model: str = "anny"
+
+    @property
+    def num_outputs(self) -> int:
+        return 6 + 6 * self.num_bones + self.num_shape + 3
+
+
+@dataclass
+class NetOutput:
+    """Decoded network output for a batch."""
+
+    global_rot: torch.Tensor  # (B, 3, 3) model space -> camera space
+    pose: torch.Tensor  # (B, N, 3, 3) local rotations of the fitted bones
+    shape: torch.Tensor  # (B, S) in the body model's bounds (0..1)
+    root_xy: torch.Tensor  # (B, 2) pelvis in crop coordinates (-1..1)
+    log_depth: torch.Tensor  # (B,) log(depth * crop side / focal)
+
+
+def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
+    """(..., 6) -> (..., 3, 3) rotation (Gram-Schmidt on the two given columns)."""
+    return roma.special_gramschmidt(x.reshape(*x.shape[:-1], 2, 3).transpose(-1, -2))
+
+
+def matrix_to_rot6d(R: torch.Tensor) -> torch.Tensor:
+    return R[..., :, :2].transpose(-1, -2).reshape(*R.shape[:-2], 6)
+
+
+class RegressorNet(torch.nn.Module):
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        self.config = config
+        net = torchvision.models.resnet50(weights=None, num_classes=config.num_outputs)
+        # Input: mask + one heatmap per keypoint instead of RGB.
+        net.conv1 = torch.nn.Conv2d(IN_CHANNELS, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        # Start from a neutral guess: identity bone rotations, mid shape, centred pelvis.
+        torch.nn.init.normal_(net.fc.weight, std=1e-3)
+        with torch.no_grad():
+            bias = torch.zeros(config.num_outputs)
+            eye6 = matrix_to_rot6d(torch.eye(3))
+            bias[:6] = eye6
+            bias[6 : 6 + 6 * config.num_bones] = eye6.repeat(config.num_bones)
+            bias[-1] = float(np.log(2.0))
+            net.fc.bias.copy_(bias)
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def decode(self, out: torch.Tensor) -> NetOutput:
+        c = self.config
+        b = out.shape[0]
+        n6 = 6 * c.num_bones
+        return NetOutput(
+            global_rot=rot6d_to_matrix(out[:, :6]),
+            pose=rot6d_to_matrix(out[:, 6 : 6 + n6].reshape(b, c.num_bones, 6)),
+            shape=torch.sigmoid(out[:, 6 + n6 : 6 + n6 + c.num_shape] * 4.0),
+            root_xy=out[:, -3:-1],
+            log_depth=out[:, -1],
+        )
+
+    # -- weights files -----------------------------------------------------------------
+
+    def save(self, path: str | Path, metadata: dict | None = None) -> None:
+        """Weights as float16 safetensors (half the size; the network runs in float32)."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        meta = {"format": FORMAT, "config": json.dumps(self.config.__dict__)}
+        meta.update({k: json.dumps(v) for k, v in (metadata or {}).items()})
+        tensors = {
+            k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in self.state_dict().items()
+        }
+        tmp = path.with_name(path.name + ".part")
+        save_file(tensors, str(tmp), metadata=meta)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RegressorNet":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"{path} is not a Human Recon regressor weights file")
+            config = NetConfig(**json.loads(meta["config"]))
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        net = cls(config)
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        net.eval()
+        return net
+
+
+def camera_translation(
+    root_xy: np.ndarray, log_depth: float, crop: Crop, K: np.ndarray, root_model_cam: np.ndarray
+) -> np.ndarray:
+    """Body translation (camera space) placing the pelvis where the network saw it.
+
+    ``root_model_cam``: the pelvis of the rotated body before translation."""
+    f = float(K[0, 0])
+    depth = float(np.exp(log_depth)) * f / crop.side
+    u, v = crop.to_image(np.asarray(root_xy, np.float64))
+    pelvis = np.array([(u - K[0, 2]) * depth / f, (v - K[1, 2]) * depth / K[1, 1], depth])
+    return pelvis - root_model_cam

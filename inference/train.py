@@ -1,0 +1,200 @@
+"""Train the ResNet50 regressor on synthetic bodies: ``python -m inference.train``.
+
+CPU only. Resumable: the checkpoint (model, optimiser, step) is written every
+few minutes and on Ctrl-C / SIGTERM, and a new run with the same
+``--checkpoint`` goes on from it; the data stream is seeded by step, so a
+resumed run sees the same samples it would have seen. Every ``--eval-every``
+steps the weights are exported (float16 safetensors) with their validation
+error, so a background run can be stopped at any time.
+
+Losses: 3D keypoints and a vertex sample (pelvis-centred, camera frame), 2D
+reprojection in the crop, parameters (rotation matrices, phenotype) and the
+camera (pelvis position and depth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .bodymodels.anny import AnnyBody
+from .joints import JointLimits
+from .lbs import CollapsedSkeleton
+from .regressor_net import NetConfig, RegressorNet
+from .synth import L_HIP, R_HIP, SyntheticData
+
+VAL_SEED0 = 10_000_000  # validation seeds: never used for training (training seeds < 1e7)
+TEST_SEED0 = 20_000_000  # the benchmark's held-out set
+VERTEX_STRIDE = 17
+
+
+class BodyLoss:
+    """Differentiable body from predicted parameters: keypoints and a vertex sample."""
+
+    def __init__(self, body) -> None:
+        self.body = body
+        self.limits = JointLimits(body.bone_names, body.pose_limits)
+        sample = torch.arange(0, body.num_vertices, VERTEX_STRIDE)
+        self.vertex_ids = torch.unique(torch.cat([body.keypoint_vertex_ids, sample]))
+        self.kp_cols = torch.searchsorted(self.vertex_ids, body.keypoint_vertex_ids)
+        self.v_cols = torch.searchsorted(self.vertex_ids, sample)
+        self.skeleton = CollapsedSkeleton(body.bone_parents, self.limits.index.tolist(), body.skin_matrix[self.vertex_ids])
+
+    def __call__(self, shape: torch.Tensor, pose: torch.Tensor, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pelvis-centred keypoints (B, K, 3) and vertex sample (B, N, 3), camera orientation."""
+        rest = self.body.rest(shape, self.vertex_ids, self.limits.index)
+        v = self.skeleton.skin(rest.vertices, self.skeleton.transforms(rest.bone_poses, pose))
+        v = torch.einsum("bij,bvj->bvi", R, v)
+        kp = self.body.keypoints(v[:, self.kp_cols], self.body.keypoint_vertex_ids)
+        pelvis = kp[:, [L_HIP, R_HIP]].mean(1, keepdim=True)
+        return kp - pelvis, v[:, self.v_cols] - pelvis
+
+
+def losses(net: RegressorNet, body_loss: BodyLoss, batch, out: torch.Tensor) -> dict[str, torch.Tensor]:
+    p = net.decode(out)
+    kp, verts = body_loss(p.shape, p.pose, p.global_rot)
+    with torch.no_grad():
+        kp_t, verts_t = body_loss(batch.shape, batch.pose, batch.global_rot)
+    # 2D: predicted pelvis-centred keypoints placed at the predicted camera, in crop coordinates.
+    depth = torch.exp(p.log_depth) * batch.K[:, 0, 0] / batch.crop_side
+    pelvis_img = batch.crop_center + p.root_xy * (batch.crop_side[:, None] / 2)
+    c = batch.K[:, :2, 2]
+    f = batch.K[:, 0, 0]
+    pelvis = torch.cat([(pelvis_img - c) * (depth / f)[:, None], depth[:, None]], 1)
+    pts = kp + pelvis[:, None]
+    uv = pts[..., :2] / pts[..., 2:3].clamp(min=0.1) * f[:, None, None] + c[:, None]
+    xy = (uv - batch.crop_center[:, None]) / (batch.crop_side[:, None, None] / 2)
+    pts_t = kp_t + batch.keypoints3d[:, [L_HIP, R_HIP]].mean(1, keepdim=True)
+    uv_t = pts_t[..., :2] / pts_t[..., 2:3] * f[:, None, None] + c[:, None]
+    xy_t = (uv_t - batch.crop_center[:, None]) / (batch.crop_side[:, None, None] / 2)
+    out = {
+        "kp3d": (kp - kp_t).norm(dim=-1).mean(),
+        "verts": (verts - verts_t).norm(dim=-1).mean(),
+        "kp2d": (xy - xy_t).norm(dim=-1).clamp(max=1.0).mean(),
+        "rot": (p.pose - batch.pose).pow(2).sum((-1, -2)).mean() + (p.global_rot - batch.global_rot).pow(2).sum((-1, -2)).mean(),
+        "shape": (p.shape - batch.shape).abs().mean(),
+        "camera": (p.root_xy - batch.root_xy).abs().sum(-1).mean() + (p.log_depth - batch.log_depth).abs().mean(),
+    }
+    w = {"kp3d": 5.0, "verts": 5.0, "kp2d": 1.0, "rot": 0.1, "shape": 0.5, "camera": 0.5}
+    out["total"] = sum(w[k] * out[k] for k in w)
+    return out
+
+
+def evaluate(net, body_loss, data, seeds, batch_size=32) -> dict[str, float]:
+    net.eval()
+    sums: dict[str, float] = {}
+    n = 0
+    with torch.no_grad():
+        for i in range(0, len(seeds), batch_size):
+            b = data.batch(seeds[i : i + batch_size])
+            ls = losses(net, body_loss, b, net(b.inputs))
+            for k, v in ls.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(b.shape)
+            n += len(b.shape)
+    net.train()
+    return {k: v / n for k, v in sums.items()}
+
+
+def lr_at(step: int, total: int, base: float, warmup: int = 200) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m inference.train", description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default="runs/regressor/checkpoint.pt", help="resumed from if it exists")
+    ap.add_argument("--weights", default="runs/regressor/regressor.safetensors", help="exported weights (float16)")
+    ap.add_argument("--steps", type=int, default=3000, help="total optimiser steps (the learning-rate schedule's length)")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--eval-every", type=int, default=250)
+    ap.add_argument("--val-size", type=int, default=128)
+    ap.add_argument("--save-minutes", type=float, default=5.0)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    ap.add_argument("--cache-dir", default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    body = AnnyBody(args.cache_dir)
+    data = SyntheticData(body)
+    body_loss = BodyLoss(body)
+    lim = body_loss.limits
+    config = NetConfig(num_bones=len(lim.names), num_shape=len(body.shape_labels), bone_names=lim.names,
+                       shape_labels=body.shape_labels, body_model=body.name)  # fmt: skip
+    torch.manual_seed(0)
+    net = RegressorNet(config)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    ckpt_path, weights_path = Path(args.checkpoint), Path(args.weights)
+    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    step, seconds, history = 0, 0.0, []
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, weights_only=True)
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, seconds = int(state["step"]), float(state["seconds"])
+        history = json.loads(state["history"])
+        print(f"resumed from {ckpt_path} at step {step} ({seconds / 60:.0f} min trained)", flush=True)
+
+    def save_checkpoint() -> None:
+        tmp = ckpt_path.with_name(ckpt_path.name + ".part")
+        torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step, "seconds": seconds,
+                    "history": json.dumps(history)}, tmp)  # fmt: skip
+        tmp.replace(ckpt_path)
+
+    stop = {"now": False}
+
+    def on_signal(signum, frame):  # finish the step, save, leave
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    val_seeds = np.arange(VAL_SEED0, VAL_SEED0 + args.val_size)
+    net.train()
+    last_save = time.time()
+    run = {}
+    while step < args.steps and not stop["now"]:
+        t0 = time.perf_counter()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.steps, args.lr)
+        batch = data.batch(np.arange(step * args.batch, (step + 1) * args.batch))
+        ls = losses(net, body_loss, batch, net(batch.inputs))
+        opt.zero_grad()
+        ls["total"].backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        step += 1
+        seconds += time.perf_counter() - t0
+        for k, v in ls.items():
+            v = float(v.detach())
+            run[k] = 0.9 * run.get(k, v) + 0.1 * v
+        if step % 25 == 0:
+            print(f"step {step}/{args.steps} {seconds / 60:.1f} min  " + " ".join(f"{k} {v:.4f}" for k, v in run.items()), flush=True)
+        if step % args.eval_every == 0 or step == args.steps:
+            val = evaluate(net, body_loss, data, val_seeds)
+            history.append({"step": step, "minutes": round(seconds / 60, 1), **{k: round(v, 5) for k, v in val.items()}})
+            print("validation " + json.dumps(history[-1]), flush=True)
+            net.save(weights_path, {"step": step, "train_minutes": round(seconds / 60, 1), "validation": history[-1]})
+            save_checkpoint()
+            last_save = time.time()
+        elif time.time() - last_save > args.save_minutes * 60:
+            save_checkpoint()
+            last_save = time.time()
+    save_checkpoint()
+    print(f"checkpoint at step {step} in {ckpt_path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
