@@ -139,7 +139,7 @@ def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
 
     out.event("progress", stage="load_models", fraction=0.0, index=0, total=total)
     rec = Reconstructor(body_model=args.body_model, quality=args.quality, cache_dir=args.cache_dir,
-                        smpl_model=args.smpl_model, gender=args.gender)
+                        smpl_model=args.smpl_model, gender=args.gender, init=args.init)
     ok = failed = 0
     last_code = ""
     for i, (img, dest) in enumerate(zip(args.images, outputs)):
@@ -199,7 +199,7 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
 
     out.event("progress", stage="load_models", fraction=0.0, frame=0, total=total)
     rec = Reconstructor(body_model=args.body_model, quality=args.quality, cache_dir=args.cache_dir,
-                        smpl_model=args.smpl_model, gender=args.gender)
+                        smpl_model=args.smpl_model, gender=args.gender, init=args.init)
     bar = out.progress_bar(total)
 
     def progress(done: int, n: int, note: str) -> None:
@@ -257,7 +257,11 @@ def cmd_convert(args: argparse.Namespace, out: Output) -> int:
 def cmd_benchmark(args: argparse.Namespace, out: Output) -> int:
     from .benchmark import run_benchmark, run_sequence_benchmark
 
-    if args.sequence:
+    if args.regressor:
+        from .benchmark_regressor import run_regressor_benchmark
+
+        report = run_regressor_benchmark(samples=args.samples, images=args.images, workers=args.workers, cache_dir=args.cache_dir)
+    elif args.sequence:
         report = run_sequence_benchmark(args.sequence, end=args.frames, cache_dir=args.cache_dir)
     else:
         report = run_benchmark(images=args.images, repeats=args.repeats, quality=args.quality, cache_dir=args.cache_dir)
@@ -286,6 +290,8 @@ def _body_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smpl-model", default=None, help="your SMPL model file (.pkl or .npz), for --body-model smpl")
     p.add_argument("--gender", default=None, choices=["neutral", "female", "male"],
                    help="SMPL model gender (default: from the file)")
+    p.add_argument("--init", default="auto", choices=["auto", "network", "landmarks"],
+                   help="the fit's start: the trained regressor (auto: when installed, Anny) or MediaPipe's 3D landmarks")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -333,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=5)
     b.add_argument("--sequence", metavar="CLIP", help="benchmark the clip pipeline on a video or folder of frames")
     b.add_argument("--frames", type=int, default=60, help="frames of the clip to use (--sequence)")
+    b.add_argument("--regressor", action="store_true",
+                   help="the trained regressor on held-out synthetic bodies and the photos, against the landmark start")
+    b.add_argument("--samples", type=int, default=500, help="held-out synthetic bodies (--regressor)")
+    b.add_argument("--workers", type=int, default=2, help="processes for the synthetic set (--regressor)")
     b.add_argument("--quality", choices=["fast", "balanced", "best"], default="balanced")
     b.add_argument("--cache-dir", default=None)
 

@@ -18,7 +18,7 @@ milliseconds.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -51,6 +51,15 @@ class FitOptions:
     init_prior: float = 0.02
     mirror_guard: bool = True
 
+    def scaled(self, factor: float) -> "FitOptions":
+        """The same fit with every stage's step count times ``factor`` (a better start needs fewer)."""
+        n = lambda k: max(1, round(k * factor)) if k else 0  # noqa: E731
+        return replace(self, rigid_steps=n(self.rigid_steps), pose_steps=n(self.pose_steps), full_steps=n(self.full_steps))
+
+    @property
+    def total_steps(self) -> int:
+        return self.rigid_steps + self.pose_steps + self.full_steps
+
 
 @dataclass
 class FitResult:
@@ -59,6 +68,7 @@ class FitResult:
     iterations: int
     stage_seconds: dict[str, float] = field(default_factory=dict)
     losses: dict[str, float] = field(default_factory=dict)
+    keypoint_trace: list[float] = field(default_factory=list)  # keypoint loss per iteration (chosen hypothesis)
 
 
 class MaskTargets:
@@ -145,6 +155,7 @@ class Fitter:
         pose_sub = pose0.clone().requires_grad_(True)
         shape = init.shape.detach().clone()
         iterations = 0
+        trace: list[torch.Tensor] = []  # per-iteration keypoint loss of every hypothesis
 
         clock = time.perf_counter()
         stage_seconds: dict[str, float] = {}
@@ -163,7 +174,9 @@ class Fitter:
         opt = torch.optim.Adam([grot, transl], lr=o.lr)
         for _ in range(o.rigid_steps):
             kp = torch.einsum("bij,bkj->bki", roma.rotvec_to_rotmat(grot), kp_body) + transl[:, None]
-            loss = self._kp_loss(kp, target, K, height).sum()
+            kpl = self._kp_loss(kp, target, K, height)
+            trace.append(kpl.detach())
+            loss = kpl.sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -175,6 +188,7 @@ class Fitter:
         opt = torch.optim.Adam([grot, transl, pose_sub], lr=o.lr)
         for _ in range(o.pose_steps):
             losses = self._pose_losses(rest, pose_sub, pose0, grot, transl, target, K, height, lm3d)
+            trace.append(losses["keypoints"].detach())
             opt.zero_grad()
             losses["total"].sum().backward()
             opt.step()
@@ -188,6 +202,7 @@ class Fitter:
             if float(tot[1]) < MIRROR_MARGIN * float(tot[0]):
                 best = 1
         sel = slice(best, best + 1)
+        trace = [t[sel] for t in trace]
         grot = grot.detach()[sel].clone().requires_grad_(True)
         transl = transl.detach()[sel].clone().requires_grad_(True)
         pose_sub = pose_sub.detach()[sel].clone().requires_grad_(True)
@@ -197,7 +212,7 @@ class Fitter:
         shape = shape[sel]
         if o.full_steps == 0:  # warm-started clip frames: pose only, no silhouette
             final = {k: v[sel] for k, v in final.items() if not k.startswith("_")}
-            return self._result(grot, transl, pose_sub, shape, best, iterations, stage_seconds, final)
+            return self._result(grot, transl, pose_sub, shape, best, iterations, stage_seconds, final, trace)
         masks = MaskTargets(detections[best].mask, float(height[0]))
 
         # 3. full: pose, shape and silhouette.
@@ -211,6 +226,7 @@ class Fitter:
             v = losses.pop("_vertices")
             uv = project(v[:, self._sil_cols], K)
             sil = masks.outside(uv) + masks.coverage(uv)
+            trace.append(losses["keypoints"].detach())
             total = losses["total"] + o.silhouette_weight * sil + o.shape_prior * (shape - shape0).pow(2).sum(1)
             opt.zero_grad()
             total.sum().backward()
@@ -227,9 +243,9 @@ class Fitter:
             losses["silhouette"] = masks.outside(uv) + masks.coverage(uv)
 
         lap("full")
-        return self._result(grot, transl, pose_sub, shape, best, iterations, stage_seconds, losses)
+        return self._result(grot, transl, pose_sub, shape, best, iterations, stage_seconds, losses, trace)
 
-    def _result(self, grot, transl, pose_sub, shape, best, iterations, stage_seconds, losses) -> FitResult:
+    def _result(self, grot, transl, pose_sub, shape, best, iterations, stage_seconds, losses, trace) -> FitResult:
         pose = torch.zeros(1, len(self.body.bone_names), 3).index_copy(1, self.limits.index, pose_sub.detach())
         params = BodyParams(global_rot=grot.detach(), transl=transl.detach(), pose=pose, shape=shape.detach())
         return FitResult(
@@ -238,6 +254,7 @@ class Fitter:
             iterations=iterations,
             stage_seconds=stage_seconds,
             losses={k: float(v.sum()) for k, v in losses.items()},
+            keypoint_trace=[float(t[0]) for t in trace],
         )
 
     def _pose_losses(self, rest, pose_sub, pose0, grot, transl, target, K, height, lm3d) -> dict[str, torch.Tensor]:

@@ -63,13 +63,16 @@ def keypoint_amplitude(conf: np.ndarray) -> np.ndarray:
     return np.where(conf >= MIN_KEYPOINT_CONF, np.clip(conf, 0.0, 1.0), 0.0)
 
 
-def photo_input(mask: np.ndarray, keypoints2d: np.ndarray, crop: Crop) -> torch.Tensor:
-    """(C, S, S) network input from a detection's full-image mask and (K, 3) keypoints."""
+def photo_input(mask: np.ndarray, keypoints2d: np.ndarray, crop: Crop) -> tuple[torch.Tensor, torch.Tensor]:
+    """Network input from a detection's full-image mask and (K, 3) keypoints: the (C, S, S)
+    mask and heatmaps, and the (K, 3) keypoints in crop coordinates with their weight."""
     m = cv2.warpAffine(
         mask.astype(np.float32), crop.warp_matrix(), (INPUT_SIZE, INPUT_SIZE),
         flags=cv2.INTER_AREA if crop.side > INPUT_SIZE else cv2.INTER_LINEAR, borderValue=0.0,
     )  # fmt: skip
     xy = torch.tensor(crop.to_crop(keypoints2d[:, :2]), dtype=torch.float32)[None]
     amp = torch.tensor(keypoint_amplitude(keypoints2d[:, 2]), dtype=torch.float32)[None]
+    amp[(xy.abs() > 1.0).any(-1)] = 0.0  # outside the crop: as in training
     hm = heatmaps(xy, amp)[0]
-    return torch.cat([torch.from_numpy(np.clip(m, 0, 1))[None], hm], 0)
+    image = torch.cat([torch.from_numpy(np.clip(m, 0, 1))[None], hm], 0)
+    return image, torch.cat([xy[0], amp[0, :, None]], -1)

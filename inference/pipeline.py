@@ -16,7 +16,7 @@ from .detect import MIRROR_KEYPOINTS, Detection, PoseDetector
 from .fit import FitOptions, Fitter
 from .images import load_image
 from .metrics import iou, keypoint_error, render_silhouette
-from .regress import LandmarkRegressor
+from .regress import WEIGHTS, LandmarkRegressor, NetworkRegressor
 from .result import ReconResult
 from .track import find_people, prominence
 
@@ -28,6 +28,19 @@ QUALITY = {
     "balanced": FitOptions(),
     "best": FitOptions(rigid_steps=30, pose_steps=60, full_steps=80, lr=0.03),
 }
+INITS = ("auto", "network", "landmarks")
+# The network's start is close enough that half the fit's iterations reach the
+# landmark start's accuracy (``python -m inference benchmark --regressor``).
+NETWORK_STEP_FACTOR = 0.5
+
+
+def make_regressor(body, init: str = "auto"):
+    """The fit's starting point: the trained network when it fits this body model, else landmarks."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}")
+    if init == "auto":
+        init = "network" if body.name == "anny" and WEIGHTS.exists() else "landmarks"
+    return NetworkRegressor(body) if init == "network" else LandmarkRegressor(body)
 
 
 def mirrored(det: Detection) -> Detection:
@@ -54,13 +67,17 @@ class Reconstructor:
         threads: int | None = None,
         smpl_model: str | os.PathLike | None = None,
         gender: str | None = None,
+        init: str = "auto",
     ) -> None:
         if threads:
             torch.set_num_threads(threads)
         self.body = load_body_model(body_model, cache_dir=cache_dir, smpl_model=smpl_model, gender=gender)
+        self.regressor = make_regressor(self.body, init)
+        options = fit_options or QUALITY[quality]
+        if fit_options is None and isinstance(self.regressor, NetworkRegressor):
+            options = options.scaled(NETWORK_STEP_FACTOR)
+        self.fitter = Fitter(self.body, options)
         self.detector = PoseDetector()
-        self.regressor = LandmarkRegressor(self.body)
-        self.fitter = Fitter(self.body, fit_options or QUALITY[quality])
 
     def reconstruct(
         self,

@@ -1,14 +1,19 @@
-"""Initial body parameters for the fit.
+"""Initial body parameters for the fit, behind one ``Regressor`` protocol.
+
+``NetworkRegressor`` (the default when its weights are installed) runs the
+ResNet50 trained on synthetic bodies (``regressor_net``, ``train``) on the
+person's mask and keypoint heatmaps: pose, shape and camera in one pass.
 
 ``LandmarkRegressor`` derives them from MediaPipe's metric 3D landmarks: the
 torso's axes give the global orientation, a short 3D alignment of the body
 model's keypoints to the landmarks gives the limbs, and a closed-form least
-squares on the 2D keypoints places the body in the camera. A trained network
-plugs in behind the same ``Regressor`` protocol.
+squares on the 2D keypoints places the body in the camera. It needs no
+weights and works for every body model (SMPL too).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -18,8 +23,11 @@ import torch
 from .bodymodels.base import BodyModel, BodyParams
 from .camera import Camera
 from .detect import Detection
+from .errors import ReconError
 from .joints import JointLimits
 from .lbs import CollapsedSkeleton
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "regressor.safetensors"
 
 # Keypoint indices (body model order): COCO-17 + big toes + heels.
 L_SHOULDER, R_SHOULDER, L_HIP, R_HIP = 5, 6, 11, 12
@@ -122,4 +130,63 @@ class LandmarkRegressor:
             transl=torch.tensor(np.stack(transl), dtype=torch.float32),
             pose=pose,
             shape=body.default_shape(b),
+        )
+
+
+class NetworkRegressor:
+    """Initial guess from the trained ResNet50 (one forward pass per hypothesis)."""
+
+    def __init__(self, body: BodyModel, weights: str | Path = WEIGHTS) -> None:
+        from .regressor_net import RegressorNet
+
+        self.body = body
+        self.limits = JointLimits(body.bone_names, body.pose_limits)
+        try:
+            self.net = RegressorNet.load(weights)
+        except FileNotFoundError:
+            raise ReconError(
+                "no_weights", f"The regressor weights {weights} are missing; reinstall, or start from landmarks (--init landmarks)."
+            ) from None
+        except Exception:
+            raise ReconError(
+                "bad_weights", f"The regressor weights {weights} are damaged; reinstall, or start from landmarks (--init landmarks)."
+            ) from None
+        c = self.net.config
+        if c.body_model != body.name or c.bone_names != self.limits.names or c.shape_labels != body.shape_labels:
+            raise ReconError("bad_weights", f"The regressor weights {weights} were trained for another body model ({c.body_model}).")
+        self._skeleton = CollapsedSkeleton(
+            body.bone_parents, self.limits.index.tolist(), body.skin_matrix[body.keypoint_vertex_ids]
+        )
+
+    def predict(self, detections: list[Detection]):
+        from .netinput import Crop, photo_input
+
+        crops = [Crop.around(d.box) for d in detections]
+        x, kp = zip(*(photo_input(d.mask, d.keypoints2d, c) for d, c in zip(detections, crops)))
+        with torch.no_grad():
+            return self.net.decode(self.net(torch.stack(x), torch.stack(kp))), crops
+
+    def __call__(self, detections: list[Detection], camera: Camera) -> BodyParams:
+        from .regressor_net import camera_translation
+
+        body, lim = self.body, self.limits
+        p, crops = self.predict(detections)
+        b = len(detections)
+        sub = lim.clamp(roma.rotmat_to_rotvec(p.pose))
+        shape = p.shape.clamp(*body.shape_bounds)
+        with torch.no_grad():
+            ids = body.keypoint_vertex_ids
+            rest = body.rest(shape, ids, lim.index)
+            T = self._skeleton.transforms(rest.bone_poses, roma.rotvec_to_rotmat(sub))
+            kp = body.keypoints(self._skeleton.skin(rest.vertices, T), ids)
+            kp = torch.einsum("bij,bkj->bki", p.global_rot, kp).numpy().astype(np.float64)
+        transl = [
+            camera_translation(p.root_xy[i].numpy(), float(p.log_depth[i]), crops[i], camera.K, kp[i, [L_HIP, R_HIP]].mean(0))
+            for i in range(b)
+        ]
+        return BodyParams(
+            global_rot=roma.rotmat_to_rotvec(p.global_rot),
+            transl=torch.tensor(np.stack(transl), dtype=torch.float32),
+            pose=torch.zeros(b, len(body.bone_names), 3).index_copy(1, lim.index, sub),
+            shape=shape,
         )

@@ -1,6 +1,12 @@
 """The regression network: torchvision ResNet50 from the person's mask and
 keypoint heatmaps to body parameters and a camera.
 
+The keypoints also go in as numbers (crop coordinates and confidence) through
+a small MLP whose features join the ResNet's pooled features before the
+head: lifting 2D keypoints to 3D is what an MLP learns fast (Martinez et al.
+2017), while the convolutional trunk reads the silhouette (shape, depth
+order, what the keypoints miss).
+
 Outputs, all in the crop's terms so they do not depend on the photo's size:
 the global rotation (camera frame) and the fitted bones' local rotations as 6D
 (first two matrix columns, Zhou et al. 2019), the body-model shape parameters,
@@ -20,7 +26,7 @@ import roma
 import torch
 import torchvision
 
-from .netinput import IN_CHANNELS, Crop
+from .netinput import IN_CHANNELS, NUM_KEYPOINTS, Crop
 
 FORMAT = "human-recon-regressor-1"
 
@@ -62,22 +68,31 @@ class RegressorNet(torch.nn.Module):
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
         self.config = config
-        net = torchvision.models.resnet50(weights=None, num_classes=config.num_outputs)
+        net = torchvision.models.resnet50(weights=None)
         # Input: mask + one heatmap per keypoint instead of RGB.
         net.conv1 = torch.nn.Conv2d(IN_CHANNELS, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        net.fc = torch.nn.Identity()
+        self.net = net
+        relu = torch.nn.ReLU()
+        self.keypoint_mlp = torch.nn.Sequential(
+            torch.nn.Linear(3 * NUM_KEYPOINTS, 512), relu, torch.nn.Linear(512, 512), relu
+        )
+        self.head = torch.nn.Sequential(torch.nn.Linear(2048 + 512, 1024), relu, torch.nn.Linear(1024, config.num_outputs))
+        out = self.head[-1]
         # Start from a neutral guess: identity bone rotations, mid shape, centred pelvis.
-        torch.nn.init.normal_(net.fc.weight, std=1e-3)
+        torch.nn.init.normal_(out.weight, std=1e-3)
         with torch.no_grad():
             bias = torch.zeros(config.num_outputs)
             eye6 = matrix_to_rot6d(torch.eye(3))
             bias[:6] = eye6
             bias[6 : 6 + 6 * config.num_bones] = eye6.repeat(config.num_bones)
             bias[-1] = float(np.log(2.0))
-            net.fc.bias.copy_(bias)
-        self.net = net
+            out.bias.copy_(bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, x: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
+        """``x`` (B, C, S, S) mask and heatmaps; ``keypoints`` (B, K, 3) crop coordinates and weight."""
+        kp = torch.cat([keypoints[..., :2].clamp(-2, 2) * (keypoints[..., 2:] > 0), keypoints[..., 2:]], -1)
+        return self.head(torch.cat([self.net(x), self.keypoint_mlp(kp.flatten(1))], 1))
 
     def decode(self, out: torch.Tensor) -> NetOutput:
         c = self.config

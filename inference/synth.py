@@ -44,7 +44,8 @@ ARM_P = [0.2, 0.14, 0.14, 0.14, 0.1, 0.1, 0.06, 0.12]
 
 @dataclass
 class SynthBatch:
-    inputs: torch.Tensor  # (B, C, S, S) network input
+    inputs: torch.Tensor  # (B, C, S, S) network input: mask and heatmaps
+    keypoints_in: torch.Tensor  # (B, K, 3) network input: crop coordinates and weight
     shape: torch.Tensor  # (B, P) phenotype
     pose: torch.Tensor  # (B, N, 3, 3) local rotations of the fitted bones
     global_rot: torch.Tensor  # (B, 3, 3)
@@ -309,7 +310,7 @@ class SyntheticData:
         root_xy = to_crop(_project(pelvis_cam[:, None], K))[:, 0]
         log_depth = torch.log(pelvis_cam[:, 2] * sides / K[:, 0, 0])
         return SynthBatch(
-            inputs=inputs, shape=shape, pose=pose_rot, global_rot=R, transl=transl, K=K, image_size=size,
+            inputs=inputs, keypoints_in=torch.cat([xy, amp[..., None]], -1), shape=shape, pose=pose_rot, global_rot=R, transl=transl, K=K, image_size=size,
             crop_center=centers, crop_side=sides, keypoints2d=kp2d, keypoints3d=kp_cam, vertices=v_cam,
             root_xy=root_xy, log_depth=log_depth,
         )  # fmt: skip

@@ -95,7 +95,7 @@ def evaluate(net, body_loss, data, seeds, batch_size=32) -> dict[str, float]:
     with torch.no_grad():
         for i in range(0, len(seeds), batch_size):
             b = data.batch(seeds[i : i + batch_size])
-            ls = losses(net, body_loss, b, net(b.inputs))
+            ls = losses(net, body_loss, b, net(b.inputs, b.keypoints_in))
             for k, v in ls.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(b.shape)
             n += len(b.shape)
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr)
         batch = data.batch(np.arange(step * args.batch, (step + 1) * args.batch))
-        ls = losses(net, body_loss, batch, net(batch.inputs))
+        ls = losses(net, body_loss, batch, net(batch.inputs, batch.keypoints_in))
         opt.zero_grad()
         ls["total"].backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)

@@ -1,0 +1,242 @@
+"""The regressor's benchmark: ``python -m inference benchmark --regressor --json``.
+
+On a held-out synthetic set (seeds from ``train.TEST_SEED0``, never trained on)
+it compares (a) the network alone, (b) the fit from MediaPipe-style 3D
+landmarks (the true keypoints plus noise: 3 cm across, 6 cm in depth), (c) the
+fit from the network, all seeing the same detector-like 2D keypoints and the
+body's silhouette, by MPJPE and PA-MPJPE on the 21 keypoints and per-vertex
+error (pelvis-aligned, mm) and phenotype error (mean absolute, 0..1 units).
+(b) runs the full fit; (c) runs half its iterations (and, for the
+convergence figure, the full fit too). Iterations to converge: the first
+iteration whose keypoint loss is within 5% of that fit's final value.
+On real photos it reports silhouette IoU and keypoint error of (b) and (c).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import roma
+import torch
+
+LANDMARK_NOISE_M = (0.03, 0.03, 0.06)
+CONVERGED = 1.05
+
+
+def procrustes(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """``pred`` (N, 3) aligned to ``gt`` by the best similarity transform."""
+    mp_, mg = pred.mean(0), gt.mean(0)
+    p, g = pred - mp_, gt - mg
+    U, S, Vt = np.linalg.svd(p.T @ g)
+    d = np.sign(np.linalg.det(U @ Vt))
+    D = np.diag([1.0, 1.0, d])
+    R = U @ D @ Vt
+    scale = (S * np.diag(D)).sum() / (p**2).sum()
+    return scale * p @ R + mg
+
+
+def body_errors(kp: np.ndarray, verts: np.ndarray, shape: np.ndarray, kp_t: np.ndarray, verts_t: np.ndarray, shape_t: np.ndarray) -> dict:
+    pel, pel_t = kp[[11, 12]].mean(0), kp_t[[11, 12]].mean(0)
+    return {
+        "mpjpe_mm": float(np.linalg.norm((kp - pel) - (kp_t - pel_t), axis=1).mean() * 1000),
+        "pa_mpjpe_mm": float(np.linalg.norm(procrustes(kp, kp_t) - kp_t, axis=1).mean() * 1000),
+        "pve_mm": float(np.linalg.norm((verts - pel) - (verts_t - pel_t), axis=1).mean() * 1000),
+        "phenotype_mae": float(np.abs(shape - shape_t).mean()),
+    }
+
+
+def converged_at(trace: list[float]) -> int:
+    final = trace[-1]
+    for i, v in enumerate(trace):
+        if v <= CONVERGED * final + 1e-4:
+            return i + 1
+    return len(trace)
+
+
+class _Bench:
+    """Models for one worker process."""
+
+    def __init__(self, cache_dir: str | None) -> None:
+        from .bodymodels.anny import AnnyBody
+        from .fit import FitOptions, Fitter
+        from .pipeline import NETWORK_STEP_FACTOR
+        from .regress import LandmarkRegressor, NetworkRegressor
+        from .synth import SyntheticData
+
+        self.body = AnnyBody(cache_dir)
+        self.data = SyntheticData(self.body)
+        self.landmarks = LandmarkRegressor(self.body)
+        self.network = NetworkRegressor(self.body)
+        full = FitOptions()
+        self.fit_full = Fitter(self.body, full)
+        self.fit_half = Fitter(self.body, full.scaled(NETWORK_STEP_FACTOR))
+
+    def mesh(self, params) -> tuple[np.ndarray, np.ndarray]:
+        b = self.body
+        with torch.no_grad():
+            rest = b.rest(params.shape)
+            v, _ = b.pose(rest, roma.rotvec_to_rotmat(params.pose))
+            v = torch.einsum("bij,bvj->bvi", roma.rotvec_to_rotmat(params.global_rot), v) + params.transl[:, None]
+            kp = b.keypoints(v)
+        return kp[0].numpy().astype(np.float64), v[0].numpy().astype(np.float64)
+
+    def sample(self, seed: int, with_full_c: bool) -> dict:
+        from .camera import Camera
+        from .detect import Detection
+        from .metrics import render_silhouette
+        from .pipeline import mirrored
+
+        s = self.data.batch([seed])
+        kp_t = s.keypoints3d[0].numpy().astype(np.float64)
+        verts_t = s.vertices[0].numpy().astype(np.float64)
+        shape_t = s.shape[0].numpy()
+        w, h = (int(x) for x in s.image_size[0])
+        K = s.K[0].numpy().astype(np.float64)
+        camera = Camera(K=K, width=w, height=h)
+        mask = render_silhouette(verts_t.astype(np.float32), self.body.faces, K, w, h).astype(np.float32)
+        kp2d = s.keypoints2d[0].numpy().astype(np.float64)
+        rng = np.random.default_rng([11, seed])
+        lm = kp_t - kp_t[[11, 12]].mean(0) + rng.normal(0, LANDMARK_NOISE_M, kp_t.shape)
+        # The box a detector reports, so that the crop is the one the sample was drawn with.
+        from .netinput import CROP_MARGIN
+
+        half = float(s.crop_side[0]) / CROP_MARGIN / 2
+        c = s.crop_center[0].numpy().astype(np.float64)
+        box = np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half])
+        det = Detection(box=box, keypoints2d=kp2d, landmarks3d=lm, mask=mask, score=float(kp2d[:, 2].mean()))
+        hyps = [det, mirrored(det)]
+        out: dict = {}
+
+        t = time.perf_counter()
+        a = self.network([det], camera)
+        out["a"] = body_errors(*self.mesh(a), a.shape[0].numpy(), kp_t, verts_t, shape_t)
+        out["a"]["seconds"] = time.perf_counter() - t
+
+        runs = [("b", self.landmarks, self.fit_full), ("c", self.network, self.fit_half)]
+        if with_full_c:
+            runs.append(("c_full", self.network, self.fit_full))
+        for name, reg, fitter in runs:
+            t = time.perf_counter()
+            fit = fitter.fit(hyps, camera, reg(hyps, camera))
+            secs = time.perf_counter() - t
+            e = body_errors(*self.mesh(fit.params), fit.params.shape[0].numpy(), kp_t, verts_t, shape_t)
+            e.update(seconds=secs, iterations=fit.iterations, converged_at=converged_at(fit.keypoint_trace))
+            out[name] = e
+        return out
+
+
+_worker: _Bench | None = None
+
+
+def _init(cache_dir: str | None) -> None:
+    global _worker
+    torch.set_num_threads(1)
+    _worker = _Bench(cache_dir)
+
+
+def _run(job: tuple[int, bool]) -> dict:
+    assert _worker is not None
+    return _worker.sample(*job)
+
+
+def _summary(rows: list[dict], key: str) -> dict:
+    vals = [r[key] for r in rows if key in r]
+    keys = vals[0].keys()
+    return {k: round(statistics.mean(v[k] for v in vals), 4) for k in keys} | {
+        f"{k}_median": round(statistics.median(v[k] for v in vals), 4) for k in ("pa_mpjpe_mm", "converged_at") if k in keys
+    }
+
+
+def _regressor_speed(cache_dir: str | None, repeats: int = 20) -> dict:
+    """Per-crop latency of the network (input drawing + forward) on the bundled photo's detection."""
+    from .benchmark import BUNDLED_PHOTO
+    from .bodymodels.anny import AnnyBody
+    from .detect import PoseDetector
+    from .images import load_image
+    from .regress import NetworkRegressor
+    from .track import find_people, prominence
+
+    body = AnnyBody(cache_dir)
+    reg = NetworkRegressor(body)
+    det_model = PoseDetector()
+    try:
+        det = max(find_people(det_model, load_image(BUNDLED_PHOTO)), key=prominence)
+    finally:
+        det_model.close()
+    reg.predict([det])
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        reg.predict([det])
+        times.append(time.perf_counter() - t)
+    return {"regressor_ms_per_crop": round(statistics.median(times) * 1000, 1), "threads": torch.get_num_threads()}
+
+
+def _photos(images: list[str], cache_dir: str | None) -> list[dict]:
+    from .benchmark import BUNDLED_PHOTO
+    from .pipeline import Reconstructor
+
+    rows = []
+    recs = {init: Reconstructor(cache_dir=cache_dir, init=init) for init in ("landmarks", "network")}
+    for p in [BUNDLED_PHOTO] + [Path(x) for x in images]:
+        row: dict = {"image": p.name}
+        for init, key in (("landmarks", "b"), ("network", "c")):
+            rec = recs[init]
+            r = rec.reconstruct(p)
+            row[key] = {
+                "silhouette_iou": round(r.silhouette_iou, 4),
+                "keypoint_error_pct": round(r.keypoint_error_pct, 3),
+                "fit_iterations": rec.fitter.options.total_steps,
+                "regress_s": round(r.timings["regress"], 3),
+                "fit_s": round(r.timings["fit"], 3),
+            }
+        rows.append(row)
+    for rec in recs.values():
+        rec.close()
+    return rows
+
+
+def run_regressor_benchmark(
+    samples: int = 500, images: list[str] | None = None, workers: int = 2, full_c: bool = True, cache_dir: str | None = None
+) -> dict:
+    from . import __version__
+    from .regress import WEIGHTS
+    from .train import TEST_SEED0
+
+    t0 = time.perf_counter()
+    speed = _regressor_speed(cache_dir)
+    jobs = [(TEST_SEED0 + i, full_c) for i in range(samples)]
+    if workers > 1:
+        with mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(cache_dir,)) as pool:
+            rows = pool.map(_run, jobs, chunksize=8)
+    else:
+        _init(cache_dir)
+        rows = [_run(j) for j in jobs]
+    photos = _photos(images or [], cache_dir)
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(WEIGHTS), framework="pt") as f:
+        meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items() if k != "format"}
+    return {
+        "benchmark": "regressor",
+        "version": __version__,
+        "weights": WEIGHTS.name,
+        "weights_mb": round(WEIGHTS.stat().st_size / 1e6, 1),
+        "trained_steps": meta.get("step"),
+        "train_minutes": meta.get("train_minutes"),
+        "synthetic_samples": samples,
+        "synthetic": {
+            "a_regressor": _summary(rows, "a"),
+            "b_landmarks_fit": _summary(rows, "b"),
+            "c_regressor_fit_half": _summary(rows, "c"),
+        }
+        | ({"c_regressor_fit_full": _summary(rows, "c_full")} if full_c else {}),
+        "photos": photos,
+        "seconds": round(time.perf_counter() - t0, 1),
+    } | speed

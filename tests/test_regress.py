@@ -1,0 +1,85 @@
+"""The trained regressor: loads, runs on a real photo's crop, beats a neutral guess."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import roma
+import torch
+
+from inference.errors import ReconError
+from inference.regress import WEIGHTS, NetworkRegressor
+from inference.synth import SyntheticData
+from inference.train import TEST_SEED0, BodyLoss
+
+from .conftest import PERSON
+
+pytestmark = pytest.mark.skipif(not WEIGHTS.exists(), reason="no trained regressor weights in weights/")
+
+
+@pytest.fixture(scope="module")
+def regressor(body):
+    return NetworkRegressor(body)
+
+
+def test_weights_file_is_small_and_half_precision():
+    from safetensors import safe_open
+
+    assert WEIGHTS.stat().st_size < 100e6
+    with safe_open(str(WEIGHTS), framework="pt") as f:
+        assert f.get_tensor("net.conv1.weight").dtype == torch.float16
+
+
+def test_runs_on_a_real_photos_crop(reconstructor, regressor):
+    from inference.camera import Camera
+    from inference.images import load_image
+    from inference.track import find_people, prominence
+
+    rgb = load_image(PERSON)
+    det = max(find_people(reconstructor.detector, rgb), key=prominence)
+    camera = Camera.for_image(rgb.shape[1], rgb.shape[0])
+    p = regressor([det], camera)
+    assert p.pose.shape == (1, len(reconstructor.body.bone_names), 3)
+    assert torch.isfinite(p.pose).all() and torch.isfinite(p.transl).all()
+    # The body stands in front of the camera, upright (the man jumps with his head up).
+    assert 1.0 < float(p.transl[0, 2]) < 30.0
+    up = roma.rotvec_to_rotmat(p.global_rot)[0] @ torch.tensor([0.0, 0.0, 1.0])  # model up in the camera
+    assert float(up[1]) < -0.7  # camera y points down
+    # Its keypoints land near the detected ones (% of the person's height).
+    from inference.camera import project_np
+
+    rest = reconstructor.body.rest(p.shape)
+    v, _ = reconstructor.body.pose(rest, roma.rotvec_to_rotmat(p.pose))
+    v = torch.einsum("ij,vj->vi", roma.rotvec_to_rotmat(p.global_rot)[0], v[0]) + p.transl[0]
+    kp = reconstructor.body.keypoints(v[None])[0].detach().numpy()
+    uv = project_np(kp, camera.K)
+    vis = det.keypoints2d[:, 2] > 0.5
+    err = np.linalg.norm(uv[vis] - det.keypoints2d[vis, :2], axis=1).mean() / det.height
+    assert err < 0.15
+
+
+def test_beats_a_neutral_guess_on_held_out_bodies(body, regressor):
+    data = SyntheticData(body)
+    loss = BodyLoss(body)
+    b = data.batch(np.arange(TEST_SEED0, TEST_SEED0 + 16))
+    with torch.no_grad():
+        p = regressor.net.decode(regressor.net(b.inputs, b.keypoints_in))
+        kp_t, _ = loss(b.shape, b.pose, b.global_rot)
+        kp, _ = loss(p.shape, p.pose, p.global_rot)
+        # Neutral guess: rest pose, average shape, with the true global rotation (a generous baseline).
+        eye = torch.eye(3).expand_as(b.pose)
+        kp0, _ = loss(body.default_shape(16), eye, b.global_rot)
+    err = (kp - kp_t).norm(dim=-1).mean()
+    err0 = (kp0 - kp_t).norm(dim=-1).mean()
+    assert float(err) < 0.7 * float(err0)
+
+
+def test_damaged_or_foreign_weights_get_one_line(tmp_path, body):
+    bad = tmp_path / "w.safetensors"
+    bad.write_bytes(b"not weights")
+    with pytest.raises(ReconError) as e:
+        NetworkRegressor(body, bad)
+    assert e.value.code == "bad_weights" and "\n" not in e.value.message
+    with pytest.raises(ReconError) as e:
+        NetworkRegressor(body, tmp_path / "missing.safetensors")
+    assert e.value.code == "no_weights"
