@@ -216,22 +216,28 @@ class SyntheticData:
         self.skeleton = CollapsedSkeleton(body.bone_parents, self.limits.index.tolist(), body.skin_matrix)
         faces = torch.as_tensor(body.faces, dtype=torch.long)
         self._faces = faces
+        # Without images only the keypoints' support and a sample for the box are posed.
+        self._sparse_ids = torch.unique(torch.cat([body.keypoint_vertex_ids, torch.arange(0, body.num_vertices, 5)]))
 
-    def bodies(self, shape: torch.Tensor, pose_rot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posed vertices and keypoints in model space (all vertices)."""
-        rest = self.body.rest(shape, None, self.limits.index)
+    def bodies(
+        self, shape: torch.Tensor, pose_rot: torch.Tensor, vertex_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posed vertices (all, or ``vertex_ids``) and keypoints in model space."""
+        rest = self.body.rest(shape, vertex_ids, self.limits.index)
         T = self.skeleton.transforms(rest.bone_poses, pose_rot)
-        v = self.skeleton.skin(rest.vertices, T)
-        return v, self.body.keypoints(v)
+        v = self.skeleton.skin(rest.vertices, T, vertex_ids)
+        return v, self.body.keypoints(v, vertex_ids)
 
-    def batch(self, seeds: list[int] | np.ndarray, augment: bool = True) -> SynthBatch:
+    def batch(self, seeds: list[int] | np.ndarray, augment: bool = True, images: bool = True) -> SynthBatch:
+        """Samples for ``seeds``; ``images=False``: keypoint input only (no mask or heatmaps),
+        and ``vertices`` holds a vertex sample."""
         rngs = [np.random.default_rng([7, int(s)]) for s in seeds]
         b = len(rngs)
         shape = torch.tensor(np.stack([sample_phenotype(r, self.body.shape_labels) for r in rngs]), dtype=torch.float32)
         pose_aa = torch.tensor(np.stack([self.poses(r) for r in rngs]), dtype=torch.float32)
         pose_rot = roma.rotvec_to_rotmat(pose_aa)
         with torch.no_grad():
-            v_model, kp_model = self.bodies(shape, pose_rot)
+            v_model, kp_model = self.bodies(shape, pose_rot, None if images else self._sparse_ids)
         cams = [sample_camera_pose(r) for r in rngs]
         R = torch.tensor(np.stack([c[0] for c in cams]), dtype=torch.float32)
         K = torch.tensor(np.stack([c[1] for c in cams]), dtype=torch.float32)
@@ -293,8 +299,11 @@ class SyntheticData:
 
         # Network input: mask and heatmaps in crop coordinates.
         to_crop = lambda uv: (uv - centers[:, None]) / (sides[:, None, None] / 2)  # noqa: E731
-        mask = self._render_masks(to_crop(uv_v), to_crop(_project(self._centroids(v_cam), K)), inside_v)
-        if augment:
+        if images:
+            mask = self._render_masks(to_crop(uv_v), to_crop(_project(self._centroids(v_cam), K)), inside_v)
+        else:
+            mask = torch.zeros(b, INPUT_SIZE, INPUT_SIZE)
+        if augment and images:
             mask = _augment_masks(mask, to_crop(kp2d[..., :2]), rngs)
         xy = to_crop(kp2d[..., :2])
         amp = kp2d[..., 2].clone()
@@ -304,7 +313,7 @@ class SyntheticData:
         if augment:
             amp = _occlude(mask, xy, amp, rngs)
             kp2d[..., 2] = torch.where(amp > 0, kp2d[..., 2], kp2d[..., 2].clamp(max=0.2))
-        inputs = torch.cat([mask[:, None], heatmaps(xy, amp)], 1)
+        inputs = torch.cat([mask[:, None], heatmaps(xy, amp)], 1) if images else torch.zeros(b, 0, 0, 0)
 
         pelvis_cam = kp_cam[:, [L_HIP, R_HIP]].mean(1)
         root_xy = to_crop(_project(pelvis_cam[:, None], K))[:, 0]
