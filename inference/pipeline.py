@@ -34,12 +34,18 @@ INITS = ("auto", "network", "landmarks")
 NETWORK_STEP_FACTOR = 0.5
 
 
+# What "auto" picks for Anny when the weights are installed. The landmark start
+# stays the default until the network's start beats it on the regressor
+# benchmark (README, "Regressor benchmark"): so far it does not.
+NETWORK_BY_DEFAULT = False
+
+
 def make_regressor(body, init: str = "auto"):
-    """The fit's starting point: the trained network when it fits this body model, else landmarks."""
+    """The fit's starting point: MediaPipe's landmarks, or the trained network (Anny only)."""
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}")
     if init == "auto":
-        init = "network" if body.name == "anny" and WEIGHTS.exists() else "landmarks"
+        init = "network" if NETWORK_BY_DEFAULT and body.name == "anny" and WEIGHTS.exists() else "landmarks"
     return NetworkRegressor(body) if init == "network" else LandmarkRegressor(body)
 
 
