@@ -181,11 +181,16 @@ def _photos(images: list[str], cache_dir: str | None) -> list[dict]:
     from .pipeline import Reconstructor
 
     rows = []
-    recs = {init: Reconstructor(cache_dir=cache_dir, init=init) for init in ("landmarks", "network")}
+    from .fit import FitOptions
+
+    recs = {
+        "b": Reconstructor(cache_dir=cache_dir, init="landmarks"),
+        "c": Reconstructor(cache_dir=cache_dir, init="network"),  # half the iterations
+        "c_full": Reconstructor(cache_dir=cache_dir, init="network", fit_options=FitOptions()),
+    }
     for p in [BUNDLED_PHOTO] + [Path(x) for x in images]:
         row: dict = {"image": p.name}
-        for init, key in (("landmarks", "b"), ("network", "c")):
-            rec = recs[init]
+        for key, rec in recs.items():
             r = rec.reconstruct(p)
             row[key] = {
                 "silhouette_iou": round(r.silhouette_iou, 4),
