@@ -77,7 +77,7 @@ def run_benchmark(images: list[str] | None = None, repeats: int = 5, quality: st
         "threads": torch.get_num_threads(),
         "latency_s": {k: round(statistics.median(v), 4) for k, v in stages.items()}
         | {"total": round(statistics.median(totals), 4), "total_min": round(min(totals), 4)},
-        "fit_iterations": rec.fitter.options.rigid_steps + rec.fitter.options.pose_steps + rec.fitter.options.full_steps,
+        "fit_iterations": rec.fitter.options.total_steps,
         "peak_rss_mb": round(max(peak_mb, cold_peak_mb), 1),
         "new_process_to_result_s": round(cold_s, 2),
         "silhouette_iou_mean": round(statistics.mean(x["silhouette_iou"] for x in per_image), 4),

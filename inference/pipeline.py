@@ -29,11 +29,9 @@ QUALITY = {
     "best": FitOptions(rigid_steps=30, pose_steps=60, full_steps=80, lr=0.03),
 }
 INITS = ("auto", "network", "landmarks")
-# The network's start is close enough that half the fit's iterations reach the
-# landmark start's accuracy (``python -m inference benchmark --regressor``).
+# From the network's start the fit converges in half its iterations: half the
+# steps give the accuracy of the full budget (``benchmark --regressor``).
 NETWORK_STEP_FACTOR = 0.5
-
-
 # What "auto" picks for Anny when the weights are installed. The landmark start
 # stays the default until the network's start beats it on the regressor
 # benchmark (README, "Regressor benchmark"): so far it does not.

@@ -1,8 +1,8 @@
 """Initial body parameters for the fit, behind one ``Regressor`` protocol.
 
-``NetworkRegressor`` (the default when its weights are installed) runs the
-ResNet50 trained on synthetic bodies (``regressor_net``, ``train``) on the
-person's mask and keypoint heatmaps: pose, shape and camera in one pass.
+``NetworkRegressor`` (``--init network``) runs the ResNet50 trained on
+synthetic bodies (``regressor_net``, ``train``) on the person's mask and
+keypoint heatmaps: pose, shape and camera in one pass.
 
 ``LandmarkRegressor`` derives them from MediaPipe's metric 3D landmarks: the
 torso's axes give the global orientation, a short 3D alignment of the body
@@ -32,6 +32,18 @@ WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "regressor.safete
 # Keypoint indices (body model order): COCO-17 + big toes + heels.
 L_SHOULDER, R_SHOULDER, L_HIP, R_HIP = 5, 6, 11, 12
 TORSO = [L_SHOULDER, R_SHOULDER, L_HIP, R_HIP]
+
+
+def keypoint_skeleton(body: BodyModel, limits: JointLimits) -> CollapsedSkeleton:
+    """The fitted bones' skinning of the vertices the keypoints read."""
+    return CollapsedSkeleton(body.bone_parents, limits.index.tolist(), body.skin_matrix[body.keypoint_vertex_ids])
+
+
+def posed_keypoints(body: BodyModel, skeleton: CollapsedSkeleton, rest, sub: torch.Tensor) -> torch.Tensor:
+    """Model-space keypoints for axis-angle rotations ``sub`` of the fitted bones; ``rest``
+    is the rest state of the keypoint vertices and fitted bones."""
+    T = skeleton.transforms(rest.bone_poses, roma.rotvec_to_rotmat(sub))
+    return body.keypoints(skeleton.skin(rest.vertices, T), body.keypoint_vertex_ids)
 
 
 class Regressor(Protocol):
@@ -81,12 +93,10 @@ class LandmarkRegressor:
         ids = body.keypoint_vertex_ids
         with torch.no_grad():
             self._rest = body.rest(shape, ids, self.limits.index)
-        self.skeleton = CollapsedSkeleton(body.bone_parents, self.limits.index.tolist(), body.skin_matrix[ids])
+        self.skeleton = keypoint_skeleton(body, self.limits)
 
     def _keypoints(self, rest_b, sub: torch.Tensor) -> torch.Tensor:
-        T = self.skeleton.transforms(rest_b.bone_poses, roma.rotvec_to_rotmat(sub))
-        v = self.skeleton.skin(rest_b.vertices, T)
-        return self.body.keypoints(v, self.body.keypoint_vertex_ids)
+        return posed_keypoints(self.body, self.skeleton, rest_b, sub)
 
     def __call__(self, detections: list[Detection], camera: Camera) -> BodyParams:
         body, lim = self.body, self.limits
@@ -154,9 +164,7 @@ class NetworkRegressor:
         c = self.net.config
         if c.body_model != body.name or c.bone_names != self.limits.names or c.shape_labels != body.shape_labels:
             raise ReconError("bad_weights", f"The regressor weights {weights} were trained for another body model ({c.body_model}).")
-        self._skeleton = CollapsedSkeleton(
-            body.bone_parents, self.limits.index.tolist(), body.skin_matrix[body.keypoint_vertex_ids]
-        )
+        self._skeleton = keypoint_skeleton(body, self.limits)
 
     def predict(self, detections: list[Detection]):
         from .netinput import Crop, photo_input
@@ -175,10 +183,8 @@ class NetworkRegressor:
         sub = lim.clamp(roma.rotmat_to_rotvec(p.pose))
         shape = p.shape.clamp(*body.shape_bounds)
         with torch.no_grad():
-            ids = body.keypoint_vertex_ids
-            rest = body.rest(shape, ids, lim.index)
-            T = self._skeleton.transforms(rest.bone_poses, roma.rotvec_to_rotmat(sub))
-            kp = body.keypoints(self._skeleton.skin(rest.vertices, T), ids)
+            rest = body.rest(shape, body.keypoint_vertex_ids, lim.index)
+            kp = posed_keypoints(body, self._skeleton, rest, sub)
             kp = torch.einsum("bij,bkj->bki", p.global_rot, kp).numpy().astype(np.float64)
         transl = [
             camera_translation(p.root_xy[i].numpy(), float(p.log_depth[i]), crops[i], camera.K, kp[i, [L_HIP, R_HIP]].mean(0))
