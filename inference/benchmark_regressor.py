@@ -14,6 +14,7 @@ On real photos it reports silhouette IoU and keypoint error of (b) and (c).
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import statistics
 import time
@@ -88,6 +89,7 @@ class _Bench:
         from .camera import Camera
         from .detect import Detection
         from .metrics import render_silhouette
+        from .netinput import CROP_MARGIN
         from .pipeline import mirrored
 
         s = self.data.batch([seed])
@@ -102,8 +104,6 @@ class _Bench:
         rng = np.random.default_rng([11, seed])
         lm = kp_t - kp_t[[11, 12]].mean(0) + rng.normal(0, LANDMARK_NOISE_M, kp_t.shape)
         # The box a detector reports, so that the crop is the one the sample was drawn with.
-        from .netinput import CROP_MARGIN
-
         half = float(s.crop_side[0]) / CROP_MARGIN / 2
         c = s.crop_center[0].numpy().astype(np.float64)
         box = np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half])
@@ -208,6 +208,8 @@ def _photos(images: list[str], cache_dir: str | None) -> list[dict]:
 def run_regressor_benchmark(
     samples: int = 500, images: list[str] | None = None, workers: int = 2, full_c: bool = True, cache_dir: str | None = None
 ) -> dict:
+    from safetensors import safe_open
+
     from . import __version__
     from .regress import WEIGHTS
     from .train import TEST_SEED0
@@ -222,9 +224,6 @@ def run_regressor_benchmark(
         _init(cache_dir)
         rows = [_run(j) for j in jobs]
     photos = _photos(images or [], cache_dir)
-    import json
-
-    from safetensors import safe_open
 
     with safe_open(str(WEIGHTS), framework="pt") as f:
         meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items() if k != "format"}
