@@ -158,41 +158,44 @@ def main(argv: list[str] | None = None) -> int:
     def on_signal(signum, frame):  # finish the step, save, leave
         stop["now"] = True
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    val_seeds = np.arange(VAL_SEED0, VAL_SEED0 + args.val_size)
-    net.train()
-    last_save = time.time()
-    run = {}
-    while step < args.steps and not stop["now"]:
-        t0 = time.perf_counter()
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.steps, args.lr)
-        batch = data.batch(np.arange(step * args.batch, (step + 1) * args.batch))
-        ls = losses(net, body_loss, batch, net(batch.inputs, batch.keypoints_in))
-        opt.zero_grad()
-        ls["total"].backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        opt.step()
-        step += 1
-        seconds += time.perf_counter() - t0
-        for k, v in ls.items():
-            v = float(v.detach())
-            run[k] = 0.9 * run.get(k, v) + 0.1 * v
-        if step % 25 == 0:
-            print(f"step {step}/{args.steps} {seconds / 60:.1f} min  " + " ".join(f"{k} {v:.4f}" for k, v in run.items()), flush=True)
-        if step % args.eval_every == 0 or step == args.steps:
-            val = evaluate(net, body_loss, data, val_seeds)
-            history.append({"step": step, "minutes": round(seconds / 60, 1), **{k: round(v, 5) for k, v in val.items()}})
-            print("validation " + json.dumps(history[-1]), flush=True)
-            net.save(weights_path, {"step": step, "train_minutes": round(seconds / 60, 1), "validation": history[-1]})
-            save_checkpoint()
-            last_save = time.time()
-        elif time.time() - last_save > args.save_minutes * 60:
-            save_checkpoint()
-            last_save = time.time()
-    save_checkpoint()
-    print(f"checkpoint at step {step} in {ckpt_path}", flush=True)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        val_seeds = np.arange(VAL_SEED0, VAL_SEED0 + args.val_size)
+        net.train()
+        last_save = time.time()
+        run = {}
+        while step < args.steps and not stop["now"]:
+            t0 = time.perf_counter()
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, args.steps, args.lr)
+            batch = data.batch(np.arange(step * args.batch, (step + 1) * args.batch))
+            ls = losses(net, body_loss, batch, net(batch.inputs, batch.keypoints_in))
+            opt.zero_grad()
+            ls["total"].backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            step += 1
+            seconds += time.perf_counter() - t0
+            for k, v in ls.items():
+                v = float(v.detach())
+                run[k] = 0.9 * run.get(k, v) + 0.1 * v
+            if step % 25 == 0:
+                print(f"step {step}/{args.steps} {seconds / 60:.1f} min  " + " ".join(f"{k} {v:.4f}" for k, v in run.items()), flush=True)
+            if step % args.eval_every == 0 or step == args.steps:
+                val = evaluate(net, body_loss, data, val_seeds)
+                history.append({"step": step, "minutes": round(seconds / 60, 1), **{k: round(v, 5) for k, v in val.items()}})
+                print("validation " + json.dumps(history[-1]), flush=True)
+                net.save(weights_path, {"step": step, "train_minutes": round(seconds / 60, 1), "validation": history[-1]})
+                save_checkpoint()
+                last_save = time.time()
+            elif time.time() - last_save > args.save_minutes * 60:
+                save_checkpoint()
+                last_save = time.time()
+        save_checkpoint()
+        print(f"checkpoint at step {step} in {ckpt_path}", flush=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 
