@@ -258,8 +258,8 @@ class SyntheticData:
         v_cam = torch.einsum("bij,bvj->bvi", R, v_model) + transl[:, None]
         kp_cam = torch.einsum("bij,bkj->bki", R, kp_model) + transl[:, None]
 
-        uv_v = _project(v_cam, K)
-        uv_k = _project(kp_cam, K)
+        uv_v = project_batch(v_cam, K)
+        uv_k = project_batch(kp_cam, K)
         inside_v = _inside(uv_v, size)
         inside_k = _inside(uv_k, size)
 
@@ -298,9 +298,9 @@ class SyntheticData:
             centers[i], sides[i] = center, side
 
         # Network input: mask and heatmaps in crop coordinates.
-        to_crop = lambda uv: (uv - centers[:, None]) / (sides[:, None, None] / 2)  # noqa: E731
+        to_crop = lambda uv: crop_coords(uv, centers, sides)  # noqa: E731
         if images:
-            mask = self._render_masks(to_crop(uv_v), to_crop(_project(self._centroids(v_cam), K)), inside_v)
+            mask = self._render_masks(to_crop(uv_v), to_crop(project_batch(self._centroids(v_cam), K)), inside_v)
         else:
             mask = torch.zeros(b, INPUT_SIZE, INPUT_SIZE)
         if augment and images:
@@ -316,7 +316,7 @@ class SyntheticData:
         inputs = torch.cat([mask[:, None], heatmaps(xy, amp)], 1) if images else torch.zeros(b, 0, 0, 0)
 
         pelvis_cam = kp_cam[:, [L_HIP, R_HIP]].mean(1)
-        root_xy = to_crop(_project(pelvis_cam[:, None], K))[:, 0]
+        root_xy = to_crop(project_batch(pelvis_cam[:, None], K))[:, 0]
         log_depth = torch.log(pelvis_cam[:, 2] * sides / K[:, 0, 0])
         return SynthBatch(
             inputs=inputs, keypoints_in=torch.cat([xy, amp[..., None]], -1), shape=shape, pose=pose_rot, global_rot=R, transl=transl, K=K, image_size=size,
@@ -344,11 +344,17 @@ class SyntheticData:
         return m[:, 0]
 
 
-def _project(p: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    z = p[..., 2:3].clamp(min=1e-3)
+def project_batch(p: torch.Tensor, K: torch.Tensor, min_depth: float = 1e-3) -> torch.Tensor:
+    """(B, N, 3) camera-space points to (B, N, 2) pixels, one camera per batch item."""
+    z = p[..., 2:3].clamp(min=min_depth)
     f = torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)[:, None]
     c = torch.stack([K[:, 0, 2], K[:, 1, 2]], -1)[:, None]
     return p[..., :2] / z * f + c
+
+
+def crop_coords(uv: torch.Tensor, center: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
+    """(B, N, 2) pixels to crop coordinates (-1..1) of squares ``center`` (B, 2), ``side`` (B,)."""
+    return (uv - center[:, None]) / (side[:, None, None] / 2)
 
 
 def _inside(uv: torch.Tensor, size: torch.Tensor) -> torch.Tensor:

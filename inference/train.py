@@ -29,7 +29,7 @@ from .bodymodels.anny import AnnyBody
 from .joints import JointLimits
 from .lbs import CollapsedSkeleton
 from .regressor_net import NetConfig, RegressorNet
-from .synth import L_HIP, R_HIP, SyntheticData
+from .synth import L_HIP, R_HIP, SyntheticData, crop_coords, project_batch
 
 VAL_SEED0 = 10_000_000  # validation seeds: never used for training (training seeds < 1e7)
 TEST_SEED0 = 20_000_000  # the benchmark's held-out set
@@ -69,12 +69,9 @@ def losses(net: RegressorNet, body_loss: BodyLoss, batch, out: torch.Tensor) -> 
     c = batch.K[:, :2, 2]
     f = batch.K[:, 0, 0]
     pelvis = torch.cat([(pelvis_img - c) * (depth / f)[:, None], depth[:, None]], 1)
-    pts = kp + pelvis[:, None]
-    uv = pts[..., :2] / pts[..., 2:3].clamp(min=0.1) * f[:, None, None] + c[:, None]
-    xy = (uv - batch.crop_center[:, None]) / (batch.crop_side[:, None, None] / 2)
-    pts_t = kp_t + batch.keypoints3d[:, [L_HIP, R_HIP]].mean(1, keepdim=True)
-    uv_t = pts_t[..., :2] / pts_t[..., 2:3] * f[:, None, None] + c[:, None]
-    xy_t = (uv_t - batch.crop_center[:, None]) / (batch.crop_side[:, None, None] / 2)
+    xy = crop_coords(project_batch(kp + pelvis[:, None], batch.K, min_depth=0.1), batch.crop_center, batch.crop_side)
+    pelvis_t = batch.keypoints3d[:, [L_HIP, R_HIP]].mean(1, keepdim=True)
+    xy_t = crop_coords(project_batch(kp_t + pelvis_t, batch.K), batch.crop_center, batch.crop_side)
     out = {
         "kp3d": (kp - kp_t).norm(dim=-1).mean(),
         "verts": (verts - verts_t).norm(dim=-1).mean(),
