@@ -61,7 +61,7 @@ def converged_at(trace: list[float]) -> int:
 class _Bench:
     """Models for one worker process."""
 
-    def __init__(self, cache_dir: str | None) -> None:
+    def __init__(self, cache_dir: str | None, weights: str) -> None:
         from .bodymodels.anny import AnnyBody
         from .fit import FitOptions, Fitter
         from .pipeline import NETWORK_STEP_FACTOR
@@ -71,7 +71,7 @@ class _Bench:
         self.body = AnnyBody(cache_dir)
         self.data = SyntheticData(self.body)
         self.landmarks = LandmarkRegressor(self.body)
-        self.network = NetworkRegressor(self.body)
+        self.network = NetworkRegressor(self.body, weights)
         full = FitOptions()
         self.fit_full = Fitter(self.body, full)
         self.fit_half = Fitter(self.body, full.scaled(NETWORK_STEP_FACTOR))
@@ -132,10 +132,10 @@ class _Bench:
 _worker: _Bench | None = None
 
 
-def _init(cache_dir: str | None) -> None:
+def _init(cache_dir: str | None, weights: str) -> None:
     global _worker
     torch.set_num_threads(1)
-    _worker = _Bench(cache_dir)
+    _worker = _Bench(cache_dir, weights)
 
 
 def _run(job: tuple[int, bool]) -> dict:
@@ -151,32 +151,35 @@ def _summary(rows: list[dict], key: str) -> dict:
     }
 
 
-def _regressor_speed(cache_dir: str | None, repeats: int = 20) -> dict:
+def _regressor_speed(cache_dir: str | None, weights: str, repeats: int = 20) -> dict:
     """Per-crop latency of the network (input drawing + forward) on the bundled photo's detection."""
     from .benchmark import BUNDLED_PHOTO
     from .bodymodels.anny import AnnyBody
+    from .camera import Camera
     from .detect import PoseDetector
     from .images import load_image
     from .regress import NetworkRegressor
     from .track import find_people, prominence
 
     body = AnnyBody(cache_dir)
-    reg = NetworkRegressor(body)
+    reg = NetworkRegressor(body, weights)
     det_model = PoseDetector()
     try:
         det = max(find_people(det_model, load_image(BUNDLED_PHOTO)), key=prominence)
     finally:
         det_model.close()
-    reg.predict([det])
+    rgb_size = load_image(BUNDLED_PHOTO).shape
+    camera = Camera.for_image(rgb_size[1], rgb_size[0])
+    reg.predict([det], camera)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        reg.predict([det])
+        reg.predict([det], camera)
         times.append(time.perf_counter() - t)
     return {"regressor_ms_per_crop": round(statistics.median(times) * 1000, 1), "threads": torch.get_num_threads()}
 
 
-def _photos(images: list[str], cache_dir: str | None) -> list[dict]:
+def _photos(images: list[str], cache_dir: str | None, weights: str) -> list[dict]:
     from .benchmark import BUNDLED_PHOTO
     from .pipeline import Reconstructor
 
@@ -185,8 +188,8 @@ def _photos(images: list[str], cache_dir: str | None) -> list[dict]:
 
     recs = {
         "b": Reconstructor(cache_dir=cache_dir, init="landmarks"),
-        "c": Reconstructor(cache_dir=cache_dir, init="network"),  # half the iterations
-        "c_full": Reconstructor(cache_dir=cache_dir, init="network", fit_options=FitOptions()),
+        "c": Reconstructor(cache_dir=cache_dir, init="network", regressor_weights=weights),  # half the iterations
+        "c_full": Reconstructor(cache_dir=cache_dir, init="network", fit_options=FitOptions(), regressor_weights=weights),
     }
     for p in [BUNDLED_PHOTO] + [Path(x) for x in images]:
         row: dict = {"image": p.name}
@@ -206,7 +209,8 @@ def _photos(images: list[str], cache_dir: str | None) -> list[dict]:
 
 
 def run_regressor_benchmark(
-    samples: int = 500, images: list[str] | None = None, workers: int = 2, full_c: bool = True, cache_dir: str | None = None
+    samples: int = 500, images: list[str] | None = None, workers: int = 2, full_c: bool = True, cache_dir: str | None = None,
+    weights: str | Path | None = None,
 ) -> dict:
     from safetensors import safe_open
 
@@ -215,23 +219,24 @@ def run_regressor_benchmark(
     from .train import TEST_SEED0
 
     t0 = time.perf_counter()
-    speed = _regressor_speed(cache_dir)
+    weights = Path(weights or WEIGHTS)
+    speed = _regressor_speed(cache_dir, str(weights))
     jobs = [(TEST_SEED0 + i, full_c) for i in range(samples)]
     if workers > 1:
-        with mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(cache_dir,)) as pool:
+        with mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(cache_dir, str(weights))) as pool:
             rows = pool.map(_run, jobs, chunksize=8)
     else:
-        _init(cache_dir)
+        _init(cache_dir, str(weights))
         rows = [_run(j) for j in jobs]
-    photos = _photos(images or [], cache_dir)
+    photos = _photos(images or [], cache_dir, str(weights))
 
-    with safe_open(str(WEIGHTS), framework="pt") as f:
+    with safe_open(str(weights), framework="pt") as f:
         meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items() if k != "format"}
     return {
         "benchmark": "regressor",
         "version": __version__,
-        "weights": WEIGHTS.name,
-        "weights_mb": round(WEIGHTS.stat().st_size / 1e6, 1),
+        "weights": str(weights),
+        "weights_mb": round(weights.stat().st_size / 1e6, 1),
         "trained_steps": meta.get("step"),
         "train_minutes": meta.get("train_minutes"),
         "synthetic_samples": samples,

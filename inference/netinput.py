@@ -59,6 +59,14 @@ def heatmaps(xy: torch.Tensor, amplitude: torch.Tensor) -> torch.Tensor:
     return amplitude[..., None, None] * torch.exp(-(dy[..., :, None] + dx[..., None, :]) / (2 * sigma * sigma))
 
 
+def camera_features(center: torch.Tensor, side: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """(B, 3): where the crop sits in the camera's view, (centre - principal point) / focal and
+    side / focal. Crop coordinates alone hide perspective: a body at the image's edge is seen
+    obliquely, and the crop's angular size sets the scale of depth."""
+    f = torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)
+    return torch.cat([(center - K[:, :2, 2]) / f, (side / K[:, 0, 0])[:, None]], -1)
+
+
 def keypoint_amplitude(conf: np.ndarray) -> np.ndarray:
     return np.where(conf >= MIN_KEYPOINT_CONF, np.clip(conf, 0.0, 1.0), 0.0)
 

@@ -38,13 +38,14 @@ NETWORK_STEP_FACTOR = 0.5
 NETWORK_BY_DEFAULT = False
 
 
-def make_regressor(body, init: str = "auto"):
-    """The fit's starting point: MediaPipe's landmarks, or the trained network (Anny only)."""
+def make_regressor(body, init: str = "auto", weights: str | os.PathLike | None = None):
+    """The fit's starting point: MediaPipe's landmarks, or the trained network (Anny only;
+    ``weights``: another weights file than the bundled one)."""
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}")
     if init == "auto":
         init = "network" if NETWORK_BY_DEFAULT and body.name == "anny" and WEIGHTS.exists() else "landmarks"
-    return NetworkRegressor(body) if init == "network" else LandmarkRegressor(body)
+    return NetworkRegressor(body, weights or WEIGHTS) if init == "network" else LandmarkRegressor(body)
 
 
 def mirrored(det: Detection) -> Detection:
@@ -72,11 +73,12 @@ class Reconstructor:
         smpl_model: str | os.PathLike | None = None,
         gender: str | None = None,
         init: str = "auto",
+        regressor_weights: str | os.PathLike | None = None,
     ) -> None:
         if threads:
             torch.set_num_threads(threads)
         self.body = load_body_model(body_model, cache_dir=cache_dir, smpl_model=smpl_model, gender=gender)
-        self.regressor = make_regressor(self.body, init)
+        self.regressor = make_regressor(self.body, init, regressor_weights)
         options = fit_options or QUALITY[quality]
         if fit_options is None and isinstance(self.regressor, NetworkRegressor):
             options = options.scaled(NETWORK_STEP_FACTOR)

@@ -166,19 +166,24 @@ class NetworkRegressor:
             raise ReconError("bad_weights", f"The regressor weights {weights} were trained for another body model ({c.body_model}).")
         self._skeleton = keypoint_skeleton(body, self.limits)
 
-    def predict(self, detections: list[Detection]):
-        from .netinput import Crop, photo_input
+    def predict(self, detections: list[Detection], camera: Camera):
+        from .netinput import Crop, camera_features, photo_input
 
         crops = [Crop.around(d.box) for d in detections]
         x, kp = zip(*(photo_input(d.mask, d.keypoints2d, c) for d, c in zip(detections, crops)))
+        cam = camera_features(
+            torch.tensor(np.stack([c.center for c in crops]), dtype=torch.float32),
+            torch.tensor([c.side for c in crops], dtype=torch.float32),
+            torch.tensor(camera.K, dtype=torch.float32).expand(len(crops), 3, 3),
+        )
         with torch.no_grad():
-            return self.net.decode(self.net(torch.stack(x), torch.stack(kp))), crops
+            return self.net.decode(self.net(torch.stack(x), torch.stack(kp), cam)), crops
 
     def __call__(self, detections: list[Detection], camera: Camera) -> BodyParams:
         from .regressor_net import camera_translation
 
         body, lim = self.body, self.limits
-        p, crops = self.predict(detections)
+        p, crops = self.predict(detections, camera)
         b = len(detections)
         sub = lim.clamp(roma.rotmat_to_rotvec(p.pose))
         shape = p.shape.clamp(*body.shape_bounds)

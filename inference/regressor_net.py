@@ -28,7 +28,7 @@ import torchvision
 
 from .netinput import IN_CHANNELS, NUM_KEYPOINTS, Crop
 
-FORMAT = "human-recon-regressor-1"
+FORMAT = "human-recon-regressor-2"
 
 
 @dataclass
@@ -64,35 +64,64 @@ def matrix_to_rot6d(R: torch.Tensor) -> torch.Tensor:
     return R[..., :, :2].transpose(-1, -2).reshape(*R.shape[:-2], 6)
 
 
+class _Block(torch.nn.Module):
+    """Residual MLP block (Martinez et al. 2017), LayerNorm so batch size does not matter."""
+
+    def __init__(self, width: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.f = torch.nn.Sequential(
+            torch.nn.Linear(width, width), torch.nn.LayerNorm(width), torch.nn.ReLU(), torch.nn.Dropout(dropout),
+            torch.nn.Linear(width, width), torch.nn.LayerNorm(width), torch.nn.ReLU(), torch.nn.Dropout(dropout),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.f(x)
+
+
 class RegressorNet(torch.nn.Module):
+    """Keypoint lifter plus ResNet50 image branch, joined in one residual stream.
+
+    The lifter (keypoints as numbers and the crop's place in the camera) can be
+    trained alone at thousands of samples a second; the ResNet's features enter
+    through a projection that starts at zero, so adding the image branch starts
+    from the lifter's answer and learns what the silhouette adds."""
+
+    WIDTH = 1024
+
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
         self.config = config
+        w = self.WIDTH
         net = torchvision.models.resnet50(weights=None)
         # Input: mask + one heatmap per keypoint instead of RGB.
         net.conv1 = torch.nn.Conv2d(IN_CHANNELS, 64, kernel_size=7, stride=2, padding=3, bias=False)
         net.fc = torch.nn.Identity()
         self.net = net
-        relu = torch.nn.ReLU()
-        self.keypoint_mlp = torch.nn.Sequential(
-            torch.nn.Linear(3 * NUM_KEYPOINTS, 512), relu, torch.nn.Linear(512, 512), relu
-        )
-        self.head = torch.nn.Sequential(torch.nn.Linear(2048 + 512, 1024), relu, torch.nn.Linear(1024, config.num_outputs))
-        out = self.head[-1]
+        self.lifter_in = torch.nn.Linear(3 * NUM_KEYPOINTS + 3, w)
+        self.lifter = torch.nn.Sequential(_Block(w), _Block(w))
+        self.image_proj = torch.nn.Linear(2048, w)
+        torch.nn.init.zeros_(self.image_proj.weight)
+        torch.nn.init.zeros_(self.image_proj.bias)
+        self.fuse = _Block(w)
+        self.head = torch.nn.Linear(w, config.num_outputs)
         # Start from a neutral guess: identity bone rotations, mid shape, centred pelvis.
-        torch.nn.init.normal_(out.weight, std=1e-3)
+        torch.nn.init.normal_(self.head.weight, std=1e-3)
         with torch.no_grad():
             bias = torch.zeros(config.num_outputs)
             eye6 = matrix_to_rot6d(torch.eye(3))
             bias[:6] = eye6
             bias[6 : 6 + 6 * config.num_bones] = eye6.repeat(config.num_bones)
             bias[-1] = float(np.log(2.0))
-            out.bias.copy_(bias)
+            self.head.bias.copy_(bias)
 
-    def forward(self, x: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
-        """``x`` (B, C, S, S) mask and heatmaps; ``keypoints`` (B, K, 3) crop coordinates and weight."""
+    def forward(self, x: torch.Tensor | None, keypoints: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
+        """``x`` (B, C, S, S) mask and heatmaps, or None for the lifter alone; ``keypoints``
+        (B, K, 3) crop coordinates and weight; ``camera`` (B, 3) from ``camera_features``."""
         kp = torch.cat([keypoints[..., :2].clamp(-2, 2) * (keypoints[..., 2:] > 0), keypoints[..., 2:]], -1)
-        return self.head(torch.cat([self.net(x), self.keypoint_mlp(kp.flatten(1))], 1))
+        h = self.lifter(self.lifter_in(torch.cat([kp.flatten(1), camera], 1)))
+        if x is not None:
+            h = h + self.image_proj(self.net(x))
+        return self.head(self.fuse(h))
 
     def decode(self, out: torch.Tensor) -> NetOutput:
         c = self.config

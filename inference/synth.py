@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from .bodymodels.base import BodyModel
 from .joints import JointLimits
 from .lbs import CollapsedSkeleton
-from .netinput import CROP_MARGIN, INPUT_SIZE, NUM_KEYPOINTS, heatmaps
+from .netinput import CROP_MARGIN, INPUT_SIZE, NUM_KEYPOINTS, camera_features, heatmaps
 
 D = math.radians
 L_HIP, R_HIP = 11, 12
@@ -46,6 +46,7 @@ ARM_P = [0.2, 0.14, 0.14, 0.14, 0.1, 0.1, 0.06, 0.12]
 class SynthBatch:
     inputs: torch.Tensor  # (B, C, S, S) network input: mask and heatmaps
     keypoints_in: torch.Tensor  # (B, K, 3) network input: crop coordinates and weight
+    camera_in: torch.Tensor  # (B, 3) network input: the crop's place in the camera (netinput.camera_features)
     shape: torch.Tensor  # (B, P) phenotype
     pose: torch.Tensor  # (B, N, 3, 3) local rotations of the fitted bones
     global_rot: torch.Tensor  # (B, 3, 3)
@@ -319,7 +320,8 @@ class SyntheticData:
         root_xy = to_crop(project_batch(pelvis_cam[:, None], K))[:, 0]
         log_depth = torch.log(pelvis_cam[:, 2] * sides / K[:, 0, 0])
         return SynthBatch(
-            inputs=inputs, keypoints_in=torch.cat([xy, amp[..., None]], -1), shape=shape, pose=pose_rot, global_rot=R, transl=transl, K=K, image_size=size,
+            inputs=inputs, keypoints_in=torch.cat([xy, amp[..., None]], -1),
+            camera_in=camera_features(centers, sides, K), shape=shape, pose=pose_rot, global_rot=R, transl=transl, K=K, image_size=size,
             crop_center=centers, crop_side=sides, keypoints2d=kp2d, keypoints3d=kp_cam, vertices=v_cam,
             root_xy=root_xy, log_depth=log_depth,
         )  # fmt: skip

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import roma
 import torch
 
 from .bodymodels.anny import AnnyBody
@@ -72,32 +73,71 @@ def losses(net: RegressorNet, body_loss: BodyLoss, batch, out: torch.Tensor) -> 
     xy = crop_coords(project_batch(kp + pelvis[:, None], batch.K, min_depth=0.1), batch.crop_center, batch.crop_side)
     pelvis_t = batch.keypoints3d[:, [L_HIP, R_HIP]].mean(1, keepdim=True)
     xy_t = crop_coords(project_batch(kp_t + pelvis_t, batch.K), batch.crop_center, batch.crop_side)
+    # The same keypoints after the best similarity transform (the PA-MPJPE the benchmark reports):
+    # the local pose and proportions, which the fit cannot fix, apart from the global rotation, which it can.
+    Rp, tp, sp = roma.rigid_points_registration(kp, kp_t, compute_scaling=True)
+    kp_pa = sp[:, None, None] * torch.einsum("bij,bkj->bki", Rp, kp) + tp[:, None]
     out = {
         "kp3d": (kp - kp_t).norm(dim=-1).mean(),
+        "kp3d_pa": (kp_pa - kp_t).norm(dim=-1).mean(),
         "verts": (verts - verts_t).norm(dim=-1).mean(),
         "kp2d": (xy - xy_t).norm(dim=-1).clamp(max=1.0).mean(),
         "rot": (p.pose - batch.pose).pow(2).sum((-1, -2)).mean() + (p.global_rot - batch.global_rot).pow(2).sum((-1, -2)).mean(),
         "shape": (p.shape - batch.shape).abs().mean(),
         "camera": (p.root_xy - batch.root_xy).abs().sum(-1).mean() + (p.log_depth - batch.log_depth).abs().mean(),
     }
-    w = {"kp3d": 5.0, "verts": 5.0, "kp2d": 1.0, "rot": 0.1, "shape": 0.5, "camera": 0.5}
+    w = {"kp3d": 5.0, "kp3d_pa": 5.0, "verts": 5.0, "kp2d": 1.0, "rot": 0.1, "shape": 0.5, "camera": 0.5}
     out["total"] = sum(w[k] * out[k] for k in w)
     return out
 
 
-def evaluate(net, body_loss, data, seeds, batch_size=32) -> dict[str, float]:
+def run_net(net: RegressorNet, batch, images: bool = True) -> torch.Tensor:
+    return net(batch.inputs if images else None, batch.keypoints_in, batch.camera_in)
+
+
+def evaluate(net, body_loss, data, seeds, batch_size=32, images: bool = True) -> dict[str, float]:
     net.eval()
     sums: dict[str, float] = {}
     n = 0
     with torch.no_grad():
         for i in range(0, len(seeds), batch_size):
-            b = data.batch(seeds[i : i + batch_size])
-            ls = losses(net, body_loss, b, net(b.inputs, b.keypoints_in))
+            b = data.batch(seeds[i : i + batch_size], images=images)
+            ls = losses(net, body_loss, b, run_net(net, b, images))
             for k, v in ls.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(b.shape)
             n += len(b.shape)
     net.train()
     return {k: v / n for k, v in sums.items()}
+
+
+class _Batches(torch.utils.data.IterableDataset):
+    """The training stream from ``step`` on: batch ``i`` holds seeds ``i * size + offset ...``,
+    so a resumed run sees the samples it would have seen. Drawn in a worker process so that
+    making samples overlaps the training step."""
+
+    def __init__(self, data: SyntheticData, start: int, stop: int, size: int, offset: int, images: bool) -> None:
+        self.data, self.start, self.stop, self.size, self.offset, self.images = data, start, stop, size, offset, images
+
+    def __iter__(self):
+        if torch.utils.data.get_worker_info() is not None:
+            torch.set_num_threads(1)
+        for i in range(self.start, self.stop):
+            yield self.data.batch(np.arange(i * self.size, (i + 1) * self.size) + self.offset, images=self.images)
+
+
+def load_matching(net: RegressorNet, path: str | Path, prefix: str = "") -> int:
+    """Copy the tensors of a weights file (any format version) that match ``net``'s by name,
+    prefix and shape; return how many."""
+    from safetensors import safe_open
+
+    own = net.state_dict()
+    n = 0
+    with safe_open(str(path), framework="pt") as f:
+        for k in f.keys():
+            if k.startswith(prefix) and k in own and list(own[k].shape) == list(f.get_slice(k).get_shape()):
+                own[k].copy_(f.get_tensor(k).to(own[k].dtype))
+                n += 1
+    return n
 
 
 def lr_at(step: int, total: int, base: float, warmup: int = 200) -> float:
@@ -118,8 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-size", type=int, default=128)
     ap.add_argument("--save-minutes", type=float, default=5.0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    ap.add_argument("--workers", type=int, default=1, help="processes drawing samples ahead of the training step (0: inline)")
+    ap.add_argument("--keypoints-only", action="store_true",
+                    help="train the keypoint lifter alone (no mask or heatmaps drawn, no ResNet): fast pre-training")
+    ap.add_argument("--init-from", action="append", default=[], metavar="WEIGHTS",
+                    help="a fresh run starts from the tensors of these weights files that match by name and shape "
+                         "(later files win)")
+    ap.add_argument("--trunk-from", default=None, metavar="WEIGHTS", help="a fresh run takes the ResNet trunk ('net.*') from this file")
+    ap.add_argument("--lifter-lr-scale", type=float, default=1.0,
+                    help="learning rate of the lifter, fusion and head relative to --lr (the image branch gets --lr)")
+    ap.add_argument("--seed-offset", type=int, default=0, help="first training sample's seed (a second stage sees new samples)")
     ap.add_argument("--cache-dir", default=None)
     args = ap.parse_args(argv)
+    images = not args.keypoints_only
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -131,7 +182,14 @@ def main(argv: list[str] | None = None) -> int:
                        shape_labels=body.shape_labels, body_model=body.name)  # fmt: skip
     torch.manual_seed(0)
     net = RegressorNet(config)
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    # Parameter groups: the image branch (ResNet trunk and its projection) and the rest (lifter,
+    # fusion, head), whose rate can be scaled down when an image stage starts from a trained lifter.
+    image_params = [p for n, p in net.named_parameters() if n.startswith(("net.", "image_proj."))]
+    other_params = [p for n, p in net.named_parameters() if not n.startswith(("net.", "image_proj."))]
+    opt = torch.optim.AdamW(
+        [{"params": image_params, "scale": 1.0}, {"params": other_params, "scale": args.lifter_lr_scale}],
+        lr=args.lr, weight_decay=1e-4,
+    )  # fmt: skip
     ckpt_path, weights_path = Path(args.checkpoint), Path(args.weights)
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         step, seconds = int(state["step"]), float(state["seconds"])
         history = json.loads(state["history"])
         print(f"resumed from {ckpt_path} at step {step} ({seconds / 60:.0f} min trained)", flush=True)
+    else:
+        for path, prefix in [(p, "") for p in args.init_from] + ([(args.trunk_from, "net.")] if args.trunk_from else []):
+            n = load_matching(net, path, prefix)
+            print(f"started from {n} tensors of {path}", flush=True)
 
     def save_checkpoint() -> None:
         tmp = ckpt_path.with_name(ckpt_path.name + ".part")
@@ -161,12 +223,16 @@ def main(argv: list[str] | None = None) -> int:
         net.train()
         last_save = time.time()
         run = {}
+        stream = iter(torch.utils.data.DataLoader(
+            _Batches(data, step, args.steps, args.batch, args.seed_offset, images), batch_size=None,
+            num_workers=args.workers, prefetch_factor=2 if args.workers else None, collate_fn=lambda b: b,
+        ))  # fmt: skip
         while step < args.steps and not stop["now"]:
             t0 = time.perf_counter()
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, args.steps, args.lr)
-            batch = data.batch(np.arange(step * args.batch, (step + 1) * args.batch))
-            ls = losses(net, body_loss, batch, net(batch.inputs, batch.keypoints_in))
+                g["lr"] = lr_at(step, args.steps, args.lr) * g["scale"]
+            batch = next(stream)
+            ls = losses(net, body_loss, batch, run_net(net, batch, images))
             opt.zero_grad()
             ls["total"].backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -179,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             if step % 25 == 0:
                 print(f"step {step}/{args.steps} {seconds / 60:.1f} min  " + " ".join(f"{k} {v:.4f}" for k, v in run.items()), flush=True)
             if step % args.eval_every == 0 or step == args.steps:
-                val = evaluate(net, body_loss, data, val_seeds)
+                val = evaluate(net, body_loss, data, val_seeds, images=images)
                 history.append({"step": step, "minutes": round(seconds / 60, 1), **{k: round(v, 5) for k, v in val.items()}})
                 print("validation " + json.dumps(history[-1]), flush=True)
                 net.save(weights_path, {"step": step, "train_minutes": round(seconds / 60, 1), "validation": history[-1]})

@@ -63,7 +63,7 @@ def test_beats_a_neutral_guess_on_held_out_bodies(body, regressor):
     loss = BodyLoss(body)
     b = data.batch(np.arange(TEST_SEED0, TEST_SEED0 + 16))
     with torch.no_grad():
-        p = regressor.net.decode(regressor.net(b.inputs, b.keypoints_in))
+        p = regressor.net.decode(regressor.net(b.inputs, b.keypoints_in, b.camera_in))
         kp_t, _ = loss(b.shape, b.pose, b.global_rot)
         kp, _ = loss(p.shape, p.pose, p.global_rot)
         # Neutral guess: rest pose, average shape, with the true global rotation (a generous baseline).

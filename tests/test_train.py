@@ -21,3 +21,39 @@ def test_train_exports_and_resumes(tmp_path, cache_dir):
     assert state["step"] == 3
     changed = [k for k, v in RegressorNet.load(w).state_dict().items() if v.is_floating_point() and not torch.equal(v, first[k])]
     assert changed  # the third step trained on
+
+
+def test_lifter_stage_then_image_stage_starts_from_it(tmp_path, cache_dir):
+    """Stage 1 trains the keypoint lifter alone; stage 2 starts from it, and from another
+    file's ResNet trunk, and its first output equals the lifter's (the image branch enters at zero)."""
+    import numpy as np
+
+    from inference.bodymodels.anny import AnnyBody
+    from inference.synth import SyntheticData
+    from inference.train import run_net
+
+    lift_ck, lift_w = tmp_path / "l.pt", tmp_path / "l.safetensors"
+    common = ["--val-size", "2", "--cache-dir", cache_dir, "--workers", "0"]
+    args1 = ["--keypoints-only", "--steps", "3", "--eval-every", "3", "--batch", "8", "--checkpoint", str(lift_ck), "--weights", str(lift_w)]
+    assert main([*args1, *common]) == 0
+    lifter = RegressorNet.load(lift_w)
+    # The image branch never trained in stage 1: its projection is still zero.
+    assert float(lifter.image_proj.weight.abs().max()) == 0.0
+
+    trunk_w = tmp_path / "trunk.safetensors"
+    donor = RegressorNet(lifter.config)
+    donor.save(trunk_w)
+    img_ck, img_w = tmp_path / "i.pt", tmp_path / "i.safetensors"
+    args2 = ["--steps", "0", "--batch", "2", "--checkpoint", str(img_ck), "--weights", str(img_w),
+             "--init-from", str(lift_w), "--trunk-from", str(trunk_w), "--eval-every", "1"]  # fmt: skip
+    assert main([*args2, *common]) == 0
+    started = torch.load(img_ck, weights_only=True)["model"]
+    assert torch.equal(started["lifter_in.weight"], lifter.state_dict()["lifter_in.weight"])
+    assert torch.equal(started["net.conv1.weight"], donor.state_dict()["net.conv1.weight"].half().float())
+
+    net = RegressorNet(lifter.config)
+    net.load_state_dict(started)
+    net.eval()
+    b = SyntheticData(AnnyBody(cache_dir)).batch(np.arange(3))
+    with torch.no_grad():
+        assert torch.allclose(run_net(net, b, images=True), run_net(lifter, b, images=False), atol=1e-5)
