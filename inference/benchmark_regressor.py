@@ -1,7 +1,8 @@
 """The regressor's benchmark: ``python -m inference benchmark --regressor --json``.
 
 On a held-out synthetic set (seeds from ``train.TEST_SEED0``, never trained on)
-it compares (a) the network alone, (b) the fit from MediaPipe-style 3D
+it compares (a) the network alone (and, as an ablation, without its ResNet
+branch: the keypoint lifter alone), (b) the fit from MediaPipe-style 3D
 landmarks (the true keypoints plus noise: 3 cm across, 6 cm in depth), (c) the
 fit from the network, all seeing the same detector-like 2D keypoints and the
 body's silhouette, by MPJPE and PA-MPJPE on the 21 keypoints and per-vertex
@@ -72,6 +73,7 @@ class _Bench:
         self.data = SyntheticData(self.body)
         self.landmarks = LandmarkRegressor(self.body)
         self.network = NetworkRegressor(self.body, weights)
+        self.lifter = NetworkRegressor(self.body, weights, use_image=False)
         full = FitOptions()
         self.fit_full = Fitter(self.body, full)
         self.fit_half = Fitter(self.body, full.scaled(NETWORK_STEP_FACTOR))
@@ -115,6 +117,8 @@ class _Bench:
         a = self.network([det], camera)
         out["a"] = body_errors(*self.mesh(a), a.shape[0].numpy(), kp_t, verts_t, shape_t)
         out["a"]["seconds"] = time.perf_counter() - t
+        a = self.lifter([det], camera)  # ablation: the same network without its ResNet branch
+        out["a_lifter"] = body_errors(*self.mesh(a), a.shape[0].numpy(), kp_t, verts_t, shape_t)
 
         runs = [("b", self.landmarks, self.fit_full), ("c", self.network, self.fit_half)]
         if with_full_c:
@@ -242,6 +246,7 @@ def run_regressor_benchmark(
         "synthetic_samples": samples,
         "synthetic": {
             "a_regressor": _summary(rows, "a"),
+            "a_without_image_branch": _summary(rows, "a_lifter"),
             "b_landmarks_fit": _summary(rows, "b"),
             "c_regressor_fit_half": _summary(rows, "c"),
         }

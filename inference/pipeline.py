@@ -29,12 +29,12 @@ QUALITY = {
     "best": FitOptions(rigid_steps=30, pose_steps=60, full_steps=80, lr=0.03),
 }
 INITS = ("auto", "network", "landmarks")
-# From the network's start the fit converges in half its iterations: half the
-# steps give the accuracy of the full budget (``benchmark --regressor``).
+# From the network's start half the fit's steps already give better 3D keypoints on
+# the synthetic benchmark than the full fit from the landmarks (``benchmark --regressor``).
 NETWORK_STEP_FACTOR = 0.5
 # What "auto" picks for Anny when the weights are installed. The landmark start
-# stays the default until the network's start beats it on the regressor
-# benchmark (README, "Regressor benchmark"): so far it does not.
+# stays the default until the network's start also beats it on the photos of
+# the regressor benchmark (README, "Regressor benchmark"): so far it does not.
 NETWORK_BY_DEFAULT = False
 
 

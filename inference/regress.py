@@ -146,10 +146,11 @@ class LandmarkRegressor:
 class NetworkRegressor:
     """Initial guess from the trained ResNet50 (one forward pass per hypothesis)."""
 
-    def __init__(self, body: BodyModel, weights: str | Path = WEIGHTS) -> None:
+    def __init__(self, body: BodyModel, weights: str | Path = WEIGHTS, use_image: bool = True) -> None:
         from .regressor_net import RegressorNet
 
         self.body = body
+        self.use_image = use_image  # False: the keypoint lifter alone (the benchmark's ablation)
         self.limits = JointLimits(body.bone_names, body.pose_limits)
         try:
             self.net = RegressorNet.load(weights)
@@ -177,7 +178,7 @@ class NetworkRegressor:
             torch.tensor(camera.K, dtype=torch.float32).expand(len(crops), 3, 3),
         )
         with torch.no_grad():
-            return self.net.decode(self.net(torch.stack(x), torch.stack(kp), cam)), crops
+            return self.net.decode(self.net(torch.stack(x) if self.use_image else None, torch.stack(kp), cam)), crops
 
     def __call__(self, detections: list[Detection], camera: Camera) -> BodyParams:
         from .regressor_net import camera_translation

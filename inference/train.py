@@ -7,9 +7,16 @@ resumed run sees the same samples it would have seen. Every ``--eval-every``
 steps the weights are exported (float16 safetensors) with their validation
 error, so a background run can be stopped at any time.
 
-Losses: 3D keypoints and a vertex sample (pelvis-centred, camera frame), 2D
-reprojection in the crop, parameters (rotation matrices, phenotype) and the
-camera (pelvis position and depth).
+Losses: 3D keypoints and a vertex sample (pelvis-centred, camera frame), 3D
+keypoints after Procrustes alignment (the local pose), 2D reprojection in the
+crop, parameters (rotation matrices, phenotype) and the camera (pelvis
+position and depth).
+
+Stages (``scripts/train_regressor.sh``): ``--keypoints-only`` trains the
+keypoint lifter alone at a few hundred samples a second (no mask or heatmaps
+are drawn and the ResNet is skipped); a later stage starts from its weights
+(``--init-from``) and a trained ResNet trunk (``--trunk-from``) and trains the
+whole network on images.
 """
 
 from __future__ import annotations
@@ -59,7 +66,7 @@ class BodyLoss:
         return kp - pelvis, v[:, self.v_cols] - pelvis
 
 
-def losses(net: RegressorNet, body_loss: BodyLoss, batch, out: torch.Tensor) -> dict[str, torch.Tensor]:
+def losses(net: RegressorNet, body_loss: BodyLoss, batch, out: torch.Tensor, pa_weight: float = 5.0) -> dict[str, torch.Tensor]:
     p = net.decode(out)
     kp, verts = body_loss(p.shape, p.pose, p.global_rot)
     with torch.no_grad():
@@ -86,7 +93,7 @@ def losses(net: RegressorNet, body_loss: BodyLoss, batch, out: torch.Tensor) -> 
         "shape": (p.shape - batch.shape).abs().mean(),
         "camera": (p.root_xy - batch.root_xy).abs().sum(-1).mean() + (p.log_depth - batch.log_depth).abs().mean(),
     }
-    w = {"kp3d": 5.0, "kp3d_pa": 5.0, "verts": 5.0, "kp2d": 1.0, "rot": 0.1, "shape": 0.5, "camera": 0.5}
+    w = {"kp3d": 5.0, "kp3d_pa": pa_weight, "verts": 5.0, "kp2d": 1.0, "rot": 0.1, "shape": 0.5, "camera": 0.5}
     out["total"] = sum(w[k] * out[k] for k in w)
     return out
 
@@ -167,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trunk-from", default=None, metavar="WEIGHTS", help="a fresh run takes the ResNet trunk ('net.*') from this file")
     ap.add_argument("--lifter-lr-scale", type=float, default=1.0,
                     help="learning rate of the lifter, fusion and head relative to --lr (the image branch gets --lr)")
+    ap.add_argument("--pa-weight", type=float, default=5.0, help="weight of the Procrustes-aligned 3D keypoint loss")
     ap.add_argument("--seed-offset", type=int, default=0, help="first training sample's seed (a second stage sees new samples)")
     ap.add_argument("--cache-dir", default=None)
     args = ap.parse_args(argv)
@@ -232,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, args.steps, args.lr) * g["scale"]
             batch = next(stream)
-            ls = losses(net, body_loss, batch, run_net(net, batch, images))
+            ls = losses(net, body_loss, batch, run_net(net, batch, images), args.pa_weight)
             opt.zero_grad()
             ls["total"].backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)

@@ -96,3 +96,15 @@ def test_cli_starts_from_the_network_when_asked(tmp_path, cache_dir):
     events = [json.loads(line) for line in r.stdout.splitlines()]
     result = [e for e in events if e["event"] == "result"][0]
     assert out.exists() and result["silhouette_iou"] > 0.6
+
+
+def test_resnet_branch_is_trained_and_used(body, regressor):
+    """The shipped network reads the mask and heatmaps: its ResNet branch is not the
+    zero it starts from, and its answer moves when the image is taken away."""
+    net = regressor.net
+    assert float(net.image_proj.weight.abs().max()) > 0.0
+    b = SyntheticData(body).batch(np.arange(TEST_SEED0, TEST_SEED0 + 4))
+    with torch.no_grad():
+        with_image = net(b.inputs, b.keypoints_in, b.camera_in)
+        without = net(None, b.keypoints_in, b.camera_in)
+    assert float((with_image - without).abs().max()) > 1e-3

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The recipe of weights/regressor.safetensors (model card: weights/README.md), on a 2-core CPU.
+# Each stage resumes from its checkpoint in runs/ when run again; a finished stage is skipped.
+#   1. keypoint lifter alone, 4000 x 256 samples (~40 min, no Procrustes loss)
+#   2. lifter again with the Procrustes-aligned keypoint loss, 1500 x 256 new samples (~15 min)
+#   3. the whole network with images (mask + heatmaps through the ResNet50), 1200 x 32 new
+#      samples (~35 min), the ResNet trunk taken from the first network (format 1, commit 2573408,
+#      3000 x 32 samples from scratch), the lifter at a fifth of the learning rate
+# Then: .venv/bin/python -m inference benchmark --regressor --weights runs/regressor/regressor.safetensors --json
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+mkdir -p runs
+if [ ! -f runs/prev_regressor.safetensors ]; then
+  git show 2573408:weights/regressor.safetensors > runs/prev_regressor.safetensors.part
+  mv runs/prev_regressor.safetensors.part runs/prev_regressor.safetensors
+fi
+$PY -m inference.train --keypoints-only --steps 4000 --batch 256 --lr 1e-3 --threads 1 --workers 1 \
+  --pa-weight 0 --eval-every 500 --val-size 512 --checkpoint runs/lifter/checkpoint.pt --weights runs/lifter/lifter.safetensors
+$PY -m inference.train --keypoints-only --steps 1500 --batch 256 --lr 3e-4 --threads 1 --workers 1 \
+  --eval-every 500 --val-size 512 --init-from runs/lifter/lifter.safetensors --seed-offset 2000000 \
+  --checkpoint runs/lifter2/checkpoint.pt --weights runs/lifter2/lifter.safetensors
+$PY -m inference.train --steps 1200 --batch 32 --lr 3e-4 --lifter-lr-scale 0.2 --threads 2 --workers 1 \
+  --eval-every 300 --val-size 256 --init-from runs/lifter2/lifter.safetensors \
+  --trunk-from runs/prev_regressor.safetensors --seed-offset 4000000 \
+  --checkpoint runs/regressor/checkpoint.pt --weights runs/regressor/regressor.safetensors
