@@ -71,7 +71,7 @@ def test_beats_a_neutral_guess_on_held_out_bodies(body, regressor):
         kp0, _ = loss(body.default_shape(16), eye, b.global_rot)
     err = (kp - kp_t).norm(dim=-1).mean()
     err0 = (kp0 - kp_t).norm(dim=-1).mean()
-    assert float(err) < 0.85 * float(err0)
+    assert float(err) < 0.6 * float(err0)  # measured: 0.144 m vs 0.292 m (0.49x)
 
 
 def test_damaged_or_foreign_weights_get_one_line(tmp_path, body):
