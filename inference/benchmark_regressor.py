@@ -167,13 +167,13 @@ def _regressor_speed(cache_dir: str | None, weights: str, repeats: int = 20) -> 
 
     body = AnnyBody(cache_dir)
     reg = NetworkRegressor(body, weights)
+    rgb = load_image(BUNDLED_PHOTO)
     det_model = PoseDetector()
     try:
-        det = max(find_people(det_model, load_image(BUNDLED_PHOTO)), key=prominence)
+        det = max(find_people(det_model, rgb), key=prominence)
     finally:
         det_model.close()
-    rgb_size = load_image(BUNDLED_PHOTO).shape
-    camera = Camera.for_image(rgb_size[1], rgb_size[0])
+    camera = Camera.for_image(rgb.shape[1], rgb.shape[0])
     reg.predict([det], camera)
     times = []
     for _ in range(repeats):
