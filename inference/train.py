@@ -192,10 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     net = RegressorNet(config)
     # Parameter groups: the image branch (ResNet trunk and its projection) and the rest (lifter,
     # fusion, head), whose rate can be scaled down when an image stage starts from a trained lifter.
-    image_params = [p for n, p in net.named_parameters() if n.startswith(("net.", "image_proj."))]
-    other_params = [p for n, p in net.named_parameters() if not n.startswith(("net.", "image_proj."))]
+    groups: dict[bool, list] = {True: [], False: []}
+    for name, param in net.named_parameters():
+        groups[name.startswith(("net.", "image_proj."))].append(param)
     opt = torch.optim.AdamW(
-        [{"params": image_params, "scale": 1.0}, {"params": other_params, "scale": args.lifter_lr_scale}],
+        [{"params": groups[True], "scale": 1.0}, {"params": groups[False], "scale": args.lifter_lr_scale}],
         lr=args.lr, weight_decay=1e-4,
     )  # fmt: skip
     ckpt_path, weights_path = Path(args.checkpoint), Path(args.weights)

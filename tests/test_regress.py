@@ -10,7 +10,7 @@ import torch
 from inference.errors import ReconError
 from inference.regress import WEIGHTS, NetworkRegressor
 from inference.synth import SyntheticData
-from inference.train import TEST_SEED0, BodyLoss
+from inference.train import TEST_SEED0, BodyLoss, run_net
 
 from .conftest import PERSON
 
@@ -63,7 +63,7 @@ def test_beats_a_neutral_guess_on_held_out_bodies(body, regressor):
     loss = BodyLoss(body)
     b = data.batch(np.arange(TEST_SEED0, TEST_SEED0 + 16))
     with torch.no_grad():
-        p = regressor.net.decode(regressor.net(b.inputs, b.keypoints_in, b.camera_in))
+        p = regressor.net.decode(run_net(regressor.net, b))
         kp_t, _ = loss(b.shape, b.pose, b.global_rot)
         kp, _ = loss(p.shape, p.pose, p.global_rot)
         # Neutral guess: rest pose, average shape, with the true global rotation (a generous baseline).
@@ -105,6 +105,6 @@ def test_resnet_branch_is_trained_and_used(body, regressor):
     assert float(net.image_proj.weight.abs().max()) > 0.0
     b = SyntheticData(body).batch(np.arange(TEST_SEED0, TEST_SEED0 + 4))
     with torch.no_grad():
-        with_image = net(b.inputs, b.keypoints_in, b.camera_in)
-        without = net(None, b.keypoints_in, b.camera_in)
+        with_image = run_net(net, b, images=True)
+        without = run_net(net, b, images=False)
     assert float((with_image - without).abs().max()) > 1e-3
