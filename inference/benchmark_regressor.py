@@ -76,7 +76,7 @@ class _Bench:
         self.lifter = NetworkRegressor(self.body, weights, use_image=False)
         full = FitOptions()
         self.fit_full = Fitter(self.body, full)
-        self.fit_half = Fitter(self.body, full.scaled(NETWORK_STEP_FACTOR))
+        self.fit_half = Fitter(self.body, full.for_trained_start(NETWORK_STEP_FACTOR))
 
     def mesh(self, params) -> tuple[np.ndarray, np.ndarray]:
         b = self.body
@@ -183,38 +183,69 @@ def _regressor_speed(cache_dir: str | None, weights: str, repeats: int = 20) -> 
     return {"regressor_ms_per_crop": round(statistics.median(times) * 1000, 1), "threads": torch.get_num_threads()}
 
 
-def _photos(images: list[str], cache_dir: str | None, weights: str) -> list[dict]:
+def _real_images(images: list[str], clip: str | None, clip_step: int):
+    """(name, photo path or RGB frame): the bundled photo, the given photos, every
+    ``clip_step``-th frame of ``clip``."""
     from .benchmark import BUNDLED_PHOTO
+    from .frames import open_frames
+
+    for p in [BUNDLED_PHOTO] + [Path(x) for x in images]:
+        yield p.name, p
+    if clip:
+        for i, rgb, _ in open_frames(clip, step=clip_step):
+            if rgb is not None:
+                yield f"{Path(clip).name}#{i}", rgb
+
+
+def _photos(images: list[str], cache_dir: str | None, weights: str, clip: str | None = None, clip_step: int = 25) -> list[dict]:
+    from .errors import ReconError
+    from .fit import FitOptions
     from .pipeline import Reconstructor
 
     rows = []
-    from .fit import FitOptions
-
     recs = {
         "b": Reconstructor(cache_dir=cache_dir, init="landmarks"),
         "c": Reconstructor(cache_dir=cache_dir, init="network", regressor_weights=weights),  # half the iterations
         "c_full": Reconstructor(cache_dir=cache_dir, init="network", fit_options=FitOptions(), regressor_weights=weights),
     }
-    for p in [BUNDLED_PHOTO] + [Path(x) for x in images]:
-        row: dict = {"image": p.name}
-        for key, rec in recs.items():
-            r = rec.reconstruct(p)
-            row[key] = {
-                "silhouette_iou": round(r.silhouette_iou, 4),
-                "keypoint_error_pct": round(r.keypoint_error_pct, 3),
-                "fit_iterations": rec.fitter.options.total_steps,
-                "regress_s": round(r.timings["regress"], 3),
-                "fit_s": round(r.timings["fit"], 3),
-            }
+    for name, image in _real_images(images, clip, clip_step):
+        row: dict = {"image": name}
+        try:
+            for key, rec in recs.items():
+                r = rec.reconstruct(image, name=name)
+                row[key] = {
+                    "silhouette_iou": round(r.silhouette_iou, 4),
+                    "keypoint_error_pct": round(r.keypoint_error_pct, 3),
+                    "fit_iterations": rec.fitter.options.total_steps,
+                    "regress_s": round(r.timings["regress"], 3),
+                    "fit_s": round(r.timings["fit"], 3),
+                }
+        except ReconError as err:  # a clip frame with nobody in it
+            row = {"image": name, "skipped": err.message}
         rows.append(row)
     for rec in recs.values():
         rec.close()
     return rows
 
 
+def _photo_summary(rows: list[dict]) -> dict:
+    """Mean IoU and keypoint error of each start over the photos, and on how many photos
+    (c) beats (b) (higher IoU and no higher keypoint error)."""
+    done = [r for r in rows if "b" in r]
+    out: dict = {"photos": len(done)}
+    for key in ("b", "c", "c_full"):
+        out[key] = {m: round(statistics.mean(r[key][m] for r in done), 4) for m in ("silhouette_iou", "keypoint_error_pct")}
+    for key in ("c", "c_full"):
+        out[f"{key}_beats_b"] = sum(
+            r[key]["silhouette_iou"] > r["b"]["silhouette_iou"] and r[key]["keypoint_error_pct"] <= r["b"]["keypoint_error_pct"]
+            for r in done
+        )
+    return out
+
+
 def run_regressor_benchmark(
     samples: int = 500, images: list[str] | None = None, workers: int = 2, full_c: bool = True, cache_dir: str | None = None,
-    weights: str | Path | None = None,
+    weights: str | Path | None = None, clip: str | None = None, clip_step: int = 25,
 ) -> dict:
     from safetensors import safe_open
 
@@ -226,13 +257,15 @@ def run_regressor_benchmark(
     weights = Path(weights or WEIGHTS)
     speed = _regressor_speed(cache_dir, str(weights))
     jobs = [(TEST_SEED0 + i, full_c) for i in range(samples)]
-    if workers > 1:
+    if not jobs:
+        rows = []
+    elif workers > 1:
         with mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(cache_dir, str(weights))) as pool:
             rows = pool.map(_run, jobs, chunksize=8)
     else:
         _init(cache_dir, str(weights))
         rows = [_run(j) for j in jobs]
-    photos = _photos(images or [], cache_dir, str(weights))
+    photos = _photos(images or [], cache_dir, str(weights), clip, clip_step)
 
     with safe_open(str(weights), framework="pt") as f:
         meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items() if k != "format"}
@@ -244,13 +277,17 @@ def run_regressor_benchmark(
         "trained_steps": meta.get("step"),
         "train_minutes": meta.get("train_minutes"),
         "synthetic_samples": samples,
-        "synthetic": {
-            "a_regressor": _summary(rows, "a"),
-            "a_without_image_branch": _summary(rows, "a_lifter"),
-            "b_landmarks_fit": _summary(rows, "b"),
-            "c_regressor_fit_half": _summary(rows, "c"),
-        }
-        | ({"c_regressor_fit_full": _summary(rows, "c_full")} if full_c else {}),
+        "synthetic": (
+            {
+                "a_regressor": _summary(rows, "a"),
+                "a_without_image_branch": _summary(rows, "a_lifter"),
+                "b_landmarks_fit": _summary(rows, "b"),
+                "c_regressor_fit_half": _summary(rows, "c"),
+            }
+            | ({"c_regressor_fit_full": _summary(rows, "c_full")} if full_c else {})
+            if rows else {}
+        ),
         "photos": photos,
+        "photos_summary": _photo_summary(photos),
         "seconds": round(time.perf_counter() - t0, 1),
     } | speed

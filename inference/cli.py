@@ -261,7 +261,8 @@ def cmd_benchmark(args: argparse.Namespace, out: Output) -> int:
         from .benchmark_regressor import run_regressor_benchmark
 
         report = run_regressor_benchmark(
-            samples=args.samples, images=args.images, workers=args.workers, cache_dir=args.cache_dir, weights=args.weights
+            samples=args.samples, images=args.images, workers=args.workers, cache_dir=args.cache_dir, weights=args.weights,
+            clip=args.clip, clip_step=args.clip_step,
         )
     elif args.sequence:
         report = run_sequence_benchmark(args.sequence, end=args.frames, cache_dir=args.cache_dir)
@@ -345,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the trained regressor on held-out synthetic bodies and the photos, against the landmark start")
     b.add_argument("--samples", type=int, default=500, help="held-out synthetic bodies (--regressor)")
     b.add_argument("--workers", type=int, default=2, help="processes for the synthetic set (--regressor)")
+    b.add_argument("--clip", default=None, help="also every --clip-step-th frame of this video as a real photo (--regressor)")
+    b.add_argument("--clip-step", type=int, default=25)
     b.add_argument("--weights", default=None, help="regressor weights to benchmark instead of the bundled ones (--regressor)")
     b.add_argument("--quality", choices=["fast", "balanced", "best"], default="balanced")
     b.add_argument("--cache-dir", default=None)

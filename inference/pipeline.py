@@ -81,21 +81,25 @@ class Reconstructor:
         self.regressor = make_regressor(self.body, init, regressor_weights)
         options = fit_options or QUALITY[quality]
         if fit_options is None and isinstance(self.regressor, NetworkRegressor):
-            options = options.scaled(NETWORK_STEP_FACTOR)
+            options = options.for_trained_start(NETWORK_STEP_FACTOR)
         self.fitter = Fitter(self.body, options)
         self.detector = PoseDetector()
 
     def reconstruct(
         self,
-        image: str | os.PathLike,
+        image: str | os.PathLike | np.ndarray,
         focal_px: float | None = None,
         progress: Progress | None = None,
+        name: str | None = None,
     ) -> ReconResult:
+        """``image``: a photo file, or an RGB uint8 array (a video frame; ``name`` labels it)."""
         report = progress or (lambda stage, frac: None)
         timings: dict[str, float] = {}
         t = time.perf_counter()
         report("load", 0.0)
-        rgb = load_image(image)
+        rgb = image if isinstance(image, np.ndarray) else load_image(image)
+        if name is None:
+            name = "frame" if isinstance(image, np.ndarray) else str(image)
         h, w = rgb.shape[:2]
         camera = Camera.for_image(w, h, focal_px)
         timings["load"] = time.perf_counter() - t
@@ -120,7 +124,7 @@ class Reconstructor:
 
         t = time.perf_counter()
         report("result", 0.9)
-        result = self._make_result(str(image), hypotheses[fit.hypothesis], camera, fit, timings)
+        result = self._make_result(name, hypotheses[fit.hypothesis], camera, fit, timings)
         result.people_found = len(people)
         result.timings["result"] = time.perf_counter() - t
         report("done", 1.0)

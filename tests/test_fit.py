@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from inference.camera import Camera
+from inference.fit import FitOptions
 from inference.images import load_image
 from inference.pipeline import mirrored
 
@@ -40,6 +41,22 @@ def test_fit_matches_mask_and_keypoints(results, name):
     err = np.linalg.norm(r.keypoints2d_fit[vis] - r.keypoints2d[vis, :2], axis=1) / box_h
     assert err.mean() < 0.05 and np.median(err) < 0.05, err
     assert r.keypoint_error_pct == pytest.approx(err.mean() * 100, rel=1e-3)
+
+
+def test_video_frame_array_reconstructs_like_its_file(reconstructor, results):
+    # The regressor benchmark feeds clip frames as arrays; the result must match the photo's.
+    r = reconstructor.reconstruct(load_image(PERSON), name="demo.mp4#7")
+    assert r.image_path == "demo.mp4#7"
+    np.testing.assert_allclose(r.vertices_cam, results("person").vertices_cam, atol=1e-4)
+
+
+def test_trained_start_budget_is_half_taken_mostly_from_the_rigid_stage():
+    for full in (FitOptions(), FitOptions(rigid_steps=15, pose_steps=20, full_steps=15)):
+        half = full.for_trained_start(0.5)
+        assert half.total_steps == round(full.total_steps / 2)
+        assert half.rigid_steps / full.rigid_steps < half.pose_steps / full.pose_steps < half.full_steps / full.full_steps
+    clip = FitOptions(full_steps=0).for_trained_start(0.5)  # pose-only fits stay pose-only
+    assert clip.full_steps == 0 and clip.pose_steps > 0
 
 
 def test_result_mesh_and_skeleton(results, body):

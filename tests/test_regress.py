@@ -45,7 +45,8 @@ def test_runs_on_a_real_photos_crop(reconstructor, regressor):
     assert 1.0 < float(p.transl[0, 2]) < 30.0
     up = roma.rotvec_to_rotmat(p.global_rot)[0] @ torch.tensor([0.0, 0.0, 1.0])  # model up in the camera
     assert float(up[1]) < -0.7  # camera y points down
-    # Its keypoints land near the detected ones (% of the person's height).
+    # Its keypoints land near the detected ones (fraction of the person's height; the start is
+    # placed on the detected keypoints: 0.024 measured, 0.031 with the network's own camera).
     from inference.camera import project_np
 
     rest = reconstructor.body.rest(p.shape)
@@ -55,7 +56,7 @@ def test_runs_on_a_real_photos_crop(reconstructor, regressor):
     uv = project_np(kp, camera.K)
     vis = det.keypoints2d[:, 2] > 0.5
     err = np.linalg.norm(uv[vis] - det.keypoints2d[vis, :2], axis=1).mean() / det.height
-    assert err < 0.15
+    assert err < 0.06
 
 
 def test_beats_a_neutral_guess_on_held_out_bodies(body, regressor):
