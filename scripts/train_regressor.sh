@@ -6,7 +6,9 @@
 #   3. the whole network with images (mask + heatmaps through the ResNet50), 1200 x 32 new
 #      samples (~35 min), the ResNet trunk taken from the first network (format 1, commit 2573408,
 #      3000 x 32 samples from scratch), the lifter at a fifth of the learning rate
-# Then: .venv/bin/python -m inference benchmark --regressor --weights runs/regressor/regressor.safetensors --json
+#   4. keypoint lifter again from stage 3, 4000 x 256 new samples (~45 min; the ResNet is carried along)
+#   5. the whole network with images again from stage 4, 1000 x 32 new samples (~30 min)
+# Then: .venv/bin/python -m inference benchmark --regressor --weights runs/regressor5/regressor.safetensors --json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -24,3 +26,9 @@ $PY -m inference.train --steps 1200 --batch 32 --lr 3e-4 --lifter-lr-scale 0.2 -
   --eval-every 300 --val-size 256 --init-from runs/lifter2/lifter.safetensors \
   --trunk-from runs/prev_regressor.safetensors --seed-offset 4000000 \
   --checkpoint runs/regressor/checkpoint.pt --weights runs/regressor/regressor.safetensors
+$PY -m inference.train --keypoints-only --steps 4000 --batch 256 --lr 3e-4 --threads 1 --workers 1 \
+  --eval-every 500 --val-size 512 --init-from runs/regressor/regressor.safetensors --seed-offset 6000000 \
+  --checkpoint runs/lifter3/checkpoint.pt --weights runs/lifter3/lifter.safetensors
+$PY -m inference.train --steps 1000 --batch 32 --lr 2e-4 --lifter-lr-scale 0.2 --threads 2 --workers 1 \
+  --eval-every 250 --val-size 256 --init-from runs/lifter3/lifter.safetensors --seed-offset 8000000 \
+  --checkpoint runs/regressor5/checkpoint.pt --weights runs/regressor5/regressor.safetensors

@@ -97,3 +97,11 @@ def test_batch_goes_on_past_a_bad_photo(tmp_path, cache_dir):
     assert [e["code"] for e in ev if e["event"] == "error"] == ["not_an_image"]
     assert ev[-1] == {"event": "done", "ok": 2, "failed": 1}
     assert sorted(p.name for p in outdir.iterdir()) == ["basketball1.npz", "person.npz"]
+
+
+def test_regressor_benchmark_rejects_a_missing_clip_before_it_starts(tmp_path, cache_dir):
+    proc = run_cli("benchmark", "--regressor", "--clip", str(tmp_path / "none.mp4"), cache_dir=cache_dir, timeout=60)
+    assert proc.returncode == EXIT_INPUT
+    stderr = proc.stderr.strip().splitlines()
+    assert len(stderr) == 1 and stderr[0].startswith("error: ") and "none.mp4 not found" in stderr[0], proc.stderr
+    assert proc.stdout == ""
