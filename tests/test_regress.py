@@ -109,3 +109,23 @@ def test_resnet_branch_is_trained_and_used(body, regressor):
         with_image = run_net(net, b, images=True)
         without = run_net(net, b, images=False)
     assert float((with_image - without).abs().max()) > 1e-3
+
+
+def test_benchmark_compares_both_starts_on_photos_and_clip_frames(cache_dir):
+    from inference.benchmark_regressor import run_regressor_benchmark
+
+    from .conftest import ROOT
+
+    clip = ROOT / "tests" / "data" / "demo.mp4"
+    if not clip.exists():
+        pytest.skip("tests/data/demo.mp4 missing: run scripts/fetch_test_data.sh")
+    report = run_regressor_benchmark(samples=0, clip=str(clip), clip_step=200, cache_dir=cache_dir)
+    assert [p["image"] for p in report["photos"]] == ["person.jpg", "demo.mp4#0", "demo.mp4#200"]
+    summary = report["photos_summary"]
+    assert summary["photos"] == 3
+    for key in ("b", "c", "c_full"):
+        assert 0.6 < summary[key]["silhouette_iou"] <= 1.0 and 0.0 < summary[key]["keypoint_error_pct"] < 10.0
+    # The network's start runs half the landmark start's iterations.
+    row = report["photos"][0]
+    assert row["c"]["fit_iterations"] * 2 == row["b"]["fit_iterations"] == row["c_full"]["fit_iterations"]
+    assert 0 < report["regressor_ms_per_crop"] < 1000
