@@ -185,21 +185,19 @@ def _regressor_speed(cache_dir: str | None, weights: str, repeats: int = 20) -> 
     return {"regressor_ms_per_crop": round(statistics.median(times) * 1000, 1), "threads": torch.get_num_threads()}
 
 
-def _real_images(images: list[str], clip: str | None, clip_step: int):
-    """(name, photo path or RGB frame): the bundled photo, the given photos, every
-    ``clip_step``-th frame of ``clip``."""
+def _real_images(images: list[str], frames=None):
+    """(name, photo path or RGB frame): the bundled photo, the given photos, the frames
+    of ``frames`` (a ``FrameSource``)."""
     from .benchmark import BUNDLED_PHOTO
-    from .frames import open_frames
 
     for p in [BUNDLED_PHOTO] + [Path(x) for x in images]:
         yield p.name, p
-    if clip:
-        for i, rgb, _ in open_frames(clip, step=clip_step):
-            if rgb is not None:
-                yield f"{Path(clip).name}#{i}", rgb
+    for i, rgb, _ in frames or []:
+        if rgb is not None:
+            yield f"{frames.path.name}#{i}", rgb
 
 
-def _photos(images: list[str], cache_dir: str | None, weights: str, clip: str | None = None, clip_step: int = 25) -> list[dict]:
+def _photos(images: list[str], cache_dir: str | None, weights: str, frames=None) -> list[dict]:
     from .errors import ReconError
     from .fit import FitOptions
     from .pipeline import Reconstructor
@@ -210,7 +208,7 @@ def _photos(images: list[str], cache_dir: str | None, weights: str, clip: str | 
         "c": Reconstructor(cache_dir=cache_dir, init="network", regressor_weights=weights),  # half the iterations
         "c_full": Reconstructor(cache_dir=cache_dir, init="network", fit_options=FitOptions(), regressor_weights=weights),
     }
-    for name, image in _real_images(images, clip, clip_step):
+    for name, image in _real_images(images, frames):
         row: dict = {"image": name}
         try:
             for key, rec in recs.items():
@@ -258,10 +256,10 @@ def run_regressor_benchmark(
     from .train import TEST_SEED0
 
     t0 = time.perf_counter()
-    if clip:
-        from .frames import open_frames
+    from .frames import open_frames
 
-        open_frames(clip, step=clip_step)  # a bad clip fails now, not after the synthetic set
+    # Opened first, so that a bad clip fails now, not after the synthetic set.
+    frames = open_frames(clip, step=clip_step) if clip else None
     weights = Path(weights or WEIGHTS)
     speed = _regressor_speed(cache_dir, str(weights))
     jobs = [(TEST_SEED0 + i, full_c) for i in range(samples)]
@@ -273,7 +271,7 @@ def run_regressor_benchmark(
     else:
         _init(cache_dir, str(weights))
         rows = [_run(j) for j in jobs]
-    photos = _photos(images or [], cache_dir, str(weights), clip, clip_step)
+    photos = _photos(images or [], cache_dir, str(weights), frames)
 
     with safe_open(str(weights), framework="pt") as f:
         meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items() if k != "format"}

@@ -57,7 +57,7 @@ class FitOptions:
         better on the synthetic bodies and the photos than shrinking every stage alike
         (README, "Regressor benchmark")."""
         rigid = max(1, round(self.rigid_steps * factor / 2)) if self.rigid_steps else 0
-        pose = max(1, round(self.pose_steps * factor))
+        pose = max(1, round(self.pose_steps * factor)) if self.pose_steps else 0
         if not self.full_steps:
             return replace(self, rigid_steps=rigid, pose_steps=pose)
         full = max(1, round(self.total_steps * factor) - rigid - pose)
