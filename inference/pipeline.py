@@ -29,13 +29,13 @@ QUALITY = {
     "best": FitOptions(rigid_steps=30, pose_steps=60, full_steps=80, lr=0.03),
 }
 INITS = ("auto", "network", "landmarks")
-# From the network's start half the fit's steps already give better 3D keypoints on
-# the synthetic benchmark than the full fit from the landmarks (``benchmark --regressor``).
+# The network's start already has a pose and a camera, so the fit's rigid and pose
+# stages run a quarter and a half of their steps (``FitOptions.for_trained_start``).
 NETWORK_STEP_FACTOR = 0.5
-# What "auto" picks for Anny when the weights are installed. The landmark start
-# stays the default until the network's start also beats it on the photos of
-# the regressor benchmark (README, "Regressor benchmark"): so far it does not.
-NETWORK_BY_DEFAULT = False
+# What "auto" picks for Anny when the weights are installed: the network's start,
+# since it beats the landmark start on the synthetic bodies and on the photos and
+# clip frames of the regressor benchmark (README, "Regressor benchmark").
+NETWORK_BY_DEFAULT = True
 
 
 def make_regressor(body, init: str = "auto", weights: str | os.PathLike | None = None):

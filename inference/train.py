@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lifter-lr-scale", type=float, default=1.0,
                     help="learning rate of the lifter, fusion and head relative to --lr (the image branch gets --lr)")
     ap.add_argument("--pa-weight", type=float, default=5.0, help="weight of the Procrustes-aligned 3D keypoint loss")
+    ap.add_argument("--dropout", type=float, default=None,
+                    help="dropout in the lifter and fusion blocks (default: the network's 0.1); 0 for a last stage, "
+                         "since the data stream never repeats")
     ap.add_argument("--seed-offset", type=int, default=0, help="first training sample's seed (a second stage sees new samples)")
     ap.add_argument("--cache-dir", default=None)
     args = ap.parse_args(argv)
@@ -190,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
                        shape_labels=body.shape_labels, body_model=body.name)  # fmt: skip
     torch.manual_seed(0)
     net = RegressorNet(config)
+    if args.dropout is not None:
+        for m in net.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = args.dropout
     # Parameter groups: the image branch (ResNet trunk and its projection) and the rest (lifter,
     # fusion, head), whose rate can be scaled down when an image stage starts from a trained lifter.
     groups: dict[bool, list] = {True: [], False: []}

@@ -125,7 +125,7 @@ def test_benchmark_compares_both_starts_on_photos_and_clip_frames(cache_dir):
     assert summary["photos"] == 3
     for key in ("b", "c", "c_full"):
         assert 0.6 < summary[key]["silhouette_iou"] <= 1.0 and 0.0 < summary[key]["keypoint_error_pct"] < 10.0
-    # The network's start runs half the landmark start's iterations.
+    # The network's start runs fewer iterations than the landmark start; c_full runs as many.
     row = report["photos"][0]
-    assert row["c"]["fit_iterations"] * 2 == row["b"]["fit_iterations"] == row["c_full"]["fit_iterations"]
+    assert row["c"]["fit_iterations"] < row["b"]["fit_iterations"] == row["c_full"]["fit_iterations"]
     assert 0 < report["regressor_ms_per_crop"] < 1000
