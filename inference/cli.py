@@ -294,7 +294,8 @@ def _body_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gender", default=None, choices=["neutral", "female", "male"],
                    help="SMPL model gender (default: from the file)")
     p.add_argument("--init", default="auto", choices=["auto", "network", "landmarks"],
-                   help="the fit's start: MediaPipe's 3D landmarks (auto) or the trained regressor (network, Anny only)")
+                   help="the fit's start: the trained regressor (network, Anny only) or MediaPipe's 3D landmarks "
+                        "(landmarks); auto: the network for Anny, the landmarks for SMPL")
 
 
 def build_parser() -> argparse.ArgumentParser:

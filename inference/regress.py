@@ -1,10 +1,11 @@
 """Initial body parameters for the fit, behind one ``Regressor`` protocol.
 
-``NetworkRegressor`` (``--init network``) runs the ResNet50 trained on
+``NetworkRegressor`` (the default for Anny) runs the ResNet50 trained on
 synthetic bodies (``regressor_net``, ``train``) on the person's mask and
 keypoint heatmaps: pose, shape and camera in one pass.
 
-``LandmarkRegressor`` derives them from MediaPipe's metric 3D landmarks: the
+``LandmarkRegressor`` (``--init landmarks``; SMPL, or Anny without the
+weights) derives them from MediaPipe's metric 3D landmarks: the
 torso's axes give the global orientation, a short 3D alignment of the body
 model's keypoints to the landmarks gives the limbs, and a closed-form least
 squares on the 2D keypoints places the body in the camera. It needs no

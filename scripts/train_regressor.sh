@@ -8,7 +8,11 @@
 #      3000 x 32 samples from scratch), the lifter at a fifth of the learning rate
 #   4. keypoint lifter again from stage 3, 4000 x 256 new samples (~45 min; the ResNet is carried along)
 #   5. the whole network with images again from stage 4, 1000 x 32 new samples (~30 min)
-# Then: .venv/bin/python -m inference benchmark --regressor --weights runs/regressor5/regressor.safetensors --json
+#   6. keypoint lifter again without dropout (the data never repeats, so dropout only held the fit
+#      back), 3000 x 256 new samples (~42 min)
+#   7. the same at a lower rate, 2000 x 256 new samples (~17 min)
+#   8. the whole network with images again from stage 7, without dropout, 1000 x 32 new samples (~29 min)
+# Then: .venv/bin/python -m inference benchmark --regressor --weights runs/regressor8/regressor.safetensors --json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -32,3 +36,12 @@ $PY -m inference.train --keypoints-only --steps 4000 --batch 256 --lr 3e-4 --thr
 $PY -m inference.train --steps 1000 --batch 32 --lr 2e-4 --lifter-lr-scale 0.2 --threads 2 --workers 1 \
   --eval-every 250 --val-size 256 --init-from runs/lifter3/lifter.safetensors --seed-offset 8000000 \
   --checkpoint runs/regressor5/checkpoint.pt --weights runs/regressor5/regressor.safetensors
+$PY -m inference.train --keypoints-only --steps 3000 --batch 256 --lr 2e-4 --dropout 0 --threads 1 --workers 1 \
+  --eval-every 500 --val-size 512 --init-from runs/regressor5/regressor.safetensors --seed-offset 8100000 \
+  --checkpoint runs/lifter6/checkpoint.pt --weights runs/lifter6/lifter.safetensors
+$PY -m inference.train --keypoints-only --steps 2000 --batch 256 --lr 1.5e-4 --dropout 0 --threads 1 --workers 1 \
+  --eval-every 500 --val-size 512 --init-from runs/lifter6/lifter.safetensors --seed-offset 8900000 \
+  --checkpoint runs/lifter7/checkpoint.pt --weights runs/lifter7/lifter.safetensors
+$PY -m inference.train --steps 1000 --batch 32 --lr 2e-4 --lifter-lr-scale 0.2 --dropout 0 --threads 2 --workers 1 \
+  --eval-every 250 --val-size 256 --init-from runs/lifter7/lifter.safetensors --seed-offset 9500000 \
+  --checkpoint runs/regressor8/checkpoint.pt --weights runs/regressor8/regressor.safetensors
