@@ -129,3 +129,14 @@ def test_benchmark_compares_both_starts_on_photos_and_clip_frames(cache_dir):
     row = report["photos"][0]
     assert row["c"]["fit_iterations"] < row["b"]["fit_iterations"] == row["c_full"]["fit_iterations"]
     assert 0 < report["regressor_ms_per_crop"] < 1000
+
+
+def test_auto_start_is_the_network_for_anny(reconstructor, body):
+    from inference.fit import FitOptions
+    from inference.pipeline import make_regressor
+    from inference.regress import LandmarkRegressor
+
+    # The session's default reconstructor (init "auto") starts from the network, with its fit.
+    assert isinstance(reconstructor.regressor, NetworkRegressor)
+    assert reconstructor.fitter.options == FitOptions().for_trained_start(0.5)
+    assert isinstance(make_regressor(body, "landmarks"), LandmarkRegressor)

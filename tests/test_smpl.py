@@ -35,6 +35,13 @@ def smpl(smpl_path):
     return load_body_model("smpl", smpl_model=str(smpl_path))
 
 
+def test_auto_start_is_the_landmarks_for_smpl(smpl):
+    from inference.pipeline import make_regressor
+    from inference.regress import LandmarkRegressor
+
+    assert isinstance(make_regressor(smpl), LandmarkRegressor)  # the network is trained for Anny only
+
+
 def test_pkl_and_npz_load_the_same(tmp_path, smpl_path):
     write_smpl_npz(tmp_path / "SMPL_FEMALE.npz")
     a, b = load_smpl_file(smpl_path), load_smpl_file(tmp_path / "SMPL_FEMALE.npz")
