@@ -39,7 +39,7 @@ from .lbs import CollapsedSkeleton
 from .regressor_net import NetConfig, RegressorNet
 from .synth import L_HIP, R_HIP, SyntheticData, crop_coords, project_batch
 
-VAL_SEED0 = 10_000_000  # validation seeds: never used for training (training seeds < 1e7)
+VAL_SEED0 = 10_000_000  # validation seeds: never used for training (training seeds < 1e7, or >= 3e7)
 TEST_SEED0 = 20_000_000  # the benchmark's held-out set
 VERTEX_STRIDE = 17
 
