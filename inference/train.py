@@ -128,6 +128,10 @@ class _Batches(torch.utils.data.IterableDataset):
     def __iter__(self):
         if torch.utils.data.get_worker_info() is not None:
             torch.set_num_threads(1)
+            # Ctrl-C or a kill of the whole process group is for the main process, which finishes
+            # its step, saves the checkpoint and shuts this worker down; dying first would lose both.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for i in range(self.start, self.stop):
             yield self.data.batch(np.arange(i * self.size, (i + 1) * self.size) + self.offset, images=self.images)
 

@@ -57,3 +57,34 @@ def test_lifter_stage_then_image_stage_starts_from_it(tmp_path, cache_dir):
     b = SyntheticData(AnnyBody(cache_dir)).batch(np.arange(3))
     with torch.no_grad():
         assert torch.allclose(run_net(net, b, images=True), run_net(lifter, b, images=False), atol=1e-5)
+
+
+def test_signal_to_the_process_group_saves_a_checkpoint(tmp_path, cache_dir):
+    """Ctrl-C or ``kill -- -PGID`` reaches the sample-drawing worker too: the run must still
+    finish its step, save and leave cleanly (the worker used to die first and take it down)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import ROOT
+
+    ck, log = tmp_path / "ck.pt", tmp_path / "log.txt"
+    cmd = [sys.executable, "-m", "inference.train", "--keypoints-only", "--steps", "100000", "--batch", "8",
+           "--eval-every", "100000", "--val-size", "2", "--workers", "1", "--threads", "1", "--cache-dir", cache_dir,
+           "--checkpoint", str(ck), "--weights", str(tmp_path / "w.safetensors")]  # fmt: skip
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.time() + 240
+            while time.time() < deadline and "step 25/" not in log.read_text():
+                time.sleep(0.2)
+            assert "step 25/" in log.read_text(), log.read_text()[-2000:]
+            os.killpg(proc.pid, signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0, log.read_text()[-2000:]
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert torch.load(ck, weights_only=True)["step"] >= 25
+    assert "checkpoint at step" in log.read_text()
