@@ -9,7 +9,9 @@ body's silhouette, by MPJPE and PA-MPJPE on the 21 keypoints and per-vertex
 error (pelvis-aligned, mm) and phenotype error (mean absolute, 0..1 units).
 (b) runs the full fit; (c) runs the fit the pipeline gives a network start
 (``FitOptions.for_trained_start``: shorter rigid and pose stages), and
-``c_full`` the same with all of (b)'s iterations. Iterations to converge: the
+``c_full`` the same with all of (b)'s iterations; (d) runs (c)'s fit from the true
+body, the floor a perfect start would reach with this fit and these noisy 2D
+keypoints (it tells the start's share of (c)'s error from the fit's). Iterations to converge: the
 first iteration whose keypoint loss is within 5% of that fit's final value.
 On real photos (the bundled one, those given, and with ``--clip`` every 25th
 frame of a video) it reports silhouette IoU and keypoint error of (b) and (c),
@@ -69,6 +71,20 @@ def _with_steps_of(options, other):
     return replace(options, rigid_steps=other.rigid_steps, pose_steps=other.pose_steps, full_steps=other.full_steps)
 
 
+class _TruthStart:
+    """A regressor that answers the synthetic sample's true body, for every hypothesis."""
+
+    def __init__(self, params) -> None:
+        self.params = params
+
+    def __call__(self, detections, camera):
+        from .bodymodels.base import BodyParams
+
+        n = len(detections)
+        return BodyParams(*(t.expand(n, *t.shape[1:]).clone() for t in (self.params.global_rot, self.params.transl,
+                                                                       self.params.pose, self.params.shape)))
+
+
 class _Bench:
     """Models for one worker process."""
 
@@ -97,6 +113,15 @@ class _Bench:
             v = torch.einsum("bij,bvj->bvi", roma.rotvec_to_rotmat(params.global_rot), v) + params.transl[:, None]
             kp = b.keypoints(v)
         return kp[0].numpy().astype(np.float64), v[0].numpy().astype(np.float64)
+
+    def truth(self, s) -> "_TruthStart":
+        """The sample's body as fit parameters (the bones it does not pose stay at rest)."""
+        from .bodymodels.base import BodyParams
+
+        index = self.fit_trained.limits.index
+        pose = torch.zeros(1, len(self.body.bone_names), 3)
+        pose[:, index] = roma.rotmat_to_rotvec(s.pose)
+        return _TruthStart(BodyParams(roma.rotmat_to_rotvec(s.global_rot), s.transl.clone(), pose, s.shape.clone()))
 
     def sample(self, seed: int, with_full_c: bool) -> dict:
         from .camera import Camera
@@ -131,7 +156,7 @@ class _Bench:
         a = self.lifter([det], camera)  # ablation: the same network without its ResNet branch
         out["a_lifter"] = body_errors(*self.mesh(a), a.shape[0].numpy(), kp_t, verts_t, shape_t)
 
-        runs = [("b", self.landmarks, self.fit_full), ("c", self.network, self.fit_trained)]
+        runs = [("b", self.landmarks, self.fit_full), ("c", self.network, self.fit_trained), ("d", self.truth(s), self.fit_trained)]
         if with_full_c:
             runs.append(("c_full", self.network, self.fit_trained_full))
         for name, reg, fitter in runs:
@@ -302,6 +327,7 @@ def run_regressor_benchmark(
                 "c_regressor_fit": _summary(rows, "c"),
             }
             | ({"c_regressor_fit_full": _summary(rows, "c_full")} if full_c else {})
+            | {"d_fit_from_truth": _summary(rows, "d")}
             if rows else {}
         ),
         "photos": photos,
