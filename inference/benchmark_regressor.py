@@ -11,8 +11,9 @@ error (pelvis-aligned, mm) and phenotype error (mean absolute, 0..1 units).
 (``FitOptions.for_trained_start``: shorter rigid and pose stages), and
 ``c_full`` the same with all of (b)'s iterations; (d) runs (c)'s fit from the true
 body, the floor a perfect start would reach with this fit and these noisy 2D
-keypoints (it tells the start's share of (c)'s error from the fit's). Iterations to converge: the
-first iteration whose keypoint loss is within 5% of that fit's final value.
+keypoints (it tells the start's share of (c)'s error from the fit's).
+Iterations to converge: the first iteration whose keypoint loss is within 5% of
+that fit's final value.
 On real photos (the bundled one, those given, and with ``--clip`` every 25th
 frame of a video) it reports silhouette IoU and keypoint error of (b) and (c),
 their means and on how many photos (c) beats (b).
@@ -156,7 +157,8 @@ class _Bench:
         a = self.lifter([det], camera)  # ablation: the same network without its ResNet branch
         out["a_lifter"] = body_errors(*self.mesh(a), a.shape[0].numpy(), kp_t, verts_t, shape_t)
 
-        runs = [("b", self.landmarks, self.fit_full), ("c", self.network, self.fit_trained), ("d", self.truth(s), self.fit_trained)]
+        runs = [("b", self.landmarks, self.fit_full), ("c", self.network, self.fit_trained),
+                ("d", self.truth(s), self.fit_trained)]
         if with_full_c:
             runs.append(("c_full", self.network, self.fit_trained_full))
         for name, reg, fitter in runs:
