@@ -20,6 +20,12 @@ from .errors import ReconError
 SCHEMA_VERSION = 1
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
 def write_npz_atomic(path: Path, arrays: dict) -> None:
     """Write ``arrays`` to ``path`` via a temporary file in the same folder and a rename:
     a failure or a kill leaves either the whole file or nothing."""
@@ -32,6 +38,7 @@ def write_npz_atomic(path: Path, arrays: dict) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez_compressed(fh, **arrays)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the result is an ordinary file
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)

@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     stem = photo.stem
     scene = bpy.context.scene
+    bpy.context.preferences.filepaths.save_version = 0  # a rerun replaces the .blend, leaving no .blend1
     bpy.ops.wm.save_as_mainfile(filepath=str(out / f"{stem}.blend"))
     bpy.ops.export_scene.gltf(filepath=str(out / f"{stem}.glb"), export_format="GLB", use_selection=False)
     render_over_photo(scene, photo, out / f"{stem}.png", args.samples)

@@ -254,6 +254,7 @@ def test_headless_job_script_writes_three_files(tmp_path, cache_dir):
 
     env = dict(os.environ, HUMAN_RECON_CACHE_DIR=cache_dir, PYTHONPATH=str(ROOT))
     env.pop("BLENDER_USER_RESOURCES", None)
+    (tmp_path / "person.blend").write_bytes(b"an earlier run's file")  # a rerun replaces it, no .blend1 backup
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "blender_job.py"), str(PERSON), str(tmp_path), "--samples", "4"],
         capture_output=True, text=True, env=env, timeout=600,
@@ -261,6 +262,7 @@ def test_headless_job_script_writes_three_files(tmp_path, cache_dir):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     for ext in ("npz", "blend", "glb", "png"):
         assert (tmp_path / f"person.{ext}").stat().st_size > 10_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["person.blend", "person.glb", "person.npz", "person.png"]
     from PIL import Image
 
     png = np.asarray(Image.open(tmp_path / "person.png").convert("RGB")).astype(int)

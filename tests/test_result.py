@@ -29,6 +29,18 @@ def test_round_trip(result, tmp_path):
         assert z["bone_rest_matrices"].shape == (len(result.bone_names), 4, 4)
 
 
+def test_written_file_has_ordinary_permissions(result, tmp_path):
+    """The atomic write's temporary file is private (0600); the result must not stay so."""
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = result.save(tmp_path / "r.npz")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_existing_file_kept_unless_overwrite(result, tmp_path):
     path = tmp_path / "r.npz"
     path.write_bytes(b"keep me")
