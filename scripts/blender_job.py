@@ -81,12 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     photo, out = Path(args.photo).resolve(), Path(args.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="human_recon_blender_"))
-    os.environ.setdefault("HUMAN_RECON_PYTHON", sys.executable)  # this venv has torch
+    # The extension zip and the private Blender user folder it installs into (about 120 MB)
+    # live only as long as the job.
+    with tempfile.TemporaryDirectory(prefix="human_recon_job_") as scratch:
+        os.environ.setdefault("BLENDER_USER_RESOURCES", os.path.join(scratch, "blender"))
+        os.environ.setdefault("HUMAN_RECON_PYTHON", sys.executable)  # this venv has torch
+        return _job(photo, out, Path(scratch) / "zip", args.samples)
+
+
+def _job(photo: Path, out: Path, zip_dir: Path, samples: int) -> int:
     sys.path.insert(0, str(ROOT))
     import build_addon
 
-    zip_path = build_addon.build(Path(tempfile.mkdtemp(prefix="human_recon_zip_")))
+    zip_path = build_addon.build(zip_dir)
     import bpy
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -104,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     bpy.context.preferences.filepaths.save_version = 0  # a rerun replaces the .blend, leaving no .blend1
     bpy.ops.wm.save_as_mainfile(filepath=str(out / f"{stem}.blend"))
     bpy.ops.export_scene.gltf(filepath=str(out / f"{stem}.glb"), export_format="GLB", use_selection=False)
-    render_over_photo(scene, photo, out / f"{stem}.png", args.samples)
+    render_over_photo(scene, photo, out / f"{stem}.png", samples)
     for ext in ("npz", "blend", "glb", "png"):
         print(out / f"{stem}.{ext}")
     return 0

@@ -7,8 +7,10 @@ subprocess with this test run's interpreter.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import struct
 import sys
 import tempfile
@@ -19,7 +21,10 @@ import pytest
 
 from .conftest import PERSON, ROOT, opencv_photo
 
-os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="hr_blender_user_"))
+if "BLENDER_USER_RESOURCES" not in os.environ:
+    _user = tempfile.mkdtemp(prefix="hr_blender_user_")
+    os.environ["BLENDER_USER_RESOURCES"] = _user
+    atexit.register(shutil.rmtree, _user, ignore_errors=True)  # registered before bpy's own: runs after it
 bpy = pytest.importorskip("bpy")
 import build_addon  # noqa: E402
 
@@ -252,20 +257,25 @@ def test_headless_job_script_writes_three_files(tmp_path, cache_dir):
     """The README's main job, in its own process: .npz, .blend, .glb and a PNG."""
     import subprocess
 
-    env = dict(os.environ, HUMAN_RECON_CACHE_DIR=cache_dir, PYTHONPATH=str(ROOT))
+    scratch, out = tmp_path / "tmp", tmp_path / "out"
+    scratch.mkdir()
+    env = dict(os.environ, HUMAN_RECON_CACHE_DIR=cache_dir, PYTHONPATH=str(ROOT), TMPDIR=str(scratch))
     env.pop("BLENDER_USER_RESOURCES", None)
-    (tmp_path / "person.blend").write_bytes(b"an earlier run's file")  # a rerun replaces it, no .blend1 backup
+    out.mkdir()
+    (out / "person.blend").write_bytes(b"an earlier run's file")  # a rerun replaces it, no .blend1 backup
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "blender_job.py"), str(PERSON), str(tmp_path), "--samples", "4"],
+        [sys.executable, str(ROOT / "scripts" / "blender_job.py"), str(PERSON), str(out), "--samples", "4"],
         capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     for ext in ("npz", "blend", "glb", "png"):
-        assert (tmp_path / f"person.{ext}").stat().st_size > 10_000
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["person.blend", "person.glb", "person.npz", "person.png"]
+        assert (out / f"person.{ext}").stat().st_size > 10_000
+    assert sorted(p.name for p in out.iterdir()) == ["person.blend", "person.glb", "person.npz", "person.png"]
+    # The job's zip, Blender user folder and inference scratch are gone (torch keeps its one per-user cache).
+    assert [p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor_")] == []
     from PIL import Image
 
-    png = np.asarray(Image.open(tmp_path / "person.png").convert("RGB")).astype(int)
+    png = np.asarray(Image.open(out / "person.png").convert("RGB")).astype(int)
     photo = np.asarray(Image.open(PERSON).convert("RGB")).astype(int)
     assert png.shape == photo.shape
     changed = np.abs(png - photo).sum(axis=2) > 30  # where the body was drawn over the photo
