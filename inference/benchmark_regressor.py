@@ -119,9 +119,7 @@ class _Bench:
         """The sample's body as fit parameters (the bones it does not pose stay at rest)."""
         from .bodymodels.base import BodyParams
 
-        index = self.fit_trained.limits.index
-        pose = torch.zeros(1, len(self.body.bone_names), 3)
-        pose[:, index] = roma.rotmat_to_rotvec(s.pose)
+        pose = self.fit_trained.limits.full_pose(roma.rotmat_to_rotvec(s.pose))
         return _TruthStart(BodyParams(roma.rotmat_to_rotvec(s.global_rot), s.transl.clone(), pose, s.shape.clone()))
 
     def sample(self, seed: int, with_full_c: bool) -> dict:

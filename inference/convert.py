@@ -80,7 +80,7 @@ def anny_to_smpl(result: ReconResult, anny: AnnyBody, smpl: SMPLBody, steps: int
     target_v = verts[:, anny_ids]
 
     def forward():
-        pose = torch.zeros(n, len(smpl.bone_names), 3).index_copy(1, lim.index, pose_sub)
+        pose = lim.full_pose(pose_sub)
         rest = smpl.rest(betas)
         v, _ = smpl.pose(rest, roma.rotvec_to_rotmat(pose))
         v = v - rest.bone_heads[:, :1]  # turn about the pelvis joint, like SMPL

@@ -258,7 +258,7 @@ class Fitter:
         return self._result(grot, transl, pose_sub, shape, best, iterations, stage_seconds, losses, trace)
 
     def _result(self, grot, transl, pose_sub, shape, best, iterations, stage_seconds, losses, trace) -> FitResult:
-        pose = torch.zeros(1, len(self.body.bone_names), 3).index_copy(1, self.limits.index, pose_sub.detach())
+        pose = self.limits.full_pose(pose_sub.detach())
         params = BodyParams(global_rot=grot.detach(), transl=transl.detach(), pose=pose, shape=shape.detach())
         return FitResult(
             params=params,

@@ -47,6 +47,7 @@ class JointLimits:
         if missing:
             raise ValueError(f"skeleton lacks bones {missing}")
         self.names = list(limits)
+        self.num_bones = len(bone_names)
         self.index = torch.tensor([bone_names.index(b) for b in limits])
         self.lo = torch.tensor([limits[b][0] for b in limits])
         self.hi = torch.tensor([limits[b][1] for b in limits])
@@ -55,6 +56,11 @@ class JointLimits:
         """Squared excess beyond the limits, per batch item. ``pose_sub``: (B, N, 3)."""
         over = torch.relu(pose_sub - self.hi) + torch.relu(self.lo - pose_sub)
         return over.pow(2).sum(dim=(1, 2))
+
+    def full_pose(self, pose_sub: torch.Tensor) -> torch.Tensor:
+        """(B, J, 3) rotations of the whole skeleton from the fitted bones' (B, N, 3); the rest stay at rest."""
+        full = torch.zeros(pose_sub.shape[0], self.num_bones, 3, dtype=pose_sub.dtype)
+        return full.index_copy(1, self.index, pose_sub)
 
     def clamp(self, pose_sub: torch.Tensor) -> torch.Tensor:
         return torch.maximum(torch.minimum(pose_sub, self.hi), self.lo)

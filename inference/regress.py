@@ -138,7 +138,7 @@ class LandmarkRegressor:
             opt.step()
         with torch.no_grad():
             sub_c = lim.clamp(sub.detach())
-            pose = torch.zeros(b, len(body.bone_names), 3).index_copy(1, lim.index, sub_c)
+            pose = lim.full_pose(sub_c)
             kp = torch.einsum("bij,bkj->bki", R0, self._keypoints(rest_b, sub_c)).numpy().astype(np.float64)
 
         transl = []
@@ -195,7 +195,6 @@ class NetworkRegressor:
 
         body, lim = self.body, self.limits
         p, crops = self.predict(detections, camera)
-        b = len(detections)
         sub = lim.clamp(roma.rotmat_to_rotvec(p.pose))
         shape = p.shape.clamp(*body.shape_bounds)
         with torch.no_grad():
@@ -214,6 +213,6 @@ class NetworkRegressor:
         return BodyParams(
             global_rot=roma.rotmat_to_rotvec(p.global_rot),
             transl=torch.tensor(np.stack(transl), dtype=torch.float32),
-            pose=torch.zeros(b, len(body.bone_names), 3).index_copy(1, lim.index, sub),
+            pose=lim.full_pose(sub),
             shape=shape,
         )
