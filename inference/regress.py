@@ -188,7 +188,7 @@ class NetworkRegressor:
             torch.tensor(camera.K, dtype=torch.float32).expand(len(crops), 3, 3),
         )
         with torch.no_grad():
-            return self.net.predict(torch.stack(x) if self.use_image else None, torch.stack(kp), cam), crops
+            return self.net.decode(self.net(torch.stack(x) if self.use_image else None, torch.stack(kp), cam)), crops
 
     def __call__(self, detections: list[Detection], camera: Camera) -> BodyParams:
         from .regressor_net import camera_translation

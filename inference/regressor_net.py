@@ -28,14 +28,9 @@ import roma
 import torch
 import torchvision
 
-from .detect import MIRROR_KEYPOINTS
 from .netinput import IN_CHANNELS, NUM_KEYPOINTS, Crop
 
 FORMAT = "human-recon-regressor-2"
-# A reflection across x. In Anny's conventions it mirrors the camera (x right), the model
-# space (left +X) and every bone's local frame (x lateral: a mirrored rotation vector
-# keeps x and negates y and z, as in ``synth.PoseSampler``).
-_FLIP_X = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
 
 
 @dataclass
@@ -60,27 +55,6 @@ class NetOutput:
     shape: torch.Tensor  # (B, S) in the body model's bounds (0..1)
     root_xy: torch.Tensor  # (B, 2) pelvis in crop coordinates (-1..1)
     log_depth: torch.Tensor  # (B,) log(depth * crop side / focal)
-
-
-def side_partner(name: str) -> str:
-    """The bone on the other side (Anny's ``.L`` / ``.R`` suffixes); a middle bone is its own."""
-    for a, b in ((".L", ".R"), (".R", ".L")):
-        if name.endswith(a):
-            return name[: -len(a)] + b
-    return name
-
-
-def mirror_inputs(keypoints: torch.Tensor, camera: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The lifter's inputs for the photo flipped left to right: keypoints (B, K, 3) in crop
-    coordinates relabelled left for right, the crop's horizontal place in the camera negated."""
-    return keypoints[:, MIRROR_KEYPOINTS] * keypoints.new_tensor([-1.0, 1.0, 1.0]), camera * camera.new_tensor([-1.0, 1.0, 1.0])
-
-
-def mirror_pose(pose: torch.Tensor, bone_names: list[str]) -> torch.Tensor:
-    """Local rotations (B, N, 3, 3) of the mirror-image body: each bone takes its partner's
-    rotation, reflected."""
-    perm = [bone_names.index(side_partner(n)) for n in bone_names]
-    return _FLIP_X @ pose[:, perm] @ _FLIP_X
 
 
 def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -163,19 +137,6 @@ class RegressorNet(torch.nn.Module):
             root_xy=out[:, -3:-1],
             log_depth=out[:, -1],
         )
-
-    def predict(self, x: torch.Tensor | None, keypoints: torch.Tensor, camera: torch.Tensor) -> NetOutput:
-        """Decoded output whose rotations are averaged with the lifter's for the photo flipped
-        left to right, mirrored back. On 200 held-out bodies this took PA-MPJPE from 69.7 to
-        68.5 mm and the global rotation's error from 12.1 to 11.9 degrees. Shape and camera stay
-        the unflipped pass's: averaged, they did no better, and depth did worse. The flipped pass
-        leaves the image branch out: a second ResNet pass would double the time per crop."""
-        out = self.decode(self(x, keypoints, camera))
-        flip = self.decode(self(None, *mirror_inputs(keypoints, camera)))
-        mean_rot = lambda a, b: roma.special_procrustes((a + b) / 2)  # noqa: E731  chordal mean of two rotations
-        out.global_rot = mean_rot(out.global_rot, _FLIP_X @ flip.global_rot @ _FLIP_X)
-        out.pose = mean_rot(out.pose, mirror_pose(flip.pose, self.config.bone_names))
-        return out
 
     # -- weights files -----------------------------------------------------------------
 
