@@ -50,12 +50,13 @@ def test_video_frame_array_reconstructs_like_its_file(reconstructor, results):
     np.testing.assert_allclose(r.vertices_cam, results("person").vertices_cam, atol=1e-4)
 
 
-def test_trained_start_shortens_the_rigid_and_pose_stages_and_frees_the_phenotype():
+def test_trained_start_shortens_the_rigid_and_pose_stages_frees_the_phenotype_and_lightens_the_silhouette():
     for full in (FitOptions(), FitOptions(rigid_steps=15, pose_steps=20, full_steps=15)):
         trained = full.for_trained_start(0.5)
         assert trained.rigid_steps == round(full.rigid_steps / 4) and trained.pose_steps == round(full.pose_steps / 2)
         assert trained.full_steps == full.full_steps  # the silhouette stage keeps its length
         assert trained.init_prior == full.init_prior / 2 and trained.shape_prior == 0.0
+        assert 0 < trained.silhouette_weight < full.silhouette_weight
     clip = FitOptions(full_steps=0).for_trained_start(0.5)  # pose-only fits stay pose-only
     assert clip.full_steps == 0 and clip.pose_steps > 0
 
