@@ -56,6 +56,10 @@ class FitOptions:
     silhouette_weight: float = 10.0
     shape_prior: float = 0.01
     init_prior: float = 0.02
+    # The pose and silhouette stages raise their step size over this many steps. A fresh Adam
+    # moves every parameter by about a full step at once, whatever its gradient: from a good
+    # start that kick threw the keypoint loss up 2-7x at the start of each stage.
+    warmup_steps: int = 5
     mirror_guard: bool = True
 
     def for_trained_start(self, factor: float = 0.5) -> "FitOptions":
@@ -208,7 +212,8 @@ class Fitter:
 
         # 2. pose, every hypothesis.
         opt = torch.optim.Adam([grot, transl, pose_sub], lr=o.lr)
-        for _ in range(o.pose_steps):
+        for it in range(o.pose_steps):
+            _warm_up(opt, o.lr, it, o.warmup_steps)
             losses = self._pose_losses(rest, pose_sub, pose0, grot, transl, target, K, height, lm3d)
             trace.append(losses["keypoints"].detach())
             opt.zero_grad()
@@ -242,7 +247,8 @@ class Fitter:
         shape0 = shape.detach().clone()
         free = (~self._fixed_shape).float()
         opt = torch.optim.Adam([grot, transl, pose_sub, shape], lr=o.lr * 0.75)
-        for _ in range(o.full_steps):
+        for it in range(o.full_steps):
+            _warm_up(opt, o.lr * 0.75, it, o.warmup_steps)
             rest = self._rest(shape)
             losses = self._pose_losses(rest, pose_sub, pose0, grot, transl, target, K, height, lm3d)
             v = losses.pop("_vertices")
@@ -295,6 +301,11 @@ class Fitter:
         out["_vertices"] = v
         out["_keypoints"] = kp
         return out
+
+
+def _warm_up(opt: torch.optim.Optimizer, lr: float, step: int, warmup_steps: int) -> None:
+    for g in opt.param_groups:
+        g["lr"] = lr * min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else lr
 
 
 def _landmark_disagreement(kp: torch.Tensor, lm3d: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
