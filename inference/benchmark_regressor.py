@@ -122,7 +122,8 @@ class _Bench:
         pose = self.fit_trained.limits.full_pose(roma.rotmat_to_rotvec(s.pose))
         return _TruthStart(BodyParams(roma.rotmat_to_rotvec(s.global_rot), s.transl.clone(), pose, s.shape.clone()))
 
-    def sample(self, seed: int, with_full_c: bool) -> dict:
+    def inputs(self, seed: int):
+        """The sample, its camera and what the detector would report for it (both labellings)."""
         from .camera import Camera
         from .detect import Detection
         from .metrics import render_silhouette
@@ -132,7 +133,6 @@ class _Bench:
         s = self.data.batch([seed])
         kp_t = s.keypoints3d[0].numpy().astype(np.float64)
         verts_t = s.vertices[0].numpy().astype(np.float64)
-        shape_t = s.shape[0].numpy()
         w, h = (int(x) for x in s.image_size[0])
         K = s.K[0].numpy().astype(np.float64)
         camera = Camera(K=K, width=w, height=h)
@@ -145,7 +145,14 @@ class _Bench:
         c = s.crop_center[0].numpy().astype(np.float64)
         box = np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half])
         det = Detection(box=box, keypoints2d=kp2d, landmarks3d=lm, mask=mask, score=float(kp2d[:, 2].mean()))
-        hyps = [det, mirrored(det)]
+        return s, camera, [det, mirrored(det)]
+
+    def sample(self, seed: int, with_full_c: bool) -> dict:
+        s, camera, hyps = self.inputs(seed)
+        det = hyps[0]
+        kp_t = s.keypoints3d[0].numpy().astype(np.float64)
+        verts_t = s.vertices[0].numpy().astype(np.float64)
+        shape_t = s.shape[0].numpy()
         out: dict = {}
 
         t = time.perf_counter()

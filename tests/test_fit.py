@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from inference.benchmark_regressor import _Bench
 from inference.camera import Camera
-from inference.fit import FitOptions
+from inference.fit import FitOptions, Fitter
 from inference.images import load_image
 from inference.pipeline import mirrored
+from inference.regress import WEIGHTS
+from inference.train import TEST_SEED0
 
 from .conftest import PERSON, opencv_photo
 
@@ -101,3 +106,19 @@ def test_mirror_guard_undoes_swapped_labels(reconstructor):
     straight = [det, mirrored(det)]
     fit = reconstructor.fitter.fit(straight, cam, reconstructor.regressor(straight, cam))
     assert fit.hypothesis == 0
+
+
+def test_step_size_ramp_keeps_a_good_start_from_being_kicked_off(cache_dir):
+    """Started from a synthetic body's true pose, the pose and silhouette stages must not throw
+    the keypoints off it: a fresh Adam moves every parameter by a full step at once, and without
+    the ramp the keypoint loss jumped to 2-3x its value at the start."""
+    bench = _Bench(cache_dir, str(WEIGHTS))
+    for seed in (TEST_SEED0, TEST_SEED0 + 1):
+        s, camera, hyps = bench.inputs(seed)
+        peaks = {}
+        for warmup in (0, FitOptions().warmup_steps):
+            fitter = Fitter(bench.body, replace(bench.fit_trained.options, warmup_steps=warmup))
+            trace = fitter.fit(hyps, camera, bench.truth(s)(hyps, camera)).keypoint_trace
+            rigid = fitter.options.rigid_steps
+            peaks[warmup] = max(trace[rigid:]) / trace[rigid - 1]
+        assert peaks[FitOptions().warmup_steps] <= 1.1 < peaks[0], peaks
