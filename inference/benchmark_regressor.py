@@ -17,6 +17,10 @@ that fit's final value.
 On real photos (the bundled one, those given, and with ``--clip`` every 25th
 frame of a video) it reports silhouette IoU and keypoint error of (b) and (c),
 their means and on how many photos (c) beats (b).
+With ``--renders DIR`` (bodies from ``scripts/render_bodies.py``: held-out synthetic bodies
+rendered as photos, with their truth) it runs (b) and (c) through the whole photo pipeline,
+the real detector included, and reports the 3D errors there too: the simulated keypoints
+and landmarks of the synthetic set are cleaner than MediaPipe's.
 """
 
 from __future__ import annotations
@@ -288,9 +292,92 @@ def _photo_summary(rows: list[dict]) -> dict:
     return out
 
 
+# A rendered body counts as well detected when the detector's median keypoint is this close
+# to the truth (% of the body's extent in the image); the others are mostly wrong detections.
+WELL_DETECTED_PCT = 3.0
+
+
+def _render_files(render_dir: str) -> list[Path]:
+    """The renders of ``scripts/render_bodies.py`` in ``render_dir``: each ``<seed>.png`` beside its truth ``<seed>.npz``."""
+    from .errors import ReconError
+
+    pngs = sorted(p for p in Path(render_dir).glob("*.png") if p.with_suffix(".npz").is_file())
+    if not pngs:
+        raise ReconError("no_renders", f"No rendered bodies in {render_dir}; make them with scripts/render_bodies.py {render_dir}.")
+    return pngs
+
+
+def _rendered(pngs: list[Path], cache_dir: str | None, weights: str) -> list[dict]:
+    """(b) and (c) through the whole photo pipeline, MediaPipe included, on rendered bodies."""
+    from .camera import project_np
+    from .errors import ReconError
+    from .images import load_image
+    from .pipeline import Reconstructor, mirrored
+    from .track import find_people, prominence
+
+    recs = {"b": Reconstructor(cache_dir=cache_dir, init="landmarks"),
+            "c": Reconstructor(cache_dir=cache_dir, init="network", regressor_weights=weights)}  # fmt: skip
+    body = recs["c"].body
+    rows = []
+    for png in pngs:
+        with np.load(png.with_suffix(".npz"), allow_pickle=False) as z:
+            K, kp_t, verts_t, shape_t = z["K"], z["keypoints3d"], z["vertices"].astype(np.float64), z["shape"]
+        row: dict = {"image": png.name}
+        rgb = load_image(png)
+        try:
+            det = max(find_people(recs["c"].detector, rgb), key=prominence)
+        except ReconError as err:
+            rows.append(row | {"skipped": err.message})
+            continue
+        uv_t = project_np(kp_t, K)
+        extent = float(np.ptp(uv_t, axis=0).max())
+        seen = det.keypoints2d[:, 2] > 0.5
+        if seen.any():  # the better labelling: the fit weighs the mirrored one too
+            err2d = [np.median(np.linalg.norm(d.keypoints2d[seen, :2] - uv_t[seen], axis=1)) for d in (det, mirrored(det))]
+            row["detector_kp_error_pct"] = round(float(min(err2d)) / extent * 100, 3)
+        else:
+            row["detector_kp_error_pct"] = 100.0
+        lm = det.landmarks3d - det.landmarks3d[[11, 12]].mean(0) + kp_t[[11, 12]].mean(0)
+        # The synthetic set's simulated landmarks on the same body, for comparison.
+        sim = kp_t + np.random.default_rng([11, len(rows)]).normal(0, LANDMARK_NOISE_M, kp_t.shape)
+        for k, pts in (("landmarks_pa_mpjpe_mm", lm), ("simulated_landmarks_pa_mpjpe_mm", sim)):
+            row[k] = round(float(np.linalg.norm(procrustes(pts, kp_t) - kp_t, axis=1).mean() * 1000), 2)
+        for key, rec in recs.items():
+            r = rec.reconstruct(rgb, focal_px=float(K[0, 0]))  # the true focal length: the pose is measured, not the camera
+            v = torch.from_numpy(r.vertices_cam)[None]
+            kp = body.keypoints(v[:, body.keypoint_vertex_ids], body.keypoint_vertex_ids)[0].numpy().astype(np.float64)
+            e = body_errors(kp, r.vertices_cam.astype(np.float64), r.shape_params, kp_t, verts_t, shape_t)
+            row[key] = {k: round(v, 3) for k, v in e.items()} | {"silhouette_iou": round(r.silhouette_iou, 4)}
+        rows.append(row)
+    for rec in recs.values():
+        rec.close()
+    return rows
+
+
+def _rendered_summary(rows: list[dict]) -> dict:
+    """Means of (b) and (c) over the detected bodies and over the well-detected ones, and how
+    far MediaPipe's 3D landmarks are from the truth against the synthetic set's simulated ones."""
+    found = [r for r in rows if "c" in r]
+    well = [r for r in found if r["detector_kp_error_pct"] < WELL_DETECTED_PCT]
+    out: dict = {"rendered": len(rows), "detected": len(found), "well_detected": len(well)}
+    if not found:
+        return out
+    out["detector_kp_error_pct_median"] = round(statistics.median(r["detector_kp_error_pct"] for r in found), 3)
+    for k in ("landmarks_pa_mpjpe_mm", "simulated_landmarks_pa_mpjpe_mm"):
+        out[k] = round(statistics.mean(r[k] for r in found), 1)
+    metrics = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "silhouette_iou")
+    for name, group in (("detected", found), ("well_detected", well)):
+        for key in ("b", "c"):
+            if group:
+                out[f"{key}_{name}"] = {m: round(statistics.mean(r[key][m] for r in group), 4) for m in metrics} | {
+                    "pa_mpjpe_mm_median": round(statistics.median(r[key]["pa_mpjpe_mm"] for r in group), 2)
+                }
+    return out
+
+
 def run_regressor_benchmark(
     samples: int = 500, images: list[str] | None = None, workers: int = 2, full_c: bool = True, cache_dir: str | None = None,
-    weights: str | Path | None = None, clip: str | None = None, clip_step: int = 25,
+    weights: str | Path | None = None, clip: str | None = None, clip_step: int = 25, renders: str | None = None,
 ) -> dict:
     from safetensors import safe_open
 
@@ -303,6 +390,7 @@ def run_regressor_benchmark(
 
     # Opened first, so that a bad clip fails now, not after the synthetic set.
     frames = open_frames(clip, step=clip_step) if clip else None
+    pngs = _render_files(renders) if renders else []
     weights = Path(weights or WEIGHTS)
     speed = _regressor_speed(cache_dir, str(weights))
     jobs = [(TEST_SEED0 + i, full_c) for i in range(samples)]
@@ -315,6 +403,7 @@ def run_regressor_benchmark(
         _init(cache_dir, str(weights))
         rows = [_run(j) for j in jobs]
     photos = _photos(images or [], cache_dir, str(weights), frames)
+    rendered = _rendered(pngs, cache_dir, str(weights)) if renders else []
 
     with safe_open(str(weights), framework="pt") as f:
         meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items() if k != "format"}
@@ -339,5 +428,6 @@ def run_regressor_benchmark(
         ),
         "photos": photos,
         "photos_summary": _photo_summary(photos),
+    } | ({"rendered": rendered, "rendered_summary": _rendered_summary(rendered)} if renders else {}) | {
         "seconds": round(time.perf_counter() - t0, 1),
     } | speed

@@ -262,7 +262,7 @@ def cmd_benchmark(args: argparse.Namespace, out: Output) -> int:
 
         report = run_regressor_benchmark(
             samples=args.samples, images=args.images, workers=args.workers, cache_dir=args.cache_dir, weights=args.weights,
-            clip=args.clip, clip_step=args.clip_step,
+            clip=args.clip, clip_step=args.clip_step, renders=args.renders,
         )
     elif args.sequence:
         report = run_sequence_benchmark(args.sequence, end=args.frames, cache_dir=args.cache_dir)
@@ -349,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=2, help="processes for the synthetic set (--regressor)")
     b.add_argument("--clip", default=None, help="also every --clip-step-th frame of this video as a real photo (--regressor)")
     b.add_argument("--clip-step", type=int, default=25)
+    b.add_argument("--renders", default=None, metavar="DIR",
+                   help="also the photo pipeline, real detector included, on bodies rendered by scripts/render_bodies.py (--regressor)")
     b.add_argument("--weights", default=None, help="regressor weights to benchmark instead of the bundled ones (--regressor)")
     b.add_argument("--quality", choices=["fast", "balanced", "best"], default="balanced")
     b.add_argument("--cache-dir", default=None)

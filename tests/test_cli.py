@@ -105,3 +105,11 @@ def test_regressor_benchmark_rejects_a_missing_clip_before_it_starts(tmp_path, c
     stderr = proc.stderr.strip().splitlines()
     assert len(stderr) == 1 and stderr[0].startswith("error: ") and "none.mp4 not found" in stderr[0], proc.stderr
     assert proc.stdout == ""
+
+
+def test_regressor_benchmark_rejects_a_folder_without_renders_before_it_starts(tmp_path, cache_dir):
+    proc = run_cli("benchmark", "--regressor", "--samples", "0", "--renders", str(tmp_path), cache_dir=cache_dir, timeout=60)
+    assert proc.returncode == EXIT_INPUT
+    stderr = proc.stderr.strip().splitlines()
+    assert len(stderr) == 1 and "No rendered bodies in" in stderr[0] and "render_bodies.py" in stderr[0], proc.stderr
+    assert proc.stdout == ""
