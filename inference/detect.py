@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -150,6 +150,26 @@ class PoseDetector:
             mask=mask,
             score=float(kps[:, 2].mean()),
         )
+
+
+def body_axes_2d(keypoints2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The torso vector (hip centre to shoulder centre) and the left-to-right width vector (the
+    mean of the shoulders' and the hips') of (K, 2+) keypoints in body-model order, pixels."""
+    k = keypoints2d[:, :2]
+    return k[[5, 6]].mean(0) - k[[11, 12]].mean(0), (k[6] - k[5] + k[12] - k[11]) / 2
+
+
+def to_body_convention(det: Detection, offsets: np.ndarray | None) -> Detection:
+    """``det`` with each keypoint moved from where MediaPipe puts it to where the body model's
+    keypoint lies. ``offsets`` (K, 2): MediaPipe's mean offset as fractions of the detection's
+    own torso and width vectors (``body_axes_2d``), so the shift turns and shrinks with the
+    person; left-right symmetric, so it commutes with ``pipeline.mirrored``. None: unchanged."""
+    if offsets is None:
+        return det
+    up, width = body_axes_2d(det.keypoints2d)
+    k = det.keypoints2d.copy()
+    k[:, :2] -= offsets[:, :1] * up + offsets[:, 1:] * width
+    return replace(det, keypoints2d=k)
 
 
 def _crops(w: int, h: int, frac: float) -> list[tuple[int, int, int, int]]:

@@ -12,7 +12,7 @@ import torch
 
 from .bodymodels import load_body_model
 from .camera import Camera, project_np
-from .detect import MIRROR_KEYPOINTS, Detection, PoseDetector
+from .detect import MIRROR_KEYPOINTS, Detection, PoseDetector, to_body_convention
 from .fit import FitOptions, Fitter
 from .images import load_image
 from .metrics import iou, keypoint_error, render_silhouette
@@ -108,6 +108,7 @@ class Reconstructor:
         report("detect", 0.1)
         people = find_people(self.detector, rgb)  # raises no_person
         det = max(people, key=prominence)  # several people: the largest clearly visible one
+        det = to_body_convention(det, self.body.detector_offsets)
         timings["detect"] = time.perf_counter() - t
 
         t = time.perf_counter()

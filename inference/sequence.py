@@ -20,6 +20,7 @@ import torch
 
 from .bodymodels.base import BodyParams
 from .camera import Camera
+from .detect import to_body_convention
 from .errors import ReconError
 from .fit import FitOptions, Fitter
 from .frames import FrameSource
@@ -154,6 +155,7 @@ class SequenceReconstructor:
         # MediaPipe and torch both release the GIL, so the two cores work together.
         for done, (index, det, why, size) in enumerate(_prefetch(self._detections(source, tracker, timings))):
             if det is not None:
+                det = to_body_convention(det, self.rec.body.detector_offsets)
                 if camera is None:
                     camera = Camera.for_image(*size)
                 elif size != (camera.width, camera.height):

@@ -49,3 +49,23 @@ def test_no_person_is_reported():
     with pytest.raises(ReconError) as exc:
         det.detect(load_image(opencv_photo("fruits.jpg")))
     assert exc.value.code == "no_person"
+
+
+def test_keypoints_move_to_annys_convention_symmetrically(reconstructor):
+    """MediaPipe's keypoints, moved to where Anny's lie: its hips sit higher and narrower than
+    Anny's, so they move down the torso and apart; the shift is the same for the mirrored labels."""
+    from inference.detect import body_axes_2d, to_body_convention
+    from inference.pipeline import mirrored
+
+    det = reconstructor.detector.detect(load_image(PERSON))
+    offsets = reconstructor.body.detector_offsets
+    moved = to_body_convention(det, offsets)
+    up, width = body_axes_2d(det.keypoints2d)
+    shift = moved.keypoints2d[:, :2] - det.keypoints2d[:, :2]
+    hips = shift[[11, 12]].mean(0)
+    assert -0.05 < hips @ up / (up @ up) < -0.02  # down the torso by 2-5% of it
+    assert (shift[12] - shift[11]) @ width / (width @ width) > 0.05  # the hips apart
+    assert np.abs(shift).max() < 0.2 * np.linalg.norm(up)  # a correction, not a new pose
+    np.testing.assert_allclose(to_body_convention(mirrored(det), offsets).keypoints2d, mirrored(moved).keypoints2d, atol=1e-4)
+    assert to_body_convention(det, None) is det
+    np.testing.assert_array_equal(moved.keypoints2d[:, 2], det.keypoints2d[:, 2])

@@ -32,6 +32,37 @@ RIG = "anny-blender"
 # 0.7 is a young adult, the prior for photos of adults.
 ADULT_AGE = 0.7
 # Keypoints returned by ``keypoints``: COCO-17 then feet (the regressor bundled with Anny).
+# Where MediaPipe puts each keypoint (body-model order) against where Anny's lies, as fractions of
+# the detection's torso and left-to-right width vectors (detect.body_axes_2d): its hips sit 3% of
+# the torso higher and both hips and shoulders 5% of the width narrower, its ears 14% narrower.
+# Measured by scripts/calibrate_keypoints.py on 88 well-detected rendered validation bodies. The
+# network read these offsets as a bigger, further body: subtracting them took the rendered-body
+# benchmark's size error from 1.13x to 1.05x (README, "The same bodies through the real detector").
+ANNY_DETECTOR_OFFSETS = np.array([
+    [+0.0008, +0.0000],
+    [-0.0014, +0.0392],
+    [-0.0014, -0.0392],
+    [-0.0122, +0.1416],
+    [-0.0122, -0.1416],
+    [+0.0101, +0.0567],
+    [+0.0101, -0.0567],
+    [-0.0039, -0.0018],
+    [-0.0039, +0.0018],
+    [+0.0032, +0.0024],
+    [+0.0032, -0.0024],
+    [+0.0314, +0.0452],
+    [+0.0314, -0.0452],
+    [+0.0060, +0.0364],
+    [+0.0060, -0.0364],
+    [+0.0033, +0.0093],
+    [+0.0033, -0.0093],
+    [+0.0297, -0.0233],
+    [+0.0297, +0.0233],
+    [-0.0001, +0.0284],
+    [-0.0001, -0.0284],
+])
+
+
 COCO17 = [
     "nose", "left_eye", "right_eye", "left_ear", "right_ear",
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
@@ -120,6 +151,7 @@ class AnnyBody:
         self.shape_fixed = torch.tensor([lab == "age" for lab in self.shape_labels])
         self.model_axes = np.eye(3)  # left +X, back +Y, up +Z
         self.up_axis = "Z"
+        self.detector_offsets = ANNY_DETECTOR_OFFSETS
         self.pose_limits = LIMITS
 
         kr = anny.KeypointsRegressor.coco(m)

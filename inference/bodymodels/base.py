@@ -46,6 +46,7 @@ class BodyModel(Protocol):
     shape_fixed: torch.Tensor  # (S,) bool: parameters the fit does not change (Anny: age)
     model_axes: np.ndarray  # (3, 3) columns: the body's left, back and up in model space
     up_axis: str  # "Z" (Anny) or "Y" (SMPL): model space's up, for the Blender side
+    detector_offsets: np.ndarray | None  # (K, 2) detect.to_body_convention's table, or None
     pose_limits: dict  # bone -> ((x, y, z) low, (x, y, z) high) radians: the bones the fit moves
 
     def default_shape(self, batch: int = 1) -> torch.Tensor: ...

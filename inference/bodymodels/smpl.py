@@ -96,6 +96,7 @@ class SMPLBody:
         self.shape_fixed = torch.zeros(10, dtype=torch.bool)
         self.model_axes = np.stack([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]], axis=1)
         self.up_axis = "Y"
+        self.detector_offsets = None  # not calibrated: SMPL's keypoints are taken as MediaPipe's
         self.pose_limits = LIMITS
         self.keypoint_names = [
             "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
