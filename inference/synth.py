@@ -210,8 +210,10 @@ def sample_camera_pose(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray
 class SyntheticData:
     """Seeded batches of synthetic people as the network sees them."""
 
-    def __init__(self, body: BodyModel) -> None:
+    def __init__(self, body: BodyModel, keypoint_noise: float = 1.0) -> None:
         self.body = body
+        # Scales the keypoints' jitter and their outlier rate (1: the benchmark's detector-like set).
+        self.keypoint_noise = keypoint_noise
         self.limits = JointLimits(body.bone_names, body.pose_limits)
         self.poses = PoseSampler(self.limits)
         self.skeleton = CollapsedSkeleton(body.bone_parents, self.limits.index.tolist(), body.skin_matrix)
@@ -274,8 +276,9 @@ class SyntheticData:
             uv = uv_k[i].clone()
             conf = torch.tensor(r.uniform(0.55, 1.0, NUM_KEYPOINTS), dtype=torch.float32)
             if augment:
-                uv += torch.tensor(r.normal(0, r.uniform(0.004, 0.02) * box_h, (NUM_KEYPOINTS, 2)), dtype=torch.float32)
-                out = r.random(NUM_KEYPOINTS) < 0.03
+                k = self.keypoint_noise
+                uv += torch.tensor(r.normal(0, r.uniform(0.004, 0.02) * box_h * k, (NUM_KEYPOINTS, 2)), dtype=torch.float32)
+                out = r.random(NUM_KEYPOINTS) < 0.03 * k
                 uv[out] += torch.tensor(r.normal(0, 0.1 * box_h, (int(out.sum()), 2)), dtype=torch.float32)
                 for a, c in PAIRS:
                     if r.random() < 0.025:

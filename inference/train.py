@@ -182,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dropout", type=float, default=None,
                     help="dropout in the lifter and fusion blocks (default: the network's 0.1); 0 for a last stage, "
                          "since the data stream never repeats")
+    ap.add_argument("--keypoint-noise", type=float, default=1.0,
+                    help="scale of the keypoints' jitter and outlier rate (MediaPipe on rendered bodies: about 1.5)")
     ap.add_argument("--seed-offset", type=int, default=0, help="first training sample's seed (a second stage sees new samples)")
     ap.add_argument("--cache-dir", default=None)
     args = ap.parse_args(argv)
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     body = AnnyBody(args.cache_dir)
-    data = SyntheticData(body)
+    data = SyntheticData(body, keypoint_noise=args.keypoint_noise)
     body_loss = BodyLoss(body)
     lim = body_loss.limits
     config = NetConfig(num_bones=len(lim.names), num_shape=len(body.shape_labels), bone_names=lim.names,
