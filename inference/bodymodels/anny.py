@@ -31,7 +31,6 @@ RIG = "anny-blender"
 # Anny's phenotype 'age' anchors are newborn/baby/child/young/old at -1/3, 0, 1/3, 2/3, 1:
 # 0.7 is a young adult, the prior for photos of adults.
 ADULT_AGE = 0.7
-# Keypoints returned by ``keypoints``: COCO-17 then feet (the regressor bundled with Anny).
 # Where MediaPipe puts each keypoint (body-model order) against where Anny's lies, as fractions of
 # the detection's torso and left-to-right width vectors (detect.body_axes_2d): its hips sit 3% of
 # the torso higher and both hips and shoulders 5% of the width narrower, its ears 14% narrower.
@@ -62,7 +61,7 @@ ANNY_DETECTOR_OFFSETS = np.array([
     [-0.0001, -0.0284],
 ])
 
-
+# Keypoints returned by ``keypoints``: COCO-17 then feet (the regressor bundled with Anny).
 COCO17 = [
     "nose", "left_eye", "right_eye", "left_ear", "right_ear",
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
