@@ -116,8 +116,12 @@ def render(out_dir: Path, seeds: list[int], samples: int = 12, cache_dir: str | 
             w, h = (int(x) for x in s.image_size[0])
             f = float(s.K[0, 0, 0])
 
-            for ob in [o for o in scene.objects if o.type == "MESH"]:
+            for ob in [o for o in scene.objects if o.type == "MESH"]:  # the last body, with its data
+                mesh, materials = ob.data, list(ob.data.materials)
                 bpy.data.objects.remove(ob)
+                bpy.data.meshes.remove(mesh)
+                for mat in materials:
+                    bpy.data.materials.remove(mat)
             me = bpy.data.meshes.new("Body")
             me.from_pydata((v * np.array([1.0, -1.0, -1.0])).tolist(), [], faces.tolist())
             me.update()
