@@ -41,6 +41,11 @@ class CollapsedSkeleton:
             self.rounds.append(a)
             a = a[a]
 
+    def to(self, device: str | torch.device) -> "CollapsedSkeleton":
+        self.weights, self.posed = self.weights.to(device), self.posed.to(device)
+        self.rounds = [a.to(device) for a in self.rounds]
+        return self
+
     @staticmethod
     def _depth(anc: list[int], i: int) -> int:
         d = 0
@@ -56,7 +61,7 @@ class CollapsedSkeleton:
         L = Rp @ rotations @ Rp.transpose(-1, -2)
         l = h - (L @ h[..., None])[..., 0]
         b = rotations.shape[0]
-        rot = torch.cat([torch.eye(3, dtype=L.dtype).expand(b, 1, 3, 3), L], 1)
+        rot = torch.cat([torch.eye(3, dtype=L.dtype, device=L.device).expand(b, 1, 3, 3), L], 1)
         trans = torch.cat([L.new_zeros(b, 1, 3), l], 1)
         for anc in self.rounds:
             ra, ta = rot[:, anc], trans[:, anc]

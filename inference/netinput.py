@@ -52,7 +52,7 @@ class Crop:
 
 def heatmaps(xy: torch.Tensor, amplitude: torch.Tensor) -> torch.Tensor:
     """(B, K, S, S) Gaussian heatmaps for crop coordinates ``xy`` (B, K, 2) and amplitudes (B, K)."""
-    g = (torch.arange(INPUT_SIZE, dtype=xy.dtype) + 0.5) / INPUT_SIZE * 2 - 1  # pixel centres, -1..1
+    g = (torch.arange(INPUT_SIZE, dtype=xy.dtype, device=xy.device) + 0.5) / INPUT_SIZE * 2 - 1  # pixel centres, -1..1
     sigma = HEATMAP_SIGMA * 2 / INPUT_SIZE
     dx = (g[None, None, :] - xy[..., 0:1]) ** 2  # (B, K, S)
     dy = (g[None, None, :] - xy[..., 1:2]) ** 2

@@ -40,6 +40,8 @@ class NetConfig:
     bone_names: list[str]
     shape_labels: list[str]
     body_model: str = "anny"
+    width: int = 1024  # the lifter's residual stream
+    lifter_blocks: int = 2  # residual blocks in the lifter; those past the second start as the identity
 
     @property
     def num_outputs(self) -> int:
@@ -69,15 +71,19 @@ def matrix_to_rot6d(R: torch.Tensor) -> torch.Tensor:
 class _Block(torch.nn.Module):
     """Residual MLP block (Martinez et al. 2017), LayerNorm so batch size does not matter."""
 
-    def __init__(self, width: int, dropout: float = 0.1) -> None:
+    def __init__(self, width: int, dropout: float = 0.1, gated: bool = False) -> None:
         super().__init__()
+        # A gated block starts as the identity (gate 0) yet learns: the gate's gradient is the
+        # block's output, which is not zero. So a deeper lifter can start from a trained shallower
+        # one (a block behind a zeroed LayerNorm and a ReLU never got a gradient).
+        self.gate = torch.nn.Parameter(torch.zeros(())) if gated else None
         self.f = torch.nn.Sequential(
             torch.nn.Linear(width, width), torch.nn.LayerNorm(width), torch.nn.ReLU(), torch.nn.Dropout(dropout),
             torch.nn.Linear(width, width), torch.nn.LayerNorm(width), torch.nn.ReLU(), torch.nn.Dropout(dropout),
         )  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.f(x)
+        return x + (self.f(x) if self.gate is None else self.gate * self.f(x))
 
 
 class RegressorNet(torch.nn.Module):
@@ -89,19 +95,17 @@ class RegressorNet(torch.nn.Module):
     through a projection that starts at zero, so adding the image branch starts
     from the lifter's answer and learns what the silhouette adds."""
 
-    WIDTH = 1024
-
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
         self.config = config
-        w = self.WIDTH
+        w = config.width
         net = torchvision.models.resnet50(weights=None)
         # Input: mask + one heatmap per keypoint instead of RGB.
         net.conv1 = torch.nn.Conv2d(IN_CHANNELS, 64, kernel_size=7, stride=2, padding=3, bias=False)
         net.fc = torch.nn.Identity()
         self.net = net
         self.lifter_in = torch.nn.Linear(3 * NUM_KEYPOINTS + 3, w)
-        self.lifter = torch.nn.Sequential(_Block(w), _Block(w))
+        self.lifter = torch.nn.Sequential(*(_Block(w, gated=i >= 2) for i in range(config.lifter_blocks)))
         self.image_proj = torch.nn.Linear(2048, w)
         torch.nn.init.zeros_(self.image_proj.weight)
         torch.nn.init.zeros_(self.image_proj.bias)
@@ -148,7 +152,7 @@ class RegressorNet(torch.nn.Module):
         meta = {"format": FORMAT, "config": json.dumps(self.config.__dict__)}
         meta.update({k: json.dumps(v) for k, v in (metadata or {}).items()})
         tensors = {
-            k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in self.state_dict().items()
+            k: (v.half() if v.is_floating_point() else v).contiguous().cpu() for k, v in self.state_dict().items()
         }
         tmp = path.with_name(path.name + ".part")
         save_file(tensors, str(tmp), metadata=meta)

@@ -186,9 +186,13 @@ def sample_phenotype(rng: np.random.Generator, labels: list[str]) -> np.ndarray:
 
 
 def _rot(axis: int, angle: float) -> np.ndarray:
-    v = np.zeros(3)
-    v[axis] = angle
-    return roma.rotvec_to_rotmat(torch.tensor(v)).numpy()
+    """Rotation by ``angle`` about coordinate axis ``axis`` (0: x, 1: y, 2: z)."""
+    c, s = math.cos(angle), math.sin(angle)
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    R = np.eye(3)
+    R[i, i] = R[j, j] = c
+    R[j, i], R[i, j] = s, -s
+    return R
 
 
 def sample_camera_pose(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -207,6 +211,64 @@ def sample_camera_pose(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray
     return R, K, int(round(w)), int(round(h))
 
 
+@dataclass
+class MaskOps:
+    """One sample's mask changes: clothes, hair and a soft segmenter (``_augment_masks``)."""
+
+    grow: int  # dilation radius, input pixels
+    blobs: list[tuple[int, np.ndarray, float, float]]  # (keypoint, offset (2,), x radius, y radius)
+    erode: bool
+    stray: tuple[float, float, float, float] | None  # a background piece: centre x, y, radii
+    blur: bool
+
+
+def _draw_mask_ops(r: np.random.Generator) -> MaskOps:
+    grow = int(r.choice([0, 0, 1, 1, 2, 3]))
+    blobs = []
+    # Blobs at keypoints: hair at the head, loose clothes at hips, knees or arms.
+    for _ in range(int(r.choice([0, 0, 1, 2, 3]))):
+        k = int(r.choice([0, 0, 3, 4, 11, 12, 13, 14, 7, 8]))
+        offset = r.normal(0, 0.05, 2)
+        rx, ry = r.uniform(0.03, 0.12, 2)
+        blobs.append((k, offset, rx, ry))
+    erode = r.random() < 0.25
+    stray = None
+    if r.random() < 0.05:  # a stray piece of background segmented as person
+        cx, cy = r.uniform(-1, 1, 2)
+        rx, ry = r.uniform(0.05, 0.2, 2)
+        stray = (cx, cy, rx, ry)
+    return MaskOps(grow, blobs, erode, stray, r.random() < 0.6)
+
+
+@dataclass
+class Draws:
+    """A batch's random numbers, read from each sample's own generator before any geometry, in
+    the order the generator has always been read (so a seed still names the same sample).
+    Drawing is per-sample NumPy; ``SyntheticData.make`` turns the draws into bodies, cameras
+    and detections in batched torch on any device, so a GPU can train on the draws of many
+    CPU workers. Noise is kept in units of the person's box or the crop's side, which only the
+    geometry knows."""
+
+    augment: bool
+    images: bool
+    shape: np.ndarray  # (B, P) phenotype
+    pose: np.ndarray  # (B, N, 3) fitted bones' axis-angle
+    rot: np.ndarray  # (B, 3, 3) global rotation, model to camera
+    K: np.ndarray  # (B, 3, 3)
+    size: np.ndarray  # (B, 2) width, height
+    place: np.ndarray  # (B, 3) apparent size (fraction of the frame), pelvis u, v (fractions)
+    conf: np.ndarray  # (B, K) keypoint confidence, dropped keypoints' already low
+    jitter: np.ndarray  # (B, K, 2) keypoint noise, box heights
+    outliers: np.ndarray  # (B, K, 2) outlier offsets, box heights (zero for the others)
+    swap: np.ndarray  # (B, len(PAIRS)) bool: left/right pairs swapped
+    crop_shift: np.ndarray  # (B, 2) crop centre jitter, crop sides
+    crop_scale: np.ndarray  # (B,) log of the crop side's jitter
+    truncate: np.ndarray  # (B, 2) crop shift that cuts the person, crop sides (zero for most)
+    occluder: np.ndarray  # (B, 4) x0, y0, width, height in crop coordinates; width 0: none
+    hide: np.ndarray  # (B, K) bool: keypoints the occluder hides if it covers them
+    mask_ops: list[MaskOps | None]
+
+
 class SyntheticData:
     """Seeded batches of synthetic people as the network sees them."""
 
@@ -217,16 +279,26 @@ class SyntheticData:
         self.limits = JointLimits(body.bone_names, body.pose_limits)
         self.poses = PoseSampler(self.limits)
         self.skeleton = CollapsedSkeleton(body.bone_parents, self.limits.index.tolist(), body.skin_matrix)
-        faces = torch.as_tensor(body.faces, dtype=torch.long)
-        self._faces = faces
+        self._faces = torch.as_tensor(body.faces, dtype=torch.long)
         # Without images only the keypoints' support and a sample for the box are posed.
         self._sparse_ids = torch.unique(torch.cat([body.keypoint_vertex_ids, torch.arange(0, body.num_vertices, 5)]))
+        self._bone_ids = self.limits.index
+        self.device = torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> "SyntheticData":
+        """Make the geometry on ``device`` (the body model moves too); drawing stays on the CPU."""
+        self.device = torch.device(device)
+        self.body.to(self.device)
+        self.skeleton.to(self.device)
+        self._faces, self._sparse_ids = self._faces.to(self.device), self._sparse_ids.to(self.device)
+        self._bone_ids = self._bone_ids.to(self.device)
+        return self
 
     def bodies(
         self, shape: torch.Tensor, pose_rot: torch.Tensor, vertex_ids: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Posed vertices (all, or ``vertex_ids``) and keypoints in model space."""
-        rest = self.body.rest(shape, vertex_ids, self.limits.index)
+        rest = self.body.rest(shape, vertex_ids, self._bone_ids)
         T = self.skeleton.transforms(rest.bone_poses, pose_rot)
         v = self.skeleton.skin(rest.vertices, T, vertex_ids)
         return v, self.body.keypoints(v, vertex_ids)
@@ -234,30 +306,67 @@ class SyntheticData:
     def batch(self, seeds: list[int] | np.ndarray, augment: bool = True, images: bool = True) -> SynthBatch:
         """Samples for ``seeds``; ``images=False``: keypoint input only (no mask or heatmaps),
         and ``vertices`` holds a vertex sample."""
-        rngs = [np.random.default_rng([7, int(s)]) for s in seeds]
-        b = len(rngs)
-        shape = torch.tensor(np.stack([sample_phenotype(r, self.body.shape_labels) for r in rngs]), dtype=torch.float32)
-        pose_aa = torch.tensor(np.stack([self.poses(r) for r in rngs]), dtype=torch.float32)
-        pose_rot = roma.rotvec_to_rotmat(pose_aa)
-        with torch.no_grad():
-            v_model, kp_model = self.bodies(shape, pose_rot, None if images else self._sparse_ids)
-        cams = [sample_camera_pose(r) for r in rngs]
-        R = torch.tensor(np.stack([c[0] for c in cams]), dtype=torch.float32)
-        K = torch.tensor(np.stack([c[1] for c in cams]), dtype=torch.float32)
-        size = torch.tensor([[c[2], c[3]] for c in cams], dtype=torch.float32)
+        return self.make(self.draw(seeds, augment, images))
 
-        # Place the pelvis: apparent height 30-95% of the image, anywhere near the middle.
+    def draw(self, seeds: list[int] | np.ndarray, augment: bool = True, images: bool = True) -> Draws:
+        """The random part of ``batch`` (CPU, per sample): cheap enough for workers to feed a GPU."""
+        per = [self._draw_one(np.random.default_rng([7, int(s)]), augment, images) for s in seeds]
+        cols = {k: np.stack([p[k] for p in per]) for k in per[0] if k != "mask_ops"}
+        return Draws(augment=augment, images=images, mask_ops=[p["mask_ops"] for p in per], **cols)
+
+    def _draw_one(self, r: np.random.Generator, augment: bool, images: bool) -> dict:
+        nk = NUM_KEYPOINTS
+        d = {"shape": sample_phenotype(r, self.body.shape_labels), "pose": self.poses(r)}
+        R, K, w, h = sample_camera_pose(r)
+        d.update(rot=R, K=K, size=np.array([w, h], np.float64))
+        # Apparent height 30-95% of the image, the pelvis anywhere near the middle.
+        d["place"] = np.array([r.uniform(0.3, 0.95), r.uniform(0.3, 0.7), r.uniform(0.35, 0.65)])
+        conf = r.uniform(0.55, 1.0, nk)
+        d.update(jitter=np.zeros((nk, 2)), outliers=np.zeros((nk, 2)), swap=np.zeros(len(PAIRS), bool),
+                 crop_shift=np.zeros(2), crop_scale=np.float64(0.0), truncate=np.zeros(2),
+                 occluder=np.zeros(4), hide=np.zeros(nk, bool), mask_ops=None)  # fmt: skip
+        if augment:
+            k = self.keypoint_noise
+            d["jitter"] = r.normal(0, r.uniform(0.004, 0.02) * k, (nk, 2))
+            out = r.random(nk) < 0.03 * k
+            d["outliers"][out] = r.normal(0, 0.1, (int(out.sum()), 2))
+            d["swap"] = np.array([r.random() < 0.025 for _ in PAIRS])
+            drop = r.random(nk) < 0.05
+            conf[drop] = r.uniform(0.0, 0.25, int(drop.sum()))
+            # The crop: jittered like a detector's box; 10% truncated (it misses part of the person).
+            d["crop_shift"] = r.normal(0, 0.03, 2)
+            d["crop_scale"] = np.float64(r.normal(0, 0.06))
+            if r.random() < 0.1:
+                d["truncate"] = r.uniform(-0.2, 0.2, 2)
+            if images:
+                d["mask_ops"] = _draw_mask_ops(r)
+            if r.random() <= 0.2:  # an occluder
+                w, h = r.uniform(0.2, 0.8, 2)
+                d["occluder"] = np.array([r.uniform(-1, 1 - w), r.uniform(-1, 1 - h), w, h])
+                d["hide"] = r.random(nk) < 0.8
+        d["conf"] = conf
+        return d
+
+    def make(self, d: Draws) -> SynthBatch:
+        """Bodies, cameras and detector-like input from ``draws``, batched on ``self.device``."""
+        dev = self.device
+        t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)  # noqa: E731
+        b = len(d.shape)
+        shape = t(d.shape)
+        pose_rot = roma.rotvec_to_rotmat(t(d.pose))
+        with torch.no_grad():
+            v_model, kp_model = self.bodies(shape, pose_rot, None if d.images else self._sparse_ids)
+        R, K, size = t(d.rot), t(d.K), t(d.size)
+
+        # Place the pelvis (float64: the depth divides by a small fraction).
         pelvis_model = kp_model[:, [L_HIP, R_HIP]].mean(1)
-        extent = (v_model.amax(1) - v_model.amin(1)).norm(dim=1)  # body diagonal, pose-aware
-        transl = []
-        for i, r in enumerate(rngs):
-            w, h = float(size[i, 0]), float(size[i, 1])
-            f = float(K[i, 0, 0])
-            depth = f * float(extent[i]) / (r.uniform(0.3, 0.95) * max(w, h) * 0.9)
-            u, v = r.uniform(0.3, 0.7) * w, r.uniform(0.35, 0.65) * h
-            pelvis = np.array([(u - w / 2) * depth / f, (v - h / 2) * depth / f, depth])
-            transl.append(pelvis - (R[i] @ pelvis_model[i]).numpy())
-        transl = torch.tensor(np.stack(transl), dtype=torch.float32)
+        extent = (v_model.amax(1) - v_model.amin(1)).norm(dim=1).double()  # body diagonal, pose-aware
+        w, h, f = size[:, 0].double(), size[:, 1].double(), K[:, 0, 0].double()
+        place = torch.as_tensor(d.place, dtype=torch.float64, device=dev)
+        depth = f * extent / (place[:, 0] * torch.maximum(w, h) * 0.9)
+        u, v = place[:, 1] * w, place[:, 2] * h
+        pelvis = torch.stack([(u - w / 2) * depth / f, (v - h / 2) * depth / f, depth], 1)
+        transl = (pelvis - (R @ pelvis_model[..., None])[..., 0].double()).float()
         v_cam = torch.einsum("bij,bvj->bvi", R, v_model) + transl[:, None]
         kp_cam = torch.einsum("bij,bkj->bki", R, kp_model) + transl[:, None]
 
@@ -266,58 +375,40 @@ class SyntheticData:
         inside_v = _inside(uv_v, size)
         inside_k = _inside(uv_k, size)
 
-        # Detector-like keypoints (image pixels).
-        kp2d = torch.zeros(b, NUM_KEYPOINTS, 3)
-        centers, sides = torch.zeros(b, 2), torch.zeros(b)
-        for i, r in enumerate(rngs):
-            pts = uv_v[i][inside_v[i]]
-            lo, hi = pts.amin(0), pts.amax(0)
-            box_h = float(max(hi[1] - lo[1], hi[0] - lo[0], 8.0))
-            uv = uv_k[i].clone()
-            conf = torch.tensor(r.uniform(0.55, 1.0, NUM_KEYPOINTS), dtype=torch.float32)
-            if augment:
-                k = self.keypoint_noise
-                uv += torch.tensor(r.normal(0, r.uniform(0.004, 0.02) * box_h * k, (NUM_KEYPOINTS, 2)), dtype=torch.float32)
-                out = r.random(NUM_KEYPOINTS) < 0.03 * k
-                uv[out] += torch.tensor(r.normal(0, 0.1 * box_h, (int(out.sum()), 2)), dtype=torch.float32)
-                for a, c in PAIRS:
-                    if r.random() < 0.025:
-                        uv[[a, c]] = uv[[c, a]]
-                drop = torch.tensor(r.random(NUM_KEYPOINTS) < 0.05)
-                conf[drop] = torch.tensor(r.uniform(0.0, 0.25, int(drop.sum())), dtype=torch.float32)
-            conf[~inside_k[i]] = 0.0
-            kp2d[i, :, :2], kp2d[i, :, 2] = uv, conf
-            # The crop: around the box as a detector reports it, jittered like a real box.
-            vis = kp2d[i, conf > 0.5, :2]
-            allp = torch.cat([pts, vis]) if len(vis) else pts
-            x0y0 = allp.amin(0).clamp(min=0)
-            x1y1 = torch.minimum(allp.amax(0), size[i])
-            side = float((x1y1 - x0y0).max().clamp(min=8.0)) * CROP_MARGIN
-            center = (x0y0 + x1y1) / 2
-            if augment:
-                center = center + torch.tensor(r.normal(0, 0.03 * side, 2), dtype=torch.float32)
-                side *= float(np.exp(r.normal(0, 0.06)))
-                if r.random() < 0.1:  # truncated: the crop misses part of the person
-                    center = center + torch.tensor(r.uniform(-0.2, 0.2, 2) * side, dtype=torch.float32)
-            centers[i], sides[i] = center, side
+        # Detector-like keypoints (image pixels): noise in units of the person's box.
+        lo, hi = _masked_min(uv_v, inside_v), -_masked_min(-uv_v, inside_v)
+        box_h = (hi - lo).amax(-1).clamp(min=8.0)[:, None, None]
+        uv = uv_k + t(d.jitter) * box_h + t(d.outliers) * box_h
+        for p, (a, c) in enumerate(PAIRS):
+            s = torch.as_tensor(d.swap[:, p], device=dev)[:, None]
+            ua, uc = uv[:, a], uv[:, c]
+            uv[:, a], uv[:, c] = torch.where(s, uc, ua), torch.where(s, ua, uc)
+        conf = torch.where(inside_k, t(d.conf), 0.0)
+        kp2d = torch.cat([uv, conf[..., None]], -1)
+        # The crop: around the box as a detector reports it, jittered like a real box.
+        vis = conf > 0.5
+        x0y0 = torch.minimum(lo, _masked_min(uv, vis)).clamp(min=0)
+        x1y1 = torch.minimum(torch.maximum(hi, -_masked_min(-uv, vis)), size)
+        sides = (x1y1 - x0y0).amax(-1).clamp(min=8.0) * CROP_MARGIN
+        centers = (x0y0 + x1y1) / 2 + t(d.crop_shift) * sides[:, None]
+        sides = sides * torch.exp(t(d.crop_scale))
+        centers = centers + t(d.truncate) * sides[:, None]
 
         # Network input: mask and heatmaps in crop coordinates.
         to_crop = lambda uv: crop_coords(uv, centers, sides)  # noqa: E731
-        if images:
+        mask = None
+        if d.images:
             mask = self._render_masks(to_crop(uv_v), to_crop(project_batch(self._centroids(v_cam), K)), inside_v)
-        else:
-            mask = torch.zeros(b, INPUT_SIZE, INPUT_SIZE)
-        if augment and images:
-            mask = _augment_masks(mask, to_crop(kp2d[..., :2]), rngs)
+            if d.augment:
+                mask = _augment_masks(mask, to_crop(kp2d[..., :2]), d.mask_ops)
         xy = to_crop(kp2d[..., :2])
         amp = kp2d[..., 2].clone()
         amp[amp < 0.3] = 0.0
-        inside_crop = (xy.abs() <= 1.0).all(-1)
-        amp[~inside_crop] = 0.0
-        if augment:
-            amp = _occlude(mask, xy, amp, rngs)
+        amp[~(xy.abs() <= 1.0).all(-1)] = 0.0
+        if d.augment:
+            amp, mask = _occlude(mask, xy, amp, t(d.occluder), torch.as_tensor(d.hide, device=dev))
             kp2d[..., 2] = torch.where(amp > 0, kp2d[..., 2], kp2d[..., 2].clamp(max=0.2))
-        inputs = torch.cat([mask[:, None], heatmaps(xy, amp)], 1) if images else torch.zeros(b, 0, 0, 0)
+        inputs = torch.cat([mask[:, None], heatmaps(xy, amp)], 1) if d.images else torch.zeros(b, 0, 0, 0, device=dev)
 
         pelvis_cam = kp_cam[:, [L_HIP, R_HIP]].mean(1)
         root_xy = to_crop(project_batch(pelvis_cam[:, None], K))[:, 0]
@@ -341,8 +432,8 @@ class SyntheticData:
         ok = torch.cat([inside_v, torch.ones_like(xy_f[..., 0], dtype=torch.bool)], 1)
         ij = ((pts + 1) / 2 * s).floor().long()
         ok &= (ij >= 0).all(-1) & (ij < s).all(-1)
-        bi = torch.arange(b)[:, None].expand_as(ok)
-        m = torch.zeros(b, s, s)
+        bi = torch.arange(b, device=pts.device)[:, None].expand_as(ok)
+        m = torch.zeros(b, s, s, device=pts.device)
         m[bi[ok], ij[..., 1][ok], ij[..., 0][ok]] = 1.0
         m = F.max_pool2d(m[:, None], 3, 1, 1)  # closing: dilate, then erode
         m = -F.max_pool2d(-m, 3, 1, 1)
@@ -366,48 +457,48 @@ def _inside(uv: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
     return (uv >= 0).all(-1) & (uv < size[:, None]).all(-1)
 
 
-def _augment_masks(mask: torch.Tensor, kp_xy: torch.Tensor, rngs: list[np.random.Generator]) -> torch.Tensor:
+def _masked_min(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """(B, N, D) -> (B, D): the minimum over the points where ``keep`` (B, N); +inf where none."""
+    return torch.where(keep[..., None], x, torch.inf).amin(1)
+
+
+def _augment_masks(mask: torch.Tensor, kp_xy: torch.Tensor, ops: list[MaskOps]) -> torch.Tensor:
     """Clothes, hair and a soft segmenter: grow, blob, erode and blur the masks."""
     s = INPUT_SIZE
-    g = (torch.arange(s, dtype=torch.float32) + 0.5) / s * 2 - 1
+    g = (torch.arange(s, dtype=torch.float32, device=mask.device) + 0.5) / s * 2 - 1
+    ellipse = lambda cx, cy, rx, ry: ((((g[None, :] - cx) / rx) ** 2 + ((g[:, None] - cy) / ry) ** 2) <= 1.0).float()  # noqa: E731
     out = []
-    for i, r in enumerate(rngs):
+    for i, op in enumerate(ops):
         m = mask[i][None, None]
-        grow = int(r.choice([0, 0, 1, 1, 2, 3]))
-        if grow:
-            m = F.max_pool2d(m, 2 * grow + 1, 1, grow)
-        # Blobs at keypoints: hair at the head, loose clothes at hips, knees or arms.
-        for _ in range(int(r.choice([0, 0, 1, 2, 3]))):
-            k = int(r.choice([0, 0, 3, 4, 11, 12, 13, 14, 7, 8]))
-            cx, cy = (kp_xy[i, k] + torch.tensor(r.normal(0, 0.05, 2), dtype=torch.float32)).tolist()
-            rx, ry = r.uniform(0.03, 0.12, 2)
-            e = ((g[None, :] - cx) / rx) ** 2 + ((g[:, None] - cy) / ry) ** 2 <= 1.0
-            m = torch.maximum(m, e.float()[None, None])
-        if r.random() < 0.25:
+        if op.grow:
+            m = F.max_pool2d(m, 2 * op.grow + 1, 1, op.grow)
+        for k, offset, rx, ry in op.blobs:
+            cx, cy = (kp_xy[i, k] + torch.tensor(offset, dtype=torch.float32, device=mask.device)).tolist()
+            m = torch.maximum(m, ellipse(cx, cy, rx, ry)[None, None])
+        if op.erode:
             m = -F.max_pool2d(-m, 3, 1, 1)
-        if r.random() < 0.05:  # a stray piece of background segmented as person
-            cx, cy = r.uniform(-1, 1, 2)
-            rx, ry = r.uniform(0.05, 0.2, 2)
-            m = torch.maximum(m, ((((g[None, :] - cx) / rx) ** 2 + ((g[:, None] - cy) / ry) ** 2) <= 1).float()[None, None])
-        if r.random() < 0.6:
+        if op.stray is not None:
+            m = torch.maximum(m, ellipse(*op.stray)[None, None])
+        if op.blur:
             m = F.avg_pool2d(m, 3, 1, 1, count_include_pad=False)
         out.append(m[0, 0])
     return torch.stack(out)
 
 
-def _occlude(mask: torch.Tensor, xy: torch.Tensor, amp: torch.Tensor, rngs: list[np.random.Generator]) -> torch.Tensor:
-    """Occluders: a box over part of the person hides the mask and most keypoints under it."""
-    s = INPUT_SIZE
-    amp = amp.clone()
-    for i, r in enumerate(rngs):
-        if r.random() > 0.2:
-            continue
-        w, h = r.uniform(0.2, 0.8, 2)
-        x0, y0 = r.uniform(-1, 1 - w), r.uniform(-1, 1 - h)
-        j0, j1 = int((x0 + 1) / 2 * s), int((x0 + w + 1) / 2 * s)
-        i0, i1 = int((y0 + 1) / 2 * s), int((y0 + h + 1) / 2 * s)
-        mask[i, i0:i1, j0:j1] = 0.0
-        under = (xy[i, :, 0] >= x0) & (xy[i, :, 0] <= x0 + w) & (xy[i, :, 1] >= y0) & (xy[i, :, 1] <= y0 + h)
-        hide = under & torch.tensor(r.random(NUM_KEYPOINTS) < 0.8)
-        amp[i, hide] = 0.0
-    return amp
+def _occlude(
+    mask: torch.Tensor | None, xy: torch.Tensor, amp: torch.Tensor, box: torch.Tensor, hide: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Occluders: a box (x0, y0, w, h; crop coordinates, w = 0 for none) over part of the person
+    hides the mask and the keypoints under it that ``hide`` names."""
+    x0, y0, w, h = (c[:, None] for c in box.unbind(-1))
+    on = w > 0
+    under = (xy[..., 0] >= x0) & (xy[..., 0] <= x0 + w) & (xy[..., 1] >= y0) & (xy[..., 1] <= y0 + h)
+    amp = amp.masked_fill(on & under & hide, 0.0)
+    if mask is not None:
+        s = INPUT_SIZE
+        px = lambda c: ((c + 1) / 2 * s).long()  # noqa: E731  (c >= -1: truncation is floor)
+        idx = torch.arange(s, device=mask.device)
+        cols = (idx >= px(x0)) & (idx < px(x0 + w))
+        rows = (idx >= px(y0)) & (idx < px(y0 + h))
+        mask = mask.masked_fill(on[..., None] & rows[:, :, None] & cols[:, None, :], 0.0)
+    return amp, mask

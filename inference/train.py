@@ -55,10 +55,18 @@ class BodyLoss:
         self.kp_cols = torch.searchsorted(self.vertex_ids, body.keypoint_vertex_ids)
         self.v_cols = torch.searchsorted(self.vertex_ids, sample)
         self.skeleton = CollapsedSkeleton(body.bone_parents, self.limits.index.tolist(), body.skin_matrix[self.vertex_ids])
+        self.bone_ids = self.limits.index
+
+    def to(self, device: str | torch.device) -> "BodyLoss":
+        """Move the index tensors and skeleton (the body model moves with ``SyntheticData.to``)."""
+        for name in ("vertex_ids", "kp_cols", "v_cols", "bone_ids"):
+            setattr(self, name, getattr(self, name).to(device))
+        self.skeleton.to(device)
+        return self
 
     def __call__(self, shape: torch.Tensor, pose: torch.Tensor, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pelvis-centred keypoints (B, K, 3) and vertex sample (B, N, 3), camera orientation."""
-        rest = self.body.rest(shape, self.vertex_ids, self.limits.index)
+        rest = self.body.rest(shape, self.vertex_ids, self.bone_ids)
         v = self.skeleton.skin(rest.vertices, self.skeleton.transforms(rest.bone_poses, pose))
         v = torch.einsum("bij,bvj->bvi", R, v)
         kp = self.body.keypoints(v[:, self.kp_cols], self.body.keypoint_vertex_ids)
@@ -120,10 +128,13 @@ def evaluate(net, body_loss, data, seeds, batch_size=32, images: bool = True) ->
 class _Batches(torch.utils.data.IterableDataset):
     """The training stream from ``step`` on: batch ``i`` holds seeds ``i * size + offset ...``,
     so a resumed run sees the samples it would have seen. Drawn in a worker process so that
-    making samples overlaps the training step."""
+    making samples overlaps the training step. ``draws_only``: the workers only draw (the
+    random part, per sample) and the training process makes the batch on its device (a GPU)."""
 
-    def __init__(self, data: SyntheticData, start: int, stop: int, size: int, offset: int, images: bool) -> None:
+    def __init__(self, data: SyntheticData, start: int, stop: int, size: int, offset: int, images: bool,
+                 draws_only: bool = False) -> None:  # fmt: skip
         self.data, self.start, self.stop, self.size, self.offset, self.images = data, start, stop, size, offset, images
+        self.draws_only = draws_only
 
     def __iter__(self):
         if torch.utils.data.get_worker_info() is not None:
@@ -132,8 +143,12 @@ class _Batches(torch.utils.data.IterableDataset):
             # its step, saves the checkpoint and shuts this worker down; dying first would lose both.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for i in range(self.start, self.stop):
-            yield self.data.batch(np.arange(i * self.size, (i + 1) * self.size) + self.offset, images=self.images)
+        make = self.data.draw if self.draws_only else self.data.batch
+        # Worker k of n takes every n-th batch; the loader hands them out in order.
+        info = torch.utils.data.get_worker_info()
+        k, n = (info.id, info.num_workers) if info is not None else (0, 1)
+        for i in range(self.start + k, self.stop, n):
+            yield make(np.arange(i * self.size, (i + 1) * self.size) + self.offset, images=self.images)
 
 
 def load_matching(net: RegressorNet, path: str | Path, prefix: str = "") -> int:
@@ -151,10 +166,11 @@ def load_matching(net: RegressorNet, path: str | Path, prefix: str = "") -> int:
     return n
 
 
-def lr_at(step: int, total: int, base: float, warmup: int = 200) -> float:
+def lr_at(step: int, total: int, base: float, warmup: int = 200, progress: float | None = None) -> float:
+    """Linear warm-up, then a cosine to 5% over the run (``progress`` 0..1 if the run is timed)."""
     if step < warmup:
         return base * (step + 1) / warmup
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    t = min(1.0, (step - warmup) / max(1, total - warmup)) if progress is None else min(1.0, progress)
     return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
@@ -163,6 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default="runs/regressor/checkpoint.pt", help="resumed from if it exists")
     ap.add_argument("--weights", default="runs/regressor/regressor.safetensors", help="exported weights (float16)")
     ap.add_argument("--steps", type=int, default=3000, help="total optimiser steps (the learning-rate schedule's length)")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="train this long instead (the schedule runs over the time; --steps is then a cap)")
+    ap.add_argument("--device", default="cpu", help="where the network trains and batches are made (cuda: workers only draw)")
+    ap.add_argument("--width", type=int, default=1024, help="a fresh network's lifter width")
+    ap.add_argument("--lifter-blocks", type=int, default=2,
+                    help="a fresh network's lifter blocks (past the second they start as the identity, so "
+                         "--init-from a two-block lifter works)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--eval-every", type=int, default=250)
@@ -190,13 +213,16 @@ def main(argv: list[str] | None = None) -> int:
     images = not args.keypoints_only
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    draws_only = device.type != "cpu"
 
     body = AnnyBody(args.cache_dir)
     data = SyntheticData(body, keypoint_noise=args.keypoint_noise)
     body_loss = BodyLoss(body)
     lim = body_loss.limits
     config = NetConfig(num_bones=len(lim.names), num_shape=len(body.shape_labels), bone_names=lim.names,
-                       shape_labels=body.shape_labels, body_model=body.name)  # fmt: skip
+                       shape_labels=body.shape_labels, body_model=body.name, width=args.width,
+                       lifter_blocks=args.lifter_blocks)  # fmt: skip
     torch.manual_seed(0)
     net = RegressorNet(config)
     if args.dropout is not None:
@@ -217,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     step, seconds, history = 0, 0.0, []
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=True)
+        state = torch.load(ckpt_path, weights_only=True, map_location="cpu")
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, seconds = int(state["step"]), float(state["seconds"])
@@ -246,14 +272,26 @@ def main(argv: list[str] | None = None) -> int:
         last_save = time.time()
         run = {}
         stream = iter(torch.utils.data.DataLoader(
-            _Batches(data, step, args.steps, args.batch, args.seed_offset, images), batch_size=None,
-            num_workers=args.workers, prefetch_factor=2 if args.workers else None, collate_fn=lambda b: b,
+            _Batches(data, step, args.steps, args.batch, args.seed_offset, images, draws_only), batch_size=None,
+            num_workers=args.workers, prefetch_factor=4 if args.workers else None, collate_fn=lambda b: b,
         ))  # fmt: skip
-        while step < args.steps and not stop["now"]:
+        if draws_only:
+            # Only now, with the loader's workers forked, does anything touch the GPU: the
+            # workers only draw, on the CPU.
+            for moved in (data, body_loss, net):
+                moved.to(device)
+            for st in opt.state.values():
+                st.update({k: v.to(device) for k, v in st.items() if torch.is_tensor(v) and k != "step"})
+            next_batch = lambda: data.make(next(stream))  # noqa: E731
+        else:
+            next_batch = lambda: next(stream)  # noqa: E731
+        timed = args.minutes is not None
+        while step < args.steps and not stop["now"] and not (timed and seconds >= args.minutes * 60):
             t0 = time.perf_counter()
+            progress = seconds / (args.minutes * 60) if timed else None
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, args.steps, args.lr) * g["scale"]
-            batch = next(stream)
+                g["lr"] = lr_at(step, args.steps, args.lr, progress=progress) * g["scale"]
+            batch = next_batch()
             ls = losses(net, body_loss, batch, run_net(net, batch, images), args.pa_weight)
             opt.zero_grad()
             ls["total"].backward()
@@ -266,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
                 run[k] = 0.9 * run.get(k, v) + 0.1 * v
             if step % 25 == 0:
                 print(f"step {step}/{args.steps} {seconds / 60:.1f} min  " + " ".join(f"{k} {v:.4f}" for k, v in run.items()), flush=True)
-            if step % args.eval_every == 0 or step == args.steps:
+            if step % args.eval_every == 0 or step == args.steps or (timed and seconds >= args.minutes * 60):
                 val = evaluate(net, body_loss, data, val_seeds, images=images)
                 history.append({"step": step, "minutes": round(seconds / 60, 1), **{k: round(v, 5) for k, v in val.items()}})
                 print("validation " + json.dumps(history[-1]), flush=True)

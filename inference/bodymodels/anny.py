@@ -170,6 +170,14 @@ class AnnyBody:
             1, self._skin_idx, self._skin_w
         )
 
+    def to(self, device: str | torch.device) -> "AnnyBody":
+        """Move the model's tensors (for batched work on a GPU; the pipeline runs on the CPU)."""
+        self.model.to(device)
+        for name in ("skin_matrix", "_kp_weights", "keypoint_vertex_ids", "_skin_idx", "_skin_w", "shape_fixed"):
+            setattr(self, name, getattr(self, name).to(device))
+        self._subset_key = None
+        return self
+
     # -- shape ---------------------------------------------------------------------------
 
     def default_shape(self, batch: int = 1) -> torch.Tensor:
