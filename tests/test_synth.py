@@ -96,3 +96,20 @@ def test_keypoint_noise_scales_the_detector_like_error(data):
     assert 1.6 * base < median_error(louder) < 2.4 * base
     np.testing.assert_array_equal(SyntheticData(data.body, 1.0).batch(seeds[:4], images=False).keypoints2d.numpy(),
                                   data.batch(seeds[:4], images=False).keypoints2d.numpy())
+
+
+def test_made_from_draws_sample_by_sample(data):
+    """The batched geometry keeps samples apart: draws made in two parts give the rows of the
+    batch made whole, and a seed's sample does not depend on its neighbours in the batch."""
+    seeds = np.arange(300, 312)
+    whole = data.batch(seeds, images=False)
+    parts = [data.make(data.draw(s, images=False)) for s in (seeds[:5], seeds[5:])]
+    for field in ("keypoints_in", "camera_in", "keypoints3d", "keypoints2d", "root_xy", "log_depth"):
+        joined = torch.cat([getattr(p, field) for p in parts])
+        assert torch.allclose(joined, getattr(whole, field), atol=1e-4), field
+    alone = data.batch(seeds[7:8], images=True)
+    among = data.batch(seeds[4:9], images=True)
+    assert torch.allclose(alone.inputs[0], among.inputs[3], atol=1e-5)
+    # The draws hold only numbers from the seed (no geometry): drawing twice gives the same.
+    a, b = data.draw(seeds[:3]), data.draw(seeds[:3])
+    assert np.array_equal(a.jitter, b.jitter) and np.array_equal(a.occluder, b.occluder)

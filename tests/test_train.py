@@ -88,3 +88,57 @@ def test_signal_to_the_process_group_saves_a_checkpoint(tmp_path, cache_dir):
                 os.killpg(proc.pid, signal.SIGKILL)
     assert torch.load(ck, weights_only=True)["step"] >= 25
     assert "checkpoint at step" in log.read_text()
+
+
+def test_several_workers_keep_the_stream_in_order(cache_dir):
+    """Workers split the stream (worker k takes every n-th batch) and the loader hands the
+    batches out in order: two workers give the batches one gives, seed for seed."""
+    import roma
+
+    from inference.bodymodels.anny import AnnyBody
+    from inference.synth import SyntheticData
+    from inference.train import _Batches
+
+    data = SyntheticData(AnnyBody(cache_dir))
+
+    def seeds_of(workers: int, draws_only: bool) -> list[torch.Tensor]:
+        loader = torch.utils.data.DataLoader(_Batches(data, 1, 6, 4, 100, images=False, draws_only=draws_only),
+                                             batch_size=None, num_workers=workers, collate_fn=lambda b: b)  # fmt: skip
+        return [torch.as_tensor(b.pose) for b in loader]
+
+    one, two = seeds_of(0, False), seeds_of(2, True)  # rotation matrices; axis-angle draws
+    assert len(one) == len(two) == 5
+    for a, b in zip(one, two):
+        assert torch.allclose(a, roma.rotvec_to_rotmat(b.float()), atol=1e-6)
+
+
+def test_deeper_lifter_starts_as_the_shallow_one_and_learns(tmp_path, cache_dir):
+    """A four-block lifter started from a two-block file answers exactly as that file (its new
+    blocks sit behind zero gates), and one training step moves the new blocks."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from inference.bodymodels.anny import AnnyBody
+    from inference.synth import SyntheticData
+    from inference.train import run_net
+
+    common = ["--keypoints-only", "--dropout", "0", "--val-size", "2", "--cache-dir", cache_dir, "--workers", "0", "--batch", "8"]
+    shallow_w = tmp_path / "s.safetensors"
+    assert main([*common, "--steps", "2", "--eval-every", "2", "--checkpoint", str(tmp_path / "s.pt"), "--weights", str(shallow_w)]) == 0
+    deep_ck = tmp_path / "d.pt"
+    deep = ["--lifter-blocks", "4", "--init-from", str(shallow_w), "--checkpoint", str(deep_ck), "--weights", str(tmp_path / "d.safetensors")]
+    assert main([*common, *deep, "--steps", "0", "--eval-every", "1"]) == 0
+    shallow = RegressorNet.load(shallow_w)
+    started = torch.load(deep_ck, weights_only=True)["model"]
+    assert float(started["lifter.2.gate"]) == 0.0 and float(started["lifter.3.gate"]) == 0.0
+    net = RegressorNet(replace(shallow.config, lifter_blocks=4))
+    net.load_state_dict(started)
+    net.eval()
+    b = SyntheticData(AnnyBody(cache_dir)).batch(np.arange(4), images=False)
+    with torch.no_grad():
+        assert torch.allclose(run_net(net, b, images=False), run_net(shallow, b, images=False), atol=1e-5)
+    assert main([*common, *deep, "--steps", "2", "--eval-every", "2"]) == 0
+    trained = torch.load(deep_ck, weights_only=True)["model"]
+    assert float(trained["lifter.2.gate"].abs()) > 0
+    assert not torch.equal(trained["lifter.3.f.0.weight"], started["lifter.3.f.0.weight"])
