@@ -64,9 +64,12 @@ class FitOptions:
 
     def for_trained_start(self, factor: float = 0.5) -> "FitOptions":
         """Options for a start that already has a pose and a camera (the trained regressor's).
-        The rigid stage keeps ``factor / 2`` of its steps and the pose stage ``factor``; the
-        silhouette stage keeps all of its steps, since it is what moves the body onto the
-        person's mask. The start's pose is held half as firmly, and its phenotype not at all:
+        There is no rigid stage: the start is already placed on the 2D keypoints by a closed-form
+        fit, and rigid steps at this step size only threw it off (the keypoint loss rose from
+        1.8x to 3.3x its final value in 5 steps; without them the fit ends closer, in fewer
+        iterations: README, "Regressor benchmark"). The pose stage keeps ``factor`` of its
+        steps; the silhouette stage keeps all of its steps, since it is what moves the body onto
+        the person's mask. The start's pose is held half as firmly, and its phenotype not at all:
         the network predicts a body without clothes, and on a real photo the silhouette stage
         must be free to cover the clothes. This measured better than shrinking every stage alike
         on the synthetic bodies and on the photos (README, "Regressor benchmark").
@@ -75,10 +78,9 @@ class FitOptions:
         the keypoints and pulls limbs off them, in depth too. Lighter, it took PA-MPJPE on the
         synthetic bodies (whose mask is exact) from 65.7 to 61.7 mm; on real photos the
         keypoints fit a fifth closer for about 0.01 less silhouette IoU (README)."""
-        rigid = max(1, round(self.rigid_steps * factor / 2)) if self.rigid_steps else 0
         pose = max(1, round(self.pose_steps * factor)) if self.pose_steps else 0
         return replace(
-            self, rigid_steps=rigid, pose_steps=pose, init_prior=self.init_prior / 2, shape_prior=0.0,
+            self, rigid_steps=0, pose_steps=pose, init_prior=self.init_prior / 2, shape_prior=0.0,
             silhouette_weight=self.silhouette_weight * TRAINED_SILHOUETTE_SCALE,
         )  # fmt: skip
 

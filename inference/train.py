@@ -1,8 +1,13 @@
 """Train the ResNet50 regressor on synthetic bodies: ``python -m inference.train``.
 
-CPU only. Resumable: the checkpoint (model, optimiser, step) is written every
-few minutes and on Ctrl-C / SIGTERM, and a new run with the same
-``--checkpoint`` goes on from it; the data stream is seeded by step, so a
+On the CPU, or with ``--device cuda`` on a GPU: then the loader's workers only
+draw each sample's random numbers on the CPU cores and the GPU makes the
+batches and trains (about 25,000 keypoint samples a second on an H200 with 16
+cores, against about 450 on a 2-core CPU). Nothing else needs a GPU.
+
+Resumable: the checkpoint (model, optimiser, step) is written every few
+minutes and on Ctrl-C / SIGTERM, and a new run with the same ``--checkpoint``
+goes on from it; the data stream is seeded by step, so a
 resumed run sees the same samples it would have seen. Every ``--eval-every``
 steps the weights are exported (float16 safetensors) with their validation
 error, so a background run can be stopped at any time.
