@@ -15,7 +15,8 @@
 #   9. keypoint lifter again from stage 8, 2476 x 1024 new samples, then
 #  10. 1652 x 4096 more: 9.3 M samples, on a GPU (DEVICE=cuda WORKERS=15: loader workers draw on the
 #      CPU cores, the GPU makes and trains, about 25,000 samples/s on an H200 with 16 cores; on this
-#      2-core CPU about 450 samples/s, 6 hours). The shipped weights ran these two stages timed
+#      2-core CPU about 450 samples/s, 6 hours; scripts/gpu_bundle.py for a GPU machine without
+#      this project's environment). The shipped weights ran these two stages timed
 #      (--minutes 5 and 4.5, the learning rate following the clock); --steps gives the same lengths.
 # Then: .venv/bin/python -m inference benchmark --regressor --weights runs/stage10/lifter.safetensors --json
 set -euo pipefail
