@@ -341,8 +341,8 @@ class SyntheticData:
             if images:
                 d["mask_ops"] = _draw_mask_ops(r)
             if r.random() <= 0.2:  # an occluder
-                w, h = r.uniform(0.2, 0.8, 2)
-                d["occluder"] = np.array([r.uniform(-1, 1 - w), r.uniform(-1, 1 - h), w, h])
+                ow, oh = r.uniform(0.2, 0.8, 2)
+                d["occluder"] = np.array([r.uniform(-1, 1 - ow), r.uniform(-1, 1 - oh), ow, oh])
                 d["hide"] = r.random(nk) < 0.8
         d["conf"] = conf
         return d
