@@ -103,12 +103,12 @@ def test_several_workers_keep_the_stream_in_order(cache_dir):
 
     data = SyntheticData(AnnyBody(cache_dir))
 
-    def seeds_of(workers: int, draws_only: bool) -> list[torch.Tensor]:
+    def poses_of(workers: int, draws_only: bool) -> list[torch.Tensor]:
         loader = torch.utils.data.DataLoader(_Batches(data, 1, 6, 4, 100, images=False, draws_only=draws_only),
                                              batch_size=None, num_workers=workers, collate_fn=lambda b: b)  # fmt: skip
         return [torch.as_tensor(b.pose) for b in loader]
 
-    one, two = seeds_of(0, False), seeds_of(2, True)  # rotation matrices; axis-angle draws
+    one, two = poses_of(0, False), poses_of(2, True)  # rotation matrices; axis-angle draws
     assert len(one) == len(two) == 5
     for a, b in zip(one, two):
         assert torch.allclose(a, roma.rotvec_to_rotmat(b.float()), atol=1e-6)
