@@ -142,7 +142,8 @@ class _Batches(torch.utils.data.IterableDataset):
         self.draws_only = draws_only
 
     def __iter__(self):
-        if torch.utils.data.get_worker_info() is not None:
+        info = torch.utils.data.get_worker_info()
+        if info is not None:
             torch.set_num_threads(1)
             # Ctrl-C or a kill of the whole process group is for the main process, which finishes
             # its step, saves the checkpoint and shuts this worker down; dying first would lose both.
@@ -150,7 +151,6 @@ class _Batches(torch.utils.data.IterableDataset):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         make = self.data.draw if self.draws_only else self.data.batch
         # Worker k of n takes every n-th batch; the loader hands them out in order.
-        info = torch.utils.data.get_worker_info()
         k, n = (info.id, info.num_workers) if info is not None else (0, 1)
         for i in range(self.start + k, self.stop, n):
             yield make(np.arange(i * self.size, (i + 1) * self.size) + self.offset, images=self.images)
@@ -291,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             next_batch = lambda: next(stream)  # noqa: E731
         timed = args.minutes is not None
-        while step < args.steps and not stop["now"] and not (timed and seconds >= args.minutes * 60):
+        out_of_time = lambda: timed and seconds >= args.minutes * 60  # noqa: E731
+        while step < args.steps and not stop["now"] and not out_of_time():
             t0 = time.perf_counter()
             progress = seconds / (args.minutes * 60) if timed else None
             for g in opt.param_groups:
@@ -309,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                 run[k] = 0.9 * run.get(k, v) + 0.1 * v
             if step % 25 == 0:
                 print(f"step {step}/{args.steps} {seconds / 60:.1f} min  " + " ".join(f"{k} {v:.4f}" for k, v in run.items()), flush=True)
-            if step % args.eval_every == 0 or step == args.steps or (timed and seconds >= args.minutes * 60):
+            if step % args.eval_every == 0 or step == args.steps or out_of_time():
                 val = evaluate(net, body_loss, data, val_seeds, images=images)
                 history.append({"step": step, "minutes": round(seconds / 60, 1), **{k: round(v, 5) for k, v in val.items()}})
                 print("validation " + json.dumps(history[-1]), flush=True)
