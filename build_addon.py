@@ -3,8 +3,9 @@
     python build_addon.py [--output-dir dist]    -> dist/human_recon-<version>.zip
 
 The zip holds the manifest and the add-on at its root, and under
-``inference_pkg/`` the inference package, its requirements and the weights,
-which the add-on puts on the child process's PYTHONPATH.
+``inference_pkg/`` the runtime package (``inference``), the weights it loads and its
+requirements, which the add-on puts on the child process's PYTHONPATH. Training,
+benchmarks, tests and docs stay out.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
+# What inference loads from weights/ (the regressor's weights; the model card stays in the repo).
+RUNTIME_WEIGHTS = ["regressor.safetensors"]
 
 
 def _files(folder: Path):
@@ -38,10 +41,9 @@ def build(output_dir: str | Path = ROOT / "dist") -> Path:
             z.write(p, p.relative_to(ROOT / "addon" / "human_recon").as_posix())
         for p in _files(ROOT / "inference"):
             z.write(p, ("inference_pkg" / p.relative_to(ROOT)).as_posix())
-        for p in _files(ROOT / "weights"):
-            z.write(p, ("inference_pkg" / p.relative_to(ROOT)).as_posix())
+        for name in RUNTIME_WEIGHTS:
+            z.write(ROOT / "weights" / name, f"inference_pkg/weights/{name}")
         z.write(ROOT / "requirements.txt", "inference_pkg/requirements.txt")
-        z.write(ROOT / "README.md", "inference_pkg/README.md")
     tmp.replace(zip_path)
     return zip_path
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import ReconError
-from .result import SCHEMA_VERSION, ReconResult
+from .io.result import SCHEMA_VERSION, ReconResult
 
 __all__ = ["ReconError", "ReconResult", "SCHEMA_VERSION", "reconstruct_image", "__version__"]
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m inference reconstruct|benchmark|version``.
+"""Command line: ``python -m inference reconstruct|sequence|convert|version``.
 
 With ``--json-progress`` stdout carries only JSON lines (the protocol the
 Blender add-on reads)::
@@ -130,7 +130,7 @@ def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
     out.event("start", version=_version(), schema_version=_schema(), total=total)
     # Cheap checks first, so a typo fails in milliseconds, not after loading models.
     if total == 1:
-        from .images import load_image
+        from .io.images import load_image
 
         _check_output(outputs[0], args.overwrite)
         load_image(args.images[0])
@@ -182,7 +182,7 @@ def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
-    from .frames import open_frames
+    from .io.frames import open_frames
 
     dest = Path(args.output)
     if dest.suffix.lower() != ".npz":
@@ -203,7 +203,14 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
     bar = out.progress_bar(total)
 
     def progress(done: int, n: int, note: str) -> None:
-        out.event("progress", stage="frames", fraction=round(done / n, 4), frame=done, total=n, **({"note": note} if note else {}))
+        out.event(
+            "progress",
+            stage="frames",
+            fraction=round(done / n, 4),
+            frame=done,
+            total=n,
+            **({"note": note} if note else {}),
+        )
         bar(done, note)
 
     t = time.perf_counter()
@@ -223,13 +230,13 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
 def cmd_convert(args: argparse.Namespace, out: Output) -> int:
     import numpy as np
 
-    from .result import ReconResult, write_npz_atomic
+    from .io.result import ReconResult, write_npz_atomic
 
     dest = Path(args.output)
     if dest.suffix.lower() != ".npz":
         raise ReconError("bad_argument", f"--output must end in .npz (got {dest.name}).")
     _check_output(dest, args.overwrite)
-    from .images import check_input_file
+    from .io.images import check_input_file
 
     result = ReconResult.load(check_input_file(args.result))
     if result.body_model != "anny":
@@ -254,27 +261,6 @@ def cmd_convert(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-def cmd_benchmark(args: argparse.Namespace, out: Output) -> int:
-    from .benchmark import run_benchmark, run_sequence_benchmark
-
-    if args.regressor:
-        from .benchmark_regressor import run_regressor_benchmark
-
-        report = run_regressor_benchmark(
-            samples=args.samples, images=args.images, workers=args.workers, cache_dir=args.cache_dir, weights=args.weights,
-            clip=args.clip, clip_step=args.clip_step, renders=args.renders,
-        )
-    elif args.sequence:
-        report = run_sequence_benchmark(args.sequence, end=args.frames, cache_dir=args.cache_dir)
-    else:
-        report = run_benchmark(images=args.images, repeats=args.repeats, quality=args.quality, cache_dir=args.cache_dir)
-    if args.json:
-        out._out.write(json.dumps(report) + "\n")
-    else:
-        out._out.write(json.dumps(report, indent=2) + "\n")
-    return EXIT_OK
-
-
 def _version() -> str:
     from . import __version__
 
@@ -282,7 +268,7 @@ def _version() -> str:
 
 
 def _schema() -> int:
-    from .result import SCHEMA_VERSION
+    from .io.result import SCHEMA_VERSION
 
     return SCHEMA_VERSION
 
@@ -337,24 +323,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--cache-dir", default=None)
     c.add_argument("--json-progress", action="store_true")
 
-    b = sub.add_parser("benchmark", help="speed and accuracy on bundled and given photos")
-    b.add_argument("images", nargs="*", help="extra photos to measure (the bundled one is always included)")
-    b.add_argument("--json", action="store_true", help="one JSON line")
-    b.add_argument("--repeats", type=int, default=5)
-    b.add_argument("--sequence", metavar="CLIP", help="benchmark the clip pipeline on a video or folder of frames")
-    b.add_argument("--frames", type=int, default=60, help="frames of the clip to use (--sequence)")
-    b.add_argument("--regressor", action="store_true",
-                   help="the trained regressor on held-out synthetic bodies and the photos, against the landmark start")
-    b.add_argument("--samples", type=int, default=500, help="held-out synthetic bodies (--regressor)")
-    b.add_argument("--workers", type=int, default=2, help="processes for the synthetic set (--regressor)")
-    b.add_argument("--clip", default=None, help="also every --clip-step-th frame of this video as a real photo (--regressor)")
-    b.add_argument("--clip-step", type=int, default=25)
-    b.add_argument("--renders", default=None, metavar="DIR",
-                   help="also the photo pipeline, real detector included, on bodies rendered by scripts/render_bodies.py (--regressor)")
-    b.add_argument("--weights", default=None, help="regressor weights to benchmark instead of the bundled ones (--regressor)")
-    b.add_argument("--quality", choices=["fast", "balanced", "best"], default="balanced")
-    b.add_argument("--cache-dir", default=None)
-
     sub.add_parser("version", help="print the package and result-schema versions")
     return p
 
@@ -375,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_sequence(args, out)
         if args.command == "convert":
             return cmd_convert(args, out)
-        return cmd_benchmark(args, out)
+        raise AssertionError(args.command)  # argparse allows only the commands above
     except ReconError as err:
         out.error(err)
         return exit_code_for(err.code)

@@ -16,10 +16,11 @@ import numpy as np
 import roma
 import torch
 
+from . import keypoints as kpl
 from .bodymodels.anny import AnnyBody
+from .bodymodels.joints import JointLimits
 from .bodymodels.smpl import SMPLBody
-from .joints import JointLimits
-from .result import ReconResult
+from .io.result import ReconResult
 
 # SMPL model axes (left +X, up +Y, forward +Z) in Anny's model axes (left +X, up +Z, forward -Y).
 SMPL_TO_ANNY = torch.tensor([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
@@ -70,7 +71,7 @@ def anny_to_smpl(result: ReconResult, anny: AnnyBody, smpl: SMPLBody, steps: int
     lim = JointLimits(smpl.bone_names, smpl.pose_limits)
     # Start: Anny's orientation and pelvis, SMPL's mean shape.
     grot = roma.rotmat_to_rotvec(torch.tensor(result.global_rotation, dtype=torch.float32) @ SMPL_TO_ANNY)
-    hips = kps[:, [11, 12]].mean(1)
+    hips = kps[:, kpl.HIPS].mean(1)
     transl = hips.clone()
     grot = grot.clone().requires_grad_(True)
     transl.requires_grad_(True)

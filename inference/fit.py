@@ -26,11 +26,12 @@ import roma
 import torch
 import torch.nn.functional as F
 
+from . import keypoints as kpl
 from .bodymodels.base import BodyModel, BodyParams, RestState
+from .bodymodels.joints import JointLimits
+from .bodymodels.lbs import CollapsedSkeleton
 from .camera import Camera, project
 from .detect import Detection
-from .joints import JointLimits
-from .lbs import CollapsedSkeleton
 
 # Relative weight of each keypoint (body-model order: COCO-17, big toes, heels).
 KP_WEIGHTS = torch.tensor([0.5] * 5 + [1.0] * 12 + [0.5] * 4)
@@ -41,7 +42,6 @@ MIRROR_MARGIN = 0.8  # the mirrored labelling must explain the image this much b
 # fit the 2D keypoints about equally well (the body turned round); the landmarks carry the
 # depth cues (which way the face and the feet point) that settle it.
 MIRROR_LANDMARKS_WEIGHT = 0.2
-HIPS = [11, 12]
 # The silhouette's weight for a trained start, relative to the landmark start's (for_trained_start).
 TRAINED_SILHOUETTE_SCALE = 0.3
 
@@ -132,6 +132,76 @@ class MaskTargets:
         return (samples - picked).norm(dim=-1).mean(1) / self.box_height
 
 
+@dataclass
+class _Targets:
+    """What the fit explains, one row per labelling hypothesis."""
+
+    K: torch.Tensor  # (3, 3)
+    keypoints: torch.Tensor  # (B, 21, 3) pixels and confidence (low confidences turned down further)
+    height: torch.Tensor  # (B,) the person's box height, pixels
+    landmarks3d: torch.Tensor  # (B, 21, 3)
+
+    @classmethod
+    def of(cls, detections: list[Detection], camera: Camera) -> "_Targets":
+        target = torch.tensor(np.stack([d.keypoints2d for d in detections]), dtype=torch.float32)
+        target[..., 2] = torch.where(target[..., 2] > 0.3, target[..., 2], 0.02 * target[..., 2])
+        return cls(
+            K=torch.tensor(camera.K, dtype=torch.float32),
+            keypoints=target,
+            height=torch.tensor([max(d.height, 8.0) for d in detections], dtype=torch.float32),
+            landmarks3d=torch.tensor(np.stack([d.landmarks3d for d in detections]), dtype=torch.float32),
+        )
+
+    def select(self, i: int) -> "_Targets":
+        s = slice(i, i + 1)
+        return _Targets(self.K, self.keypoints[s], self.height[s], self.landmarks3d[s])
+
+
+@dataclass
+class _Variables:
+    """What the fit changes (and the start's pose, which the prior holds it to)."""
+
+    grot: torch.Tensor  # (B, 3)
+    transl: torch.Tensor  # (B, 3)
+    pose_sub: torch.Tensor  # (B, N, 3) the fitted bones' axis-angles
+    pose0: torch.Tensor  # (B, N, 3) the start's
+    shape: torch.Tensor  # (B, S)
+
+    @classmethod
+    def of(cls, init: BodyParams, limits: JointLimits) -> "_Variables":
+        pose0 = init.pose[:, limits.index].detach().clone()
+        return cls(
+            grot=init.global_rot.detach().clone().requires_grad_(True),
+            transl=init.transl.detach().clone().requires_grad_(True),
+            pose_sub=pose0.clone().requires_grad_(True),
+            pose0=pose0,
+            shape=init.shape.detach().clone(),
+        )
+
+    def select(self, i: int) -> "_Variables":
+        s = slice(i, i + 1)
+        grow = lambda v: v.detach()[s].clone().requires_grad_(True)  # noqa: E731
+        return _Variables(grow(self.grot), grow(self.transl), grow(self.pose_sub), self.pose0[s], self.shape[s])
+
+
+class _Log:
+    """Iterations, per-iteration keypoint losses (every hypothesis) and seconds per stage."""
+
+    def __init__(self) -> None:
+        self.iterations = 0
+        self.trace: list[torch.Tensor] = []
+        self.stage_seconds: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.stage_seconds[stage] = now - self._clock
+        self._clock = now
+
+    def select(self, i: int) -> None:
+        self.trace = [v[i : i + 1] for v in self.trace]
+
+
 class Fitter:
     def __init__(self, body: BodyModel, options: FitOptions | None = None) -> None:
         self.body = body
@@ -143,7 +213,9 @@ class Fitter:
         self._kp_cols = torch.searchsorted(self.vertex_ids, body.keypoint_vertex_ids)
         self._sil_cols = torch.searchsorted(self.vertex_ids, sample)
         self._fixed_shape = body.shape_fixed
-        self.skeleton = CollapsedSkeleton(body.bone_parents, self.limits.index.tolist(), body.skin_matrix[self.vertex_ids])
+        self.skeleton = CollapsedSkeleton(
+            body.bone_parents, self.limits.index.tolist(), body.skin_matrix[self.vertex_ids]
+        )
 
     # -- model evaluation -------------------------------------------------------------
 
@@ -170,93 +242,79 @@ class Fitter:
 
     def fit(self, detections: list[Detection], camera: Camera, init: BodyParams) -> FitResult:
         """Fit one body per detection hypothesis (batched); return the best one."""
-        o, lim = self.options, self.limits
-        K = torch.tensor(camera.K, dtype=torch.float32)
-        target = torch.tensor(np.stack([d.keypoints2d for d in detections]), dtype=torch.float32)
-        target[..., 2] = torch.where(target[..., 2] > 0.3, target[..., 2], 0.02 * target[..., 2])
-        height = torch.tensor([max(d.height, 8.0) for d in detections], dtype=torch.float32)
-        lm3d = torch.tensor(np.stack([d.landmarks3d for d in detections]), dtype=torch.float32)
+        o = self.options
+        targets = _Targets.of(detections, camera)
+        x = _Variables.of(init, self.limits)
+        log = _Log()
+        rest = self._rigid_stage(x, targets, log)
+        log.lap("rigid")
+        final = self._pose_stage(x, targets, rest, log)
+        best = self._choose_labelling(final, targets) if o.mirror_guard and len(detections) > 1 else 0
+        x, targets = x.select(best), targets.select(best)
+        log.select(best)
+        log.lap("pose")
+        if o.full_steps == 0:  # warm-started clip frames: pose only, no silhouette
+            final = {k: v[best : best + 1] for k, v in final.items() if not k.startswith("_")}
+            return self._result(x, best, log, final)
+        losses = self._silhouette_stage(x, targets, MaskTargets(detections[best].mask, float(targets.height[0])), log)
+        log.lap("full")
+        return self._result(x, best, log, losses)
 
-        pose0 = init.pose[:, lim.index].detach().clone()
-        grot = init.global_rot.detach().clone().requires_grad_(True)
-        transl = init.transl.detach().clone().requires_grad_(True)
-        pose_sub = pose0.clone().requires_grad_(True)
-        shape = init.shape.detach().clone()
-        iterations = 0
-        trace: list[torch.Tensor] = []  # per-iteration keypoint loss of every hypothesis
-
-        clock = time.perf_counter()
-        stage_seconds: dict[str, float] = {}
-
-        def lap(name: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            stage_seconds[name] = now - clock
-            clock = now
-
-        # 1. rigid: the body is fixed, so skin it once.
+    def _rigid_stage(self, x: _Variables, t: _Targets, log: _Log) -> RestState:
+        """Global rotation and translation only. The body does not change, so it is skinned once;
+        returns its rest state for the pose stage."""
         with torch.no_grad():
-            rest = self._rest(shape)
-            v_body, _ = self._posed(rest, pose_sub, torch.zeros_like(grot), torch.zeros_like(transl))
+            rest = self._rest(x.shape)
+            v_body, _ = self._posed(rest, x.pose_sub, torch.zeros_like(x.grot), torch.zeros_like(x.transl))
             kp_body = self.body.keypoints(v_body[:, self._kp_cols], self.body.keypoint_vertex_ids)
-        opt = torch.optim.Adam([grot, transl], lr=o.lr)
-        for _ in range(o.rigid_steps):
-            kp = torch.einsum("bij,bkj->bki", roma.rotvec_to_rotmat(grot), kp_body) + transl[:, None]
-            kpl = self._kp_loss(kp, target, K, height)
-            trace.append(kpl.detach())
-            loss = kpl.sum()
+        opt = torch.optim.Adam([x.grot, x.transl], lr=self.options.lr)
+        for _ in range(self.options.rigid_steps):
+            kp = torch.einsum("bij,bkj->bki", roma.rotvec_to_rotmat(x.grot), kp_body) + x.transl[:, None]
+            kp_loss = self._kp_loss(kp, t.keypoints, t.K, t.height)
+            log.trace.append(kp_loss.detach())
             opt.zero_grad()
-            loss.backward()
+            kp_loss.sum().backward()
             opt.step()
-            iterations += 1
+            log.iterations += 1
+        return rest
 
-        lap("rigid")
-
-        # 2. pose, every hypothesis.
-        opt = torch.optim.Adam([grot, transl, pose_sub], lr=o.lr)
+    def _pose_stage(self, x: _Variables, t: _Targets, rest: RestState, log: _Log) -> dict[str, torch.Tensor]:
+        """All fitted bones, every hypothesis at once; returns the losses at its end (limits applied)."""
+        o = self.options
+        opt = torch.optim.Adam([x.grot, x.transl, x.pose_sub], lr=o.lr)
         for it in range(o.pose_steps):
             _warm_up(opt, o.lr, it, o.warmup_steps)
-            losses = self._pose_losses(rest, pose_sub, pose0, grot, transl, target, K, height, lm3d)
-            trace.append(losses["keypoints"].detach())
+            losses = self._pose_losses(rest, x, t)
+            log.trace.append(losses["keypoints"].detach())
             opt.zero_grad()
             losses["total"].sum().backward()
             opt.step()
-            iterations += 1
+            log.iterations += 1
         with torch.no_grad():
-            pose_sub.copy_(lim.clamp(pose_sub))
-            final = self._pose_losses(rest, pose_sub, pose0, grot, transl, target, K, height, lm3d)
-        best = 0
-        if o.mirror_guard and len(detections) > 1:
-            tot = final["total"] + MIRROR_LANDMARKS_WEIGHT * _landmark_disagreement(final["_keypoints"], lm3d, target[..., 2])
-            if float(tot[1]) < MIRROR_MARGIN * float(tot[0]):
-                best = 1
-        sel = slice(best, best + 1)
-        trace = [t[sel] for t in trace]
-        grot = grot.detach()[sel].clone().requires_grad_(True)
-        transl = transl.detach()[sel].clone().requires_grad_(True)
-        pose_sub = pose_sub.detach()[sel].clone().requires_grad_(True)
-        pose0 = pose0[sel]
-        target, height, lm3d = target[sel], height[sel], lm3d[sel]
-        lap("pose")
-        shape = shape[sel]
-        if o.full_steps == 0:  # warm-started clip frames: pose only, no silhouette
-            final = {k: v[sel] for k, v in final.items() if not k.startswith("_")}
-            return self._result(grot, transl, pose_sub, shape, best, iterations, stage_seconds, final, trace)
-        masks = MaskTargets(detections[best].mask, float(height[0]))
+            x.pose_sub.copy_(self.limits.clamp(x.pose_sub))
+            return self._pose_losses(rest, x, t)
 
-        # 3. full: pose, shape and silhouette.
-        shape = shape.clone().requires_grad_(True)
+    @staticmethod
+    def _choose_labelling(final: dict[str, torch.Tensor], t: _Targets) -> int:
+        """1 if the mirrored labelling (hypothesis 1) explains the image clearly better, else 0."""
+        tot = final["total"] + MIRROR_LANDMARKS_WEIGHT * _landmark_disagreement(final["_keypoints"], t.landmarks3d,
+                                                                                t.keypoints[..., 2])  # fmt: skip
+        return 1 if float(tot[1]) < MIRROR_MARGIN * float(tot[0]) else 0
+
+    def _silhouette_stage(self, x: _Variables, t: _Targets, masks: MaskTargets, log: _Log) -> dict[str, torch.Tensor]:
+        """Pose, shape and the silhouette terms, for the chosen hypothesis; returns the final losses."""
+        o = self.options
+        shape = x.shape.clone().requires_grad_(True)
+        x.shape = shape
         shape0 = shape.detach().clone()
         free = (~self._fixed_shape).float()
-        opt = torch.optim.Adam([grot, transl, pose_sub, shape], lr=o.lr * 0.75)
+        opt = torch.optim.Adam([x.grot, x.transl, x.pose_sub, shape], lr=o.lr * 0.75)
         for it in range(o.full_steps):
             _warm_up(opt, o.lr * 0.75, it, o.warmup_steps)
-            rest = self._rest(shape)
-            losses = self._pose_losses(rest, pose_sub, pose0, grot, transl, target, K, height, lm3d)
-            v = losses.pop("_vertices")
-            uv = project(v[:, self._sil_cols], K)
+            losses = self._pose_losses(self._rest(shape), x, t)
+            uv = project(losses.pop("_vertices")[:, self._sil_cols], t.K)
             sil = masks.outside(uv) + masks.coverage(uv)
-            trace.append(losses["keypoints"].detach())
+            log.trace.append(losses["keypoints"].detach())
             total = losses["total"] + o.silhouette_weight * sil + o.shape_prior * (shape - shape0).pow(2).sum(1)
             opt.zero_grad()
             total.sum().backward()
@@ -264,39 +322,36 @@ class Fitter:
             opt.step()
             with torch.no_grad():
                 shape.clamp_(*self.body.shape_bounds)
-            iterations += 1
+            log.iterations += 1
         with torch.no_grad():
-            pose_sub.copy_(lim.clamp(pose_sub))
-            rest = self._rest(shape)
-            losses = self._pose_losses(rest, pose_sub, pose0, grot, transl, target, K, height, lm3d)
-            uv = project(losses.pop("_vertices")[:, self._sil_cols], K)
+            x.pose_sub.copy_(self.limits.clamp(x.pose_sub))
+            losses = self._pose_losses(self._rest(shape), x, t)
+            uv = project(losses.pop("_vertices")[:, self._sil_cols], t.K)
             losses["silhouette"] = masks.outside(uv) + masks.coverage(uv)
+        return losses
 
-        lap("full")
-        return self._result(grot, transl, pose_sub, shape, best, iterations, stage_seconds, losses, trace)
-
-    def _result(self, grot, transl, pose_sub, shape, best, iterations, stage_seconds, losses, trace) -> FitResult:
-        pose = self.limits.full_pose(pose_sub.detach())
-        params = BodyParams(global_rot=grot.detach(), transl=transl.detach(), pose=pose, shape=shape.detach())
+    def _result(self, x: _Variables, best: int, log: _Log, losses: dict[str, torch.Tensor]) -> FitResult:
+        pose = self.limits.full_pose(x.pose_sub.detach())
+        params = BodyParams(global_rot=x.grot.detach(), transl=x.transl.detach(), pose=pose, shape=x.shape.detach())
         return FitResult(
             params=params,
             hypothesis=best,
-            iterations=iterations,
-            stage_seconds=stage_seconds,
+            iterations=log.iterations,
+            stage_seconds=log.stage_seconds,
             losses={k: float(v.sum()) for k, v in losses.items() if not k.startswith("_")},
-            keypoint_trace=[float(t[0]) for t in trace],
+            keypoint_trace=[float(v[0]) for v in log.trace],
         )
 
-    def _pose_losses(self, rest, pose_sub, pose0, grot, transl, target, K, height, lm3d) -> dict[str, torch.Tensor]:
-        o, lim = self.options, self.limits
-        v, kp = self._posed(rest, pose_sub, grot, transl)
-        kp_loss = self._kp_loss(kp, target, K, height)
-        limit = lim.penalty(pose_sub)
-        prior = o.init_prior * (pose_sub - pose0).pow(2).sum((1, 2)) + 1e-3 * pose_sub.pow(2).sum((1, 2))
+    def _pose_losses(self, rest: RestState, x: _Variables, t: _Targets) -> dict[str, torch.Tensor]:
+        o = self.options
+        v, kp = self._posed(rest, x.pose_sub, x.grot, x.transl)
+        kp_loss = self._kp_loss(kp, t.keypoints, t.K, t.height)
+        limit = self.limits.penalty(x.pose_sub)
+        prior = o.init_prior * (x.pose_sub - x.pose0).pow(2).sum((1, 2)) + 1e-3 * x.pose_sub.pow(2).sum((1, 2))
         total = kp_loss + 10.0 * limit + prior
         out = {"keypoints": kp_loss, "limits": limit, "prior": prior}
         if o.landmarks3d_weight > 0:
-            l3 = _landmark_disagreement(kp, lm3d, target[..., 2])
+            l3 = _landmark_disagreement(kp, t.landmarks3d, t.keypoints[..., 2])
             total = total + o.landmarks3d_weight * l3
             out["landmarks3d"] = l3
         out["total"] = total
@@ -313,6 +368,6 @@ def _warm_up(opt: torch.optim.Optimizer, lr: float, step: int, warmup_steps: int
 def _landmark_disagreement(kp: torch.Tensor, lm3d: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
     """Confidence-weighted mean distance (m) between the body's keypoints and the detector's 3D
     landmarks, both hip-centred (the landmarks are camera-aligned: compare shapes, not positions)."""
-    a = kp - kp[:, HIPS].mean(1, keepdim=True)
-    b = lm3d - lm3d[:, HIPS].mean(1, keepdim=True)
+    a = kp - kpl.pelvis(kp)
+    b = lm3d - kpl.pelvis(lm3d)
     return (confidence * (a - b).norm(dim=-1)).mean(1)

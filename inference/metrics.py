@@ -8,7 +8,9 @@ import numpy as np
 from .camera import project_np
 
 
-def render_silhouette(vertices_cam: np.ndarray, faces: np.ndarray, K: np.ndarray, width: int, height: int) -> np.ndarray:
+def render_silhouette(
+    vertices_cam: np.ndarray, faces: np.ndarray, K: np.ndarray, width: int, height: int
+) -> np.ndarray:
     """Binary (H, W) mask of the mesh seen through the camera (filled triangles)."""
     uv = project_np(vertices_cam, K)
     front = vertices_cam[:, 2] > 1e-3
@@ -27,7 +29,9 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
-def keypoint_error(pred_uv: np.ndarray, detected: np.ndarray, box_height: float, min_conf: float = 0.5) -> tuple[float, float]:
+def keypoint_error(
+    pred_uv: np.ndarray, detected: np.ndarray, box_height: float, min_conf: float = 0.5
+) -> tuple[float, float]:
     """Mean and max pixel distance of visible keypoints, as % of the box height."""
     vis = detected[:, 2] > min_conf
     if not vis.any():

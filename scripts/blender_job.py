@@ -15,8 +15,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def install_extension(zip_path: Path):
     """Install and enable the zip with Blender's own extension installer."""
@@ -51,7 +49,7 @@ def render_over_photo(scene, photo: Path, out_png: Path, samples: int = 16) -> N
 
         bpy.ops.render.render(write_still=True)
         body = Image.open(scene.render.filepath).convert("RGBA")
-    from inference.images import load_image
+    from inference.io.images import load_image
 
     base = Image.fromarray(load_image(photo)).convert("RGBA").resize(body.size)
     alpha = np.asarray(body)[..., 3:4].astype(np.float32) / 255.0 * 0.85
@@ -90,7 +88,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _job(photo: Path, out: Path, zip_dir: Path, samples: int) -> int:
-    sys.path.insert(0, str(ROOT))
     import build_addon
 
     zip_path = build_addon.build(zip_dir)

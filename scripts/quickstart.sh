@@ -9,6 +9,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
 PHOTO=${1:-examples/person.jpg}
 OUT=${2:-out}
 .venv/bin/python scripts/blender_job.py "$PHOTO" "$OUT"

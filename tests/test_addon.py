@@ -72,7 +72,7 @@ def built(installed, tmp_path_factory):
     assert coll.name == "person"  # named after the photo
     objs = {o.type: o for o in coll.objects}
     assert _scene_state()[0] == before[0] + 3
-    from inference.result import ReconResult
+    from inference.io.result import ReconResult
 
     return objs, ReconResult.load(out / "person.npz")
 
@@ -285,7 +285,7 @@ def test_headless_job_script_writes_three_files(tmp_path, cache_dir):
 def test_import_sequence_keyframes_one_armature(installed, tmp_path, body):
     import torch
 
-    from inference.result import ReconResult
+    from inference.io.result import ReconResult
 
     clip = ROOT / "tests" / "data" / "demo.mp4"
     if not clip.exists():
@@ -321,7 +321,7 @@ def test_import_sequence_keyframes_one_armature(installed, tmp_path, body):
 def test_smpl_rig_reproduces_smplx_vertices(installed, tmp_path, body):
     """SMPL conventions: lowercase joint names, T-pose rest with SMPL's axes, shape keys for
     the betas and the pose correctives; the evaluated mesh equals smplx's LBS."""
-    from inference.result import ReconResult
+    from inference.io.result import ReconResult
 
     from .smpl_fixture import write_smpl_pkl
 
@@ -347,7 +347,9 @@ def test_smpl_rig_reproduces_smplx_vertices(installed, tmp_path, body):
         assert np.allclose(np.array(b.matrix_local)[:3, :3], np.eye(3), atol=1e-5)
     keys = [k.name for k in mesh.data.shape_keys.key_blocks]
     assert keys[:2] == ["Basis", "Shape000"] and "Shape009" in keys and "Pose206" in keys
-    assert np.allclose([mesh.data.shape_keys.key_blocks[f"Shape{k:03d}"].value for k in range(10)], r.extra["betas"], atol=1e-5)
+    assert np.allclose(
+        [mesh.data.shape_keys.key_blocks[f"Shape{k:03d}"].value for k in range(10)], r.extra["betas"], atol=1e-5
+    )
     # Blender's evaluated body, back in camera space, is smplx's (pose correctives included).
     world = _evaluated_world_vertices(mesh)
     to_world = np.array(arm.matrix_world)
@@ -374,7 +376,9 @@ def test_import_result_file(installed, built, tmp_path):
     assert np.abs(world - _evaluated_world_vertices(objs["MESH"])).max() < 1e-6
     (tmp_path / "junk.npz").write_bytes(b"not a result")
     before = _scene_state()
-    _assert_one_error_report(lambda: bpy.ops.human_recon.import_result(filepath=str(tmp_path / "junk.npz")), "not a Human Recon result")
+    _assert_one_error_report(
+        lambda: bpy.ops.human_recon.import_result(filepath=str(tmp_path / "junk.npz")), "not a Human Recon result"
+    )
     assert _scene_state() == before
 
 
@@ -389,7 +393,9 @@ def test_smpl_clip_keys_pose_correctives(installed, tmp_path):
     _prefs().smpl_model = str(model)
     names = {c.name for c in bpy.data.collections}
     try:
-        res = bpy.ops.human_recon.import_sequence(filepath=str(clip), end=4, body_model="smpl", result_dir=str(tmp_path))
+        res = bpy.ops.human_recon.import_sequence(
+            filepath=str(clip), end=4, body_model="smpl", result_dir=str(tmp_path)
+        )
     finally:
         _prefs().smpl_model = ""
     assert res == {"FINISHED"}

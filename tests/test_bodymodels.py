@@ -7,8 +7,8 @@ import roma
 import torch
 
 from inference.bodymodels.anny import AnnyBody
-from inference.joints import JointLimits
-from inference.lbs import CollapsedSkeleton
+from inference.bodymodels.joints import JointLimits
+from inference.bodymodels.lbs import CollapsedSkeleton
 
 
 def test_cache_is_reused(body, cache_dir):

@@ -76,7 +76,9 @@ def test_bad_input_one_line_no_file(tmp_path, cache_dir, make, code):
 
 def test_photo_without_person(tmp_path, cache_dir):
     out = tmp_path / "out.npz"
-    proc = run_cli("reconstruct", str(opencv_photo("fruits.jpg")), "-o", str(out), "--json-progress", cache_dir=cache_dir)
+    proc = run_cli(
+        "reconstruct", str(opencv_photo("fruits.jpg")), "-o", str(out), "--json-progress", cache_dir=cache_dir
+    )
     assert proc.returncode == EXIT_NO_PERSON
     _assert_one_clean_error(proc, "no_person")
     assert not out.exists() and list(tmp_path.iterdir()) == []
@@ -97,19 +99,3 @@ def test_batch_goes_on_past_a_bad_photo(tmp_path, cache_dir):
     assert [e["code"] for e in ev if e["event"] == "error"] == ["not_an_image"]
     assert ev[-1] == {"event": "done", "ok": 2, "failed": 1}
     assert sorted(p.name for p in outdir.iterdir()) == ["basketball1.npz", "person.npz"]
-
-
-def test_regressor_benchmark_rejects_a_missing_clip_before_it_starts(tmp_path, cache_dir):
-    proc = run_cli("benchmark", "--regressor", "--clip", str(tmp_path / "none.mp4"), cache_dir=cache_dir, timeout=60)
-    assert proc.returncode == EXIT_INPUT
-    stderr = proc.stderr.strip().splitlines()
-    assert len(stderr) == 1 and stderr[0].startswith("error: ") and "none.mp4 not found" in stderr[0], proc.stderr
-    assert proc.stdout == ""
-
-
-def test_regressor_benchmark_rejects_a_folder_without_renders_before_it_starts(tmp_path, cache_dir):
-    proc = run_cli("benchmark", "--regressor", "--samples", "0", "--renders", str(tmp_path), cache_dir=cache_dir, timeout=60)
-    assert proc.returncode == EXIT_INPUT
-    stderr = proc.stderr.strip().splitlines()
-    assert len(stderr) == 1 and "No rendered bodies in" in stderr[0] and "render_bodies.py" in stderr[0], proc.stderr
-    assert proc.stdout == ""

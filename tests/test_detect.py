@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from inference.errors import ReconError
-from inference.images import load_image
+from inference.io.images import load_image
 
 from .conftest import PERSON, opencv_photo
 
@@ -36,7 +36,7 @@ def test_small_person_found_through_crops(reconstructor):
     canvas = np.full((1400, 1800, 3), 110, np.uint8)
     small = cv2.resize(rgb, (230, 270))  # a fifth of the frame's height
     canvas[900:1170, 1500:1730] = small
-    assert reconstructor.detector._run(canvas) is None  # the whole-image pass misses it
+    assert reconstructor.detector.detect_whole(canvas) is None  # the whole-image pass misses it
     det = reconstructor.detector.detect(canvas)
     cx = (det.box[0] + det.box[2]) / 2
     assert 1500 < cx < 1730 and det.box[1] > 880
@@ -54,8 +54,8 @@ def test_no_person_is_reported():
 def test_keypoints_move_to_annys_convention_symmetrically(reconstructor):
     """MediaPipe's keypoints, moved to where Anny's lie: its hips sit higher and narrower than
     Anny's, so they move down the torso and apart; the shift is the same for the mirrored labels."""
-    from inference.detect import body_axes_2d, to_body_convention
-    from inference.pipeline import mirrored
+    from inference.detect import mirrored, to_body_convention
+    from inference.keypoints import body_axes_2d
 
     det = reconstructor.detector.detect(load_image(PERSON))
     offsets = reconstructor.body.detector_offsets
@@ -66,6 +66,8 @@ def test_keypoints_move_to_annys_convention_symmetrically(reconstructor):
     assert -0.05 < hips @ up / (up @ up) < -0.02  # down the torso by 2-5% of it
     assert (shift[12] - shift[11]) @ width / (width @ width) > 0.05  # the hips apart
     assert np.abs(shift).max() < 0.2 * np.linalg.norm(up)  # a correction, not a new pose
-    np.testing.assert_allclose(to_body_convention(mirrored(det), offsets).keypoints2d, mirrored(moved).keypoints2d, atol=1e-4)
+    np.testing.assert_allclose(
+        to_body_convention(mirrored(det), offsets).keypoints2d, mirrored(moved).keypoints2d, atol=1e-4
+    )
     assert to_body_convention(det, None) is det
     np.testing.assert_array_equal(moved.keypoints2d[:, 2], det.keypoints2d[:, 2])

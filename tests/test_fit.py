@@ -7,13 +7,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from inference.benchmark_regressor import _Bench
+from benchmarks.regressor import SyntheticBench
 from inference.camera import Camera
+from inference.detect import mirrored
 from inference.fit import FitOptions, Fitter
-from inference.images import load_image
-from inference.pipeline import mirrored
+from inference.io.images import load_image
 from inference.regress import WEIGHTS
-from inference.train import TEST_SEED0
+from training.synth import TEST_SEED0
 
 from .conftest import PERSON, opencv_photo
 
@@ -113,10 +113,10 @@ def test_step_size_ramp_keeps_a_good_start_from_being_kicked_off(cache_dir):
     it: a fresh Adam moves every parameter by a full step at once, whatever its gradient, and
     near the optimum that is a kick (without the ramp the keypoint loss jumped to 3-28x the
     start's; with it the jump is a fraction of that, and the fit ends no worse than it began)."""
-    bench = _Bench(cache_dir, str(WEIGHTS))
+    bench = SyntheticBench(cache_dir, str(WEIGHTS))
     ramp = FitOptions().warmup_steps
     for seed in (TEST_SEED0, TEST_SEED0 + 1):
-        s, camera, hyps = bench.inputs(seed)
+        s, camera, hyps = bench.data.detector_view(seed)
         peaks, ends = {}, {}
         for warmup in (0, ramp):
             fitter = Fitter(bench.body, replace(bench.fit_trained.options, warmup_steps=warmup))

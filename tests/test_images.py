@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from inference.errors import ReconError
-from inference.images import MAX_PIXELS, load_image
+from inference.io.images import MAX_PIXELS, load_image
 
 from .conftest import PERSON
 

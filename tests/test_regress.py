@@ -9,8 +9,8 @@ import torch
 
 from inference.errors import ReconError
 from inference.regress import WEIGHTS, NetworkRegressor
-from inference.synth import SyntheticData
-from inference.train import TEST_SEED0, BodyLoss, run_net
+from training.synth import TEST_SEED0, SyntheticData
+from training.train import BodyLoss, run_net
 
 from .conftest import PERSON
 
@@ -33,8 +33,8 @@ def test_weights_file_is_small_and_half_precision():
 
 def test_runs_on_a_real_photos_crop(reconstructor, regressor):
     from inference.camera import Camera
-    from inference.images import load_image
-    from inference.track import find_people, prominence
+    from inference.detect import find_people, prominence
+    from inference.io.images import load_image
 
     rgb = load_image(PERSON)
     det = max(find_people(reconstructor.detector, rgb), key=prominence)
@@ -113,7 +113,7 @@ def test_resnet_branch_is_trained_and_used(body, regressor):
 
 
 def test_benchmark_compares_both_starts_on_photos_and_clip_frames(cache_dir):
-    from inference.benchmark_regressor import run_regressor_benchmark
+    from benchmarks.regressor import run_regressor_benchmark
 
     from .conftest import ROOT
 
@@ -136,9 +136,9 @@ def test_fit_from_the_true_body_stays_near_it_and_beats_the_network_start(cache_
     """The benchmark's row (d): (c)'s fit started from the sample's true body. The fit sees
     noisy 2D keypoints and so drifts a little (in size and distance too, which one view cannot
     tell apart: hence PA-MPJPE), but far less than the fit from the network's start ends off."""
-    from inference.benchmark_regressor import _Bench
+    from benchmarks.regressor import SyntheticBench
 
-    bench = _Bench(cache_dir, str(WEIGHTS))
+    bench = SyntheticBench(cache_dir, str(WEIGHTS))
     rows = [bench.sample(seed, False) for seed in (TEST_SEED0, TEST_SEED0 + 1)]
     for row in rows:
         assert row["d"]["pa_mpjpe_mm"] < 50.0
@@ -147,8 +147,7 @@ def test_fit_from_the_true_body_stays_near_it_and_beats_the_network_start(cache_
 
 def test_auto_start_is_the_network_for_anny(reconstructor, body):
     from inference.fit import FitOptions
-    from inference.pipeline import make_regressor
-    from inference.regress import LandmarkRegressor
+    from inference.regress import LandmarkRegressor, make_regressor
 
     # The session's default reconstructor (init "auto") starts from the network, with its fit.
     assert isinstance(reconstructor.regressor, NetworkRegressor)
@@ -157,21 +156,20 @@ def test_auto_start_is_the_network_for_anny(reconstructor, body):
 
 
 def test_benchmark_runs_the_real_detector_on_a_rendered_held_out_body(tmp_path, cache_dir):
-    """scripts/render_bodies.py renders a held-out synthetic body (Cycles, dressed, over a photo)
+    """training.render_bodies renders a held-out synthetic body (Cycles, dressed, over a photo)
     with its truth; the benchmark runs the whole photo pipeline on it, MediaPipe included. The
     detector's keypoints land on the true body's projection (the render's camera is the truth's),
     and both starts' fits recover the pose to within what a photo allows."""
     import subprocess
     import sys
 
-    from inference.benchmark_regressor import run_regressor_benchmark
+    from benchmarks.regressor import run_regressor_benchmark
 
-    from .conftest import ROOT
 
     pytest.importorskip("bpy")
     seed = TEST_SEED0 + RENDERED_SEED
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "render_bodies.py"), str(tmp_path), "--count", "1", "--first-seed", str(seed),
+        [sys.executable, "-m", "training.render_bodies", str(tmp_path), "--count", "1", "--first-seed", str(seed),
          "--cache-dir", cache_dir],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip

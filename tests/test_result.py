@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from inference.errors import ReconError
-from inference.result import SCHEMA_VERSION, ReconResult
+from inference.io.result import SCHEMA_VERSION, ReconResult
 
 from .conftest import PERSON
 

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from inference.errors import EXIT_INPUT
-from inference.result import ReconResult
+from inference.io.result import ReconResult
 
 from .conftest import PERSON, ROOT, opencv_photo, run_cli
 

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from inference.errors import ReconError
-from inference.frames import natural_key, open_frames
-from inference.sequence import SequenceReconstructor, gaussian_smooth, smooth_quaternions
+from inference.io.frames import natural_key, open_frames
+from inference.sequence import SequenceReconstructor
+from inference.smoothing import gaussian_smooth, smooth_quaternions
 
 from .conftest import PERSON, ROOT, run_cli
 
@@ -55,7 +56,7 @@ def test_forty_frames_one_armature_track_holds(clip_result):
 
 
 def test_smoothing_reduces_jitter_without_lag(clip_result):
-    from inference.benchmark import motion_metrics
+    from benchmarks.clip import motion_metrics
 
     m = motion_metrics(clip_result)
     assert m["jitter_mm_per_frame2"] < 0.5 * m["jitter_mediapipe_mm_per_frame2"]
@@ -100,7 +101,7 @@ def test_sequence_cli_json_and_errors(tmp_path, clip, cache_dir):
     assert [e["frame"] for e in frames] == [1, 2, 3, 4, 5, 6]
     res = [e for e in events if e["event"] == "result"][0]
     assert res["frames"] == 6 and res["fps"] == pytest.approx(15.0)
-    from inference.result import ReconResult
+    from inference.io.result import ReconResult
 
     r = ReconResult.load(out)
     assert list(r.frame_indices) == [10, 12, 14, 16, 18, 20]

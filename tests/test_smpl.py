@@ -11,12 +11,12 @@ import pytest
 import roma
 import torch
 
+from inference.bodymodels.smpl_file import load_smpl_file
 from inference.camera import Camera, project_np
 from inference.detect import Detection
 from inference.errors import ReconError
 from inference.fit import FitOptions, Fitter
 from inference.regress import LandmarkRegressor
-from inference.smpl_file import load_smpl_file
 
 from .smpl_fixture import make_smpl_arrays, write_smpl_npz, write_smpl_pkl
 
@@ -36,8 +36,7 @@ def smpl(smpl_path):
 
 
 def test_auto_start_is_the_landmarks_for_smpl(smpl):
-    from inference.pipeline import make_regressor
-    from inference.regress import LandmarkRegressor
+    from inference.regress import LandmarkRegressor, make_regressor
 
     assert isinstance(make_regressor(smpl), LandmarkRegressor)  # the network is trained for Anny only
 
@@ -65,12 +64,16 @@ def test_chumpy_and_sparse_objects_become_arrays(tmp_path):
     chumpy.Ch = Ch
     sys.modules["chumpy.ch"] = chumpy
     try:
-        data = dict(arrays, shapedirs=Ch(arrays["shapedirs"]), J_regressor=scipy.sparse.csc_matrix(arrays["J_regressor"]))
+        data = dict(
+            arrays, shapedirs=Ch(arrays["shapedirs"]), J_regressor=scipy.sparse.csc_matrix(arrays["J_regressor"])
+        )
         (tmp_path / "official.pkl").write_bytes(pickle.dumps(data, protocol=2))
     finally:
         del sys.modules["chumpy.ch"], sys.modules["chumpy"]
     d = load_smpl_file(tmp_path / "official.pkl")
-    assert np.allclose(d.shapedirs, arrays["shapedirs"][:, :, :10]) and np.allclose(d.J_regressor, arrays["J_regressor"])
+    assert np.allclose(d.shapedirs, arrays["shapedirs"][:, :, :10]) and np.allclose(
+        d.J_regressor, arrays["J_regressor"]
+    )
 
 
 def test_forbidden_global_is_refused_and_never_runs(tmp_path):
@@ -152,8 +155,9 @@ def test_known_pose_and_shape_recovered(smpl):
     betas = torch.zeros(1, 10)
     betas[0, :3] = torch.tensor([0.8, -0.5, 0.3])
     det, true_joints, _ = _synthetic_detection(smpl, pose_sub, betas, camera)
-    fitter = Fitter(smpl, FitOptions(silhouette_weight=0.0, rigid_steps=40, pose_steps=150, full_steps=150,
-                                     mirror_guard=False, init_prior=0.0, shape_prior=0.0, landmarks3d_weight=1.0))  # fmt: skip
+    options = FitOptions(silhouette_weight=0.0, rigid_steps=40, pose_steps=150, full_steps=150, mirror_guard=False,
+                         init_prior=0.0, shape_prior=0.0, landmarks3d_weight=1.0)  # fmt: skip
+    fitter = Fitter(smpl, options)
     init = LandmarkRegressor(smpl)([det], camera)
     fit = fitter.fit([det], camera, init)
     p = fit.params
@@ -173,8 +177,8 @@ def test_amass_arrays_round_trip_through_smplx(tmp_path, smpl_path):
     import smplx
     from smplx.utils import Struct
 
+    from inference.io.result import ReconResult
     from inference.pipeline import Reconstructor
-    from inference.result import ReconResult
 
     from .conftest import PERSON
 
@@ -209,7 +213,7 @@ def test_anny_result_converts_to_smpl(reconstructor, smpl):
 
 
 def test_smpl_clip_gives_amass_arrays_per_frame(smpl_path):
-    from inference.frames import open_frames
+    from inference.io.frames import open_frames
     from inference.pipeline import Reconstructor
     from inference.sequence import SequenceReconstructor
 

@@ -7,8 +7,9 @@ import pytest
 import roma
 import torch
 
-from inference.netinput import INPUT_SIZE, NUM_KEYPOINTS, Crop, heatmaps, photo_input
-from inference.synth import SyntheticData
+from inference.keypoints import NUM as NUM_KEYPOINTS
+from inference.regress.netinput import INPUT_SIZE, Crop, heatmaps, photo_input
+from training.synth import SyntheticData
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_photo_input_matches_crop_geometry():
 def test_keypoint_noise_scales_the_detector_like_error(data):
     """``keypoint_noise`` scales the keypoints' jitter about the true projection (training at
     MediaPipe's measured level); at 1 the samples are the benchmark's, draw for draw."""
-    from inference.synth import project_batch
+    from training.synth import project_batch
 
     seeds = list(range(500, 532))
     louder = SyntheticData(data.body, keypoint_noise=2.0)

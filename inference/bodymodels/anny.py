@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import keypoints as kpl
 from ..errors import ReconError
-from ..joints import LIMITS
 from .base import RestState
+from .joints import LIMITS
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +62,6 @@ ANNY_DETECTOR_OFFSETS = np.array([
     [-0.0001, -0.0284],
 ])
 
-# Keypoints returned by ``keypoints``: COCO-17 then feet (the regressor bundled with Anny).
-COCO17 = [
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-]  # fmt: skip
-FEET = ["left_big_toe", "right_big_toe", "left_heel", "right_heel"]
 KEYPOINT_SUPPORT = 64
 
 
@@ -154,8 +147,8 @@ class AnnyBody:
         self.pose_limits = LIMITS
 
         kr = anny.KeypointsRegressor.coco(m)
-        order = [kr.labels.index(n) for n in COCO17 + FEET]
-        self.keypoint_names = COCO17 + FEET
+        order = [kr.labels.index(n) for n in kpl.NAMES]  # the bundled regressor's COCO-17 and feet
+        self.keypoint_names = list(kpl.NAMES)
         w = kr.regression_weights[order].to(torch.float32)  # (K, V), thousands of tiny weights
         # Keep each keypoint's KEYPOINT_SUPPORT largest weights (>98% of the mass): the fit
         # then only skins ~1k vertices for keypoints, and every stage uses this same regressor.

@@ -29,7 +29,9 @@ class RestState:
     def expand(self, batch: int) -> "RestState":
         """The same (batch-1) rest state repeated ``batch`` times, without copying."""
         grow = lambda t: None if t is None else t.expand(batch, *t.shape[1:])  # noqa: E731
-        return RestState(*(grow(getattr(self, f)) for f in ("vertices", "bone_poses", "bone_heads", "bone_tails", "shape")))
+        return RestState(
+            *(grow(getattr(self, f)) for f in ("vertices", "bone_poses", "bone_heads", "bone_tails", "shape"))
+        )
 
 
 class BodyModel(Protocol):

@@ -1,6 +1,6 @@
 """SMPL through ``smplx`` (imported only when SMPL is chosen: its code is licensed
 for non-commercial use). The user supplies the model file; it is read by
-``inference.smpl_file`` with an allow-list unpickler, never ``pickle.load``.
+``smpl_file`` with an allow-list unpickler, never ``pickle.load``.
 
 Model space is SMPL's: Y up, the body faces +Z, its left is +X, metres. Each
 joint's rest frame is the model frame at the joint (T-pose), so a joint's
@@ -15,9 +15,10 @@ import os
 import numpy as np
 import torch
 
+from .. import keypoints as kpl
 from ..errors import ReconError
-from ..smpl_file import load_smpl_file
 from .base import RestState
+from .smpl_file import load_smpl_file
 
 JOINTS = [
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
@@ -25,7 +26,8 @@ JOINTS = [
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
     "left_hand", "right_hand",
 ]  # fmt: skip
-# COCO-17 + feet, as vertex ids (face, toes, heels; smplx's SMPL-H table) or joints.
+# The keypoint layout (inference.keypoints: COCO-17 + feet), as vertex ids (face, toes, heels;
+# smplx's SMPL-H table) or joints.
 KEYPOINTS = [
     ("v", 332), ("v", 2800), ("v", 6260), ("v", 583), ("v", 4071),
     ("j", 16), ("j", 17), ("j", 18), ("j", 19), ("j", 20), ("j", 21),
@@ -98,11 +100,7 @@ class SMPLBody:
         self.up_axis = "Y"
         self.detector_offsets = None  # not calibrated: SMPL's keypoints are taken as MediaPipe's
         self.pose_limits = LIMITS
-        self.keypoint_names = [
-            "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-            "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-            "right_knee", "left_ankle", "right_ankle", "left_big_toe", "right_big_toe", "left_heel", "right_heel",
-        ]  # fmt: skip
+        self.keypoint_names = list(kpl.NAMES)
         reg = torch.zeros(len(KEYPOINTS), self.num_vertices)
         for k, (kind, i) in enumerate(KEYPOINTS):
             if kind == "v":

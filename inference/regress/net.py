@@ -1,4 +1,4 @@
-"""The regression network: torchvision ResNet50 from the person's mask and
+"""The start's network: torchvision ResNet50 from the person's mask and
 keypoint heatmaps to body parameters and a camera.
 
 The keypoints also go in as numbers (crop coordinates and confidence, and
@@ -28,7 +28,8 @@ import roma
 import torch
 import torchvision
 
-from .netinput import IN_CHANNELS, NUM_KEYPOINTS, Crop
+from .. import keypoints as kpl
+from .netinput import IN_CHANNELS, Crop
 
 FORMAT = "human-recon-regressor-2"
 
@@ -104,7 +105,7 @@ class RegressorNet(torch.nn.Module):
         net.conv1 = torch.nn.Conv2d(IN_CHANNELS, 64, kernel_size=7, stride=2, padding=3, bias=False)
         net.fc = torch.nn.Identity()
         self.net = net
-        self.lifter_in = torch.nn.Linear(3 * NUM_KEYPOINTS + 3, w)
+        self.lifter_in = torch.nn.Linear(3 * kpl.NUM + 3, w)
         self.lifter = torch.nn.Sequential(*(_Block(w, gated=i >= 2) for i in range(config.lifter_blocks)))
         self.image_proj = torch.nn.Linear(2048, w)
         torch.nn.init.zeros_(self.image_proj.weight)

@@ -1,4 +1,4 @@
-"""Train the ResNet50 regressor on synthetic bodies: ``python -m inference.train``.
+"""Train the ResNet50 regressor on synthetic bodies: ``python -m training.train``.
 
 On the CPU, or with ``--device cuda`` on a GPU: then the loader's workers only
 draw each sample's random numbers on the CPU cores and the GPU makes the
@@ -33,19 +33,20 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import roma
 import torch
 
-from .bodymodels.anny import AnnyBody
-from .joints import JointLimits
-from .lbs import CollapsedSkeleton
-from .regressor_net import NetConfig, RegressorNet
-from .synth import L_HIP, R_HIP, SyntheticData, crop_coords, project_batch
+from inference import keypoints as kpl
+from inference.bodymodels.anny import AnnyBody
+from inference.bodymodels.joints import JointLimits
+from inference.bodymodels.lbs import CollapsedSkeleton
+from inference.regress.net import NetConfig, RegressorNet
 
-VAL_SEED0 = 10_000_000  # validation seeds: never used for training (training seeds < 1e7, or >= 3e7)
-TEST_SEED0 = 20_000_000  # the benchmark's held-out set
+from .synth import VAL_SEED0, SynthBatch, SyntheticData, crop_coords, project_batch
+
 VERTEX_STRIDE = 17
 
 
@@ -59,7 +60,9 @@ class BodyLoss:
         self.vertex_ids = torch.unique(torch.cat([body.keypoint_vertex_ids, sample]))
         self.kp_cols = torch.searchsorted(self.vertex_ids, body.keypoint_vertex_ids)
         self.v_cols = torch.searchsorted(self.vertex_ids, sample)
-        self.skeleton = CollapsedSkeleton(body.bone_parents, self.limits.index.tolist(), body.skin_matrix[self.vertex_ids])
+        self.skeleton = CollapsedSkeleton(
+            body.bone_parents, self.limits.index.tolist(), body.skin_matrix[self.vertex_ids]
+        )
         self.bone_ids = self.limits.index
 
     def to(self, device: str | torch.device) -> "BodyLoss":
@@ -75,11 +78,13 @@ class BodyLoss:
         v = self.skeleton.skin(rest.vertices, self.skeleton.transforms(rest.bone_poses, pose))
         v = torch.einsum("bij,bvj->bvi", R, v)
         kp = self.body.keypoints(v[:, self.kp_cols], self.body.keypoint_vertex_ids)
-        pelvis = kp[:, [L_HIP, R_HIP]].mean(1, keepdim=True)
+        pelvis = kpl.pelvis(kp)
         return kp - pelvis, v[:, self.v_cols] - pelvis
 
 
-def losses(net: RegressorNet, body_loss: BodyLoss, batch, out: torch.Tensor, pa_weight: float = 5.0) -> dict[str, torch.Tensor]:
+def losses(
+    net: RegressorNet, body_loss: BodyLoss, batch, out: torch.Tensor, pa_weight: float = 5.0
+) -> dict[str, torch.Tensor]:
     p = net.decode(out)
     kp, verts = body_loss(p.shape, p.pose, p.global_rot)
     with torch.no_grad():
@@ -91,7 +96,7 @@ def losses(net: RegressorNet, body_loss: BodyLoss, batch, out: torch.Tensor, pa_
     f = batch.K[:, 0, 0]
     pelvis = torch.cat([(pelvis_img - c) * (depth / f)[:, None], depth[:, None]], 1)
     xy = crop_coords(project_batch(kp + pelvis[:, None], batch.K, min_depth=0.1), batch.crop_center, batch.crop_side)
-    pelvis_t = batch.keypoints3d[:, [L_HIP, R_HIP]].mean(1, keepdim=True)
+    pelvis_t = kpl.pelvis(batch.keypoints3d)
     xy_t = crop_coords(project_batch(kp_t + pelvis_t, batch.K), batch.crop_center, batch.crop_side)
     # The same keypoints after the best similarity transform (the PA-MPJPE the benchmark reports):
     # the local pose and proportions, which the fit cannot fix, apart from the global rotation, which it can.
@@ -102,7 +107,8 @@ def losses(net: RegressorNet, body_loss: BodyLoss, batch, out: torch.Tensor, pa_
         "kp3d_pa": (kp_pa - kp_t).norm(dim=-1).mean(),
         "verts": (verts - verts_t).norm(dim=-1).mean(),
         "kp2d": (xy - xy_t).norm(dim=-1).clamp(max=1.0).mean(),
-        "rot": (p.pose - batch.pose).pow(2).sum((-1, -2)).mean() + (p.global_rot - batch.global_rot).pow(2).sum((-1, -2)).mean(),
+        "rot": (p.pose - batch.pose).pow(2).sum((-1, -2)).mean()
+        + (p.global_rot - batch.global_rot).pow(2).sum((-1, -2)).mean(),
         "shape": (p.shape - batch.shape).abs().mean(),
         "camera": (p.root_xy - batch.root_xy).abs().sum(-1).mean() + (p.log_depth - batch.log_depth).abs().mean(),
     }
@@ -130,7 +136,7 @@ def evaluate(net, body_loss, data, seeds, batch_size=32, images: bool = True) ->
     return {k: v / n for k, v in sums.items()}
 
 
-class _Batches(torch.utils.data.IterableDataset):
+class BatchStream(torch.utils.data.IterableDataset):
     """The training stream from ``step`` on: batch ``i`` holds seeds ``i * size + offset ...``,
     so a resumed run sees the samples it would have seen. Drawn in a worker process so that
     making samples overlaps the training step. ``draws_only``: the workers only draw (the
@@ -179,14 +185,18 @@ def lr_at(step: int, total: int, base: float, warmup: int = 200, progress: float
     return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m inference.train", description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default="runs/regressor/checkpoint.pt", help="resumed from if it exists")
     ap.add_argument("--weights", default="runs/regressor/regressor.safetensors", help="exported weights (float16)")
-    ap.add_argument("--steps", type=int, default=3000, help="total optimiser steps (the learning-rate schedule's length)")
+    ap.add_argument(
+        "--steps", type=int, default=3000, help="total optimiser steps (the learning-rate schedule's length)"
+    )
     ap.add_argument("--minutes", type=float, default=None,
                     help="train this long instead (the schedule runs over the time; --steps is then a cap)")
-    ap.add_argument("--device", default="cpu", help="where the network trains and batches are made (cuda: workers only draw)")
+    ap.add_argument(
+        "--device", default="cpu", help="where the network trains and batches are made (cuda: workers only draw)"
+    )
     ap.add_argument("--width", type=int, default=1024, help="a fresh network's lifter width")
     ap.add_argument("--lifter-blocks", type=int, default=2,
                     help="a fresh network's lifter blocks (past the second they start as the identity, so "
@@ -197,13 +207,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-size", type=int, default=128)
     ap.add_argument("--save-minutes", type=float, default=5.0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
-    ap.add_argument("--workers", type=int, default=1, help="processes drawing samples ahead of the training step (0: inline)")
+    ap.add_argument(
+        "--workers", type=int, default=1, help="processes drawing samples ahead of the training step (0: inline)"
+    )
     ap.add_argument("--keypoints-only", action="store_true",
                     help="train the keypoint lifter alone (no mask or heatmaps drawn, no ResNet): fast pre-training")
     ap.add_argument("--init-from", action="append", default=[], metavar="WEIGHTS",
                     help="a fresh run starts from the tensors of these weights files that match by name and shape "
                          "(later files win)")
-    ap.add_argument("--trunk-from", default=None, metavar="WEIGHTS", help="a fresh run takes the ResNet trunk ('net.*') from this file")
+    ap.add_argument(
+        "--trunk-from",
+        default=None,
+        metavar="WEIGHTS",
+        help="a fresh run takes the ResNet trunk ('net.*') from this file",
+    )
     ap.add_argument("--lifter-lr-scale", type=float, default=1.0,
                     help="learning rate of the lifter, fusion and head relative to --lr (the image branch gets --lr)")
     ap.add_argument("--pa-weight", type=float, default=5.0, help="weight of the Procrustes-aligned 3D keypoint loss")
@@ -212,19 +229,15 @@ def main(argv: list[str] | None = None) -> int:
                          "since the data stream never repeats")
     ap.add_argument("--keypoint-noise", type=float, default=1.0,
                     help="scale of the keypoints' jitter and outlier rate (MediaPipe on rendered bodies: about 1.5)")
-    ap.add_argument("--seed-offset", type=int, default=0, help="first training sample's seed (a second stage sees new samples)")
+    ap.add_argument(
+        "--seed-offset", type=int, default=0, help="first training sample's seed (a second stage sees new samples)"
+    )
     ap.add_argument("--cache-dir", default=None)
-    args = ap.parse_args(argv)
-    images = not args.keypoints_only
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    draws_only = device.type != "cpu"
+    return ap
 
-    body = AnnyBody(args.cache_dir)
-    data = SyntheticData(body, keypoint_noise=args.keypoint_noise)
-    body_loss = BodyLoss(body)
-    lim = body_loss.limits
+
+def _make_net(args: argparse.Namespace, body, lim: JointLimits) -> RegressorNet:
+    """A fresh network for ``body``'s fitted bones (weights come later: a checkpoint or --init-from)."""
     config = NetConfig(num_bones=len(lim.names), num_shape=len(body.shape_labels), bone_names=lim.names,
                        shape_labels=body.shape_labels, body_model=body.name, width=args.width,
                        lifter_blocks=args.lifter_blocks)  # fmt: skip
@@ -234,36 +247,133 @@ def main(argv: list[str] | None = None) -> int:
         for m in net.modules():
             if isinstance(m, torch.nn.Dropout):
                 m.p = args.dropout
-    # Parameter groups: the image branch (ResNet trunk and its projection) and the rest (lifter,
-    # fusion, head), whose rate can be scaled down when an image stage starts from a trained lifter.
+    return net
+
+
+def _make_optimizer(net: RegressorNet, args: argparse.Namespace) -> torch.optim.Optimizer:
+    """AdamW with two parameter groups: the image branch (ResNet trunk and its projection) and the
+    rest (lifter, fusion, head), whose rate can be scaled down when an image stage starts from a
+    trained lifter."""
     groups: dict[bool, list] = {True: [], False: []}
     for name, param in net.named_parameters():
         groups[name.startswith(("net.", "image_proj."))].append(param)
-    opt = torch.optim.AdamW(
+    return torch.optim.AdamW(
         [{"params": groups[True], "scale": 1.0}, {"params": groups[False], "scale": args.lifter_lr_scale}],
         lr=args.lr, weight_decay=1e-4,
     )  # fmt: skip
+
+
+class _Run:
+    """Where a training run stands (step, seconds trained, validation history), saved to and
+    resumed from its checkpoint file."""
+
+    def __init__(self, path: Path, net: RegressorNet, opt: torch.optim.Optimizer) -> None:
+        self.path, self.net, self.opt = path, net, opt
+        self.step, self.seconds, self.history = 0, 0.0, []
+
+    def resume(self) -> bool:
+        if not self.path.exists():
+            return False
+        state = torch.load(self.path, weights_only=True, map_location="cpu")
+        self.net.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.step, self.seconds = int(state["step"]), float(state["seconds"])
+        self.history = json.loads(state["history"])
+        print(f"resumed from {self.path} at step {self.step} ({self.seconds / 60:.0f} min trained)", flush=True)
+        return True
+
+    def save(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".part")
+        torch.save({"model": self.net.state_dict(), "optimizer": self.opt.state_dict(), "step": self.step,
+                    "seconds": self.seconds, "history": json.dumps(self.history)}, tmp)  # fmt: skip
+        tmp.replace(self.path)
+
+
+def _start_from(net: RegressorNet, args: argparse.Namespace) -> None:
+    """A fresh run's tensors from --init-from files and the ResNet trunk from --trunk-from."""
+    for path, prefix in [(p, "") for p in args.init_from] + ([(args.trunk_from, "net.")] if args.trunk_from else []):
+        n = load_matching(net, path, prefix)
+        print(f"started from {n} tensors of {path}", flush=True)
+
+
+def _batches(args: argparse.Namespace, data: SyntheticData, run: _Run, images: bool, device: torch.device,
+             moved: tuple) -> Callable[[], SynthBatch]:  # fmt: skip
+    """The training stream from the run's step on. On a GPU the loader's workers only draw, and
+    ``moved`` (the data, the loss, the network) and the optimiser's state go to the device."""
+    draws_only = device.type != "cpu"
+    stream = iter(torch.utils.data.DataLoader(
+        BatchStream(data, run.step, args.steps, args.batch, args.seed_offset, images, draws_only), batch_size=None,
+        num_workers=args.workers, prefetch_factor=4 if args.workers else None, collate_fn=lambda b: b,
+    ))  # fmt: skip
+    if not draws_only:
+        return lambda: next(stream)
+    # Only now, with the loader's workers forked, does anything touch the GPU: the workers only
+    # draw, on the CPU.
+    for m in moved:
+        m.to(device)
+    for st in run.opt.state.values():
+        st.update({k: v.to(device) for k, v in st.items() if torch.is_tensor(v) and k != "step"})
+    return lambda: data.make(next(stream))
+
+
+def _train(args: argparse.Namespace, run: _Run, body_loss: BodyLoss, data: SyntheticData, next_batch,
+           images: bool, weights_path: Path, stop: dict) -> None:  # fmt: skip
+    """Optimiser steps until --steps, --minutes or a signal; validation and export every --eval-every."""
+    net, opt = run.net, run.opt
+    val_seeds = np.arange(VAL_SEED0, VAL_SEED0 + args.val_size)
+    net.train()
+    last_save = time.time()
+    smoothed: dict[str, float] = {}
+    timed = args.minutes is not None
+    out_of_time = lambda: timed and run.seconds >= args.minutes * 60  # noqa: E731
+    while run.step < args.steps and not stop["now"] and not out_of_time():
+        t0 = time.perf_counter()
+        progress = run.seconds / (args.minutes * 60) if timed else None
+        for g in opt.param_groups:
+            g["lr"] = lr_at(run.step, args.steps, args.lr, progress=progress) * g["scale"]
+        batch = next_batch()
+        ls = losses(net, body_loss, batch, run_net(net, batch, images), args.pa_weight)
+        opt.zero_grad()
+        ls["total"].backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        run.step += 1
+        run.seconds += time.perf_counter() - t0
+        for k, v in ls.items():
+            v = float(v.detach())
+            smoothed[k] = 0.9 * smoothed.get(k, v) + 0.1 * v
+        if run.step % 25 == 0:
+            print(f"step {run.step}/{args.steps} {run.seconds / 60:.1f} min  "
+                  + " ".join(f"{k} {v:.4f}" for k, v in smoothed.items()), flush=True)  # fmt: skip
+        if run.step % args.eval_every == 0 or run.step == args.steps or out_of_time():
+            val = evaluate(net, body_loss, data, val_seeds, images=images)
+            run.history.append({"step": run.step, "minutes": round(run.seconds / 60, 1),
+                                **{k: round(v, 5) for k, v in val.items()}})  # fmt: skip
+            print("validation " + json.dumps(run.history[-1]), flush=True)
+            net.save(weights_path, {"step": run.step, "train_minutes": round(run.seconds / 60, 1),
+                                    "validation": run.history[-1]})  # fmt: skip
+            run.save()
+            last_save = time.time()
+        elif time.time() - last_save > args.save_minutes * 60:
+            run.save()
+            last_save = time.time()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    images = not args.keypoints_only
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    body = AnnyBody(args.cache_dir)
+    data = SyntheticData(body, keypoint_noise=args.keypoint_noise)
+    body_loss = BodyLoss(body)
+    net = _make_net(args, body, body_loss.limits)
     ckpt_path, weights_path = Path(args.checkpoint), Path(args.weights)
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
-    step, seconds, history = 0, 0.0, []
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=True, map_location="cpu")
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step, seconds = int(state["step"]), float(state["seconds"])
-        history = json.loads(state["history"])
-        print(f"resumed from {ckpt_path} at step {step} ({seconds / 60:.0f} min trained)", flush=True)
-    else:
-        for path, prefix in [(p, "") for p in args.init_from] + ([(args.trunk_from, "net.")] if args.trunk_from else []):
-            n = load_matching(net, path, prefix)
-            print(f"started from {n} tensors of {path}", flush=True)
-
-    def save_checkpoint() -> None:
-        tmp = ckpt_path.with_name(ckpt_path.name + ".part")
-        torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step, "seconds": seconds,
-                    "history": json.dumps(history)}, tmp)  # fmt: skip
-        tmp.replace(ckpt_path)
+    run = _Run(ckpt_path, net, _make_optimizer(net, args))
+    if not run.resume():
+        _start_from(net, args)
 
     stop = {"now": False}
 
@@ -272,56 +382,10 @@ def main(argv: list[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        val_seeds = np.arange(VAL_SEED0, VAL_SEED0 + args.val_size)
-        net.train()
-        last_save = time.time()
-        run = {}
-        stream = iter(torch.utils.data.DataLoader(
-            _Batches(data, step, args.steps, args.batch, args.seed_offset, images, draws_only), batch_size=None,
-            num_workers=args.workers, prefetch_factor=4 if args.workers else None, collate_fn=lambda b: b,
-        ))  # fmt: skip
-        if draws_only:
-            # Only now, with the loader's workers forked, does anything touch the GPU: the
-            # workers only draw, on the CPU.
-            for moved in (data, body_loss, net):
-                moved.to(device)
-            for st in opt.state.values():
-                st.update({k: v.to(device) for k, v in st.items() if torch.is_tensor(v) and k != "step"})
-            next_batch = lambda: data.make(next(stream))  # noqa: E731
-        else:
-            next_batch = lambda: next(stream)  # noqa: E731
-        timed = args.minutes is not None
-        out_of_time = lambda: timed and seconds >= args.minutes * 60  # noqa: E731
-        while step < args.steps and not stop["now"] and not out_of_time():
-            t0 = time.perf_counter()
-            progress = seconds / (args.minutes * 60) if timed else None
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, args.steps, args.lr, progress=progress) * g["scale"]
-            batch = next_batch()
-            ls = losses(net, body_loss, batch, run_net(net, batch, images), args.pa_weight)
-            opt.zero_grad()
-            ls["total"].backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-            opt.step()
-            step += 1
-            seconds += time.perf_counter() - t0
-            for k, v in ls.items():
-                v = float(v.detach())
-                run[k] = 0.9 * run.get(k, v) + 0.1 * v
-            if step % 25 == 0:
-                print(f"step {step}/{args.steps} {seconds / 60:.1f} min  " + " ".join(f"{k} {v:.4f}" for k, v in run.items()), flush=True)
-            if step % args.eval_every == 0 or step == args.steps or out_of_time():
-                val = evaluate(net, body_loss, data, val_seeds, images=images)
-                history.append({"step": step, "minutes": round(seconds / 60, 1), **{k: round(v, 5) for k, v in val.items()}})
-                print("validation " + json.dumps(history[-1]), flush=True)
-                net.save(weights_path, {"step": step, "train_minutes": round(seconds / 60, 1), "validation": history[-1]})
-                save_checkpoint()
-                last_save = time.time()
-            elif time.time() - last_save > args.save_minutes * 60:
-                save_checkpoint()
-                last_save = time.time()
-        save_checkpoint()
-        print(f"checkpoint at step {step} in {ckpt_path}", flush=True)
+        next_batch = _batches(args, data, run, images, torch.device(args.device), (data, body_loss, net))
+        _train(args, run, body_loss, data, next_batch, images, weights_path, stop)
+        run.save()
+        print(f"checkpoint at step {run.step} in {ckpt_path}", flush=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

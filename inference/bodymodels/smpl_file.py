@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ReconError
+from ..errors import ReconError
 
 SHAPES = {
     "v_template": (6890, 3),
@@ -95,7 +95,9 @@ class _SafeUnpickler(pickle.Unpickler):
         if (module, name) in _NUMPY:
             import numpy.core.multiarray as ma
 
-            return {"_reconstruct": ma._reconstruct, "scalar": ma.scalar, "ndarray": np.ndarray, "dtype": np.dtype}[name]
+            return {"_reconstruct": ma._reconstruct, "scalar": ma.scalar, "ndarray": np.ndarray, "dtype": np.dtype}[
+                name
+            ]
         if (module, name) == ("_codecs", "encode"):  # bytes in protocol-2 pickles written by Python 3
             import _codecs
 
@@ -147,7 +149,9 @@ def load_smpl_file(path: str | os.PathLike, gender: str | None = None) -> SMPLDa
         raise ReconError("smpl_model_missing", f"SMPL model file {p} not found. {where}")
     size = p.stat().st_size
     if size == 0 or size > MAX_FILE_BYTES:
-        raise ReconError("smpl_model_bad", f"{p.name} is {'empty' if size == 0 else 'too large'}; it is not a SMPL model file.")
+        raise ReconError(
+            "smpl_model_bad", f"{p.name} is {'empty' if size == 0 else 'too large'}; it is not a SMPL model file."
+        )
     raw = p.read_bytes()
     try:
         if raw[:4] == b"PK\x03\x04":  # .npz (zip)
@@ -162,7 +166,9 @@ def load_smpl_file(path: str | os.PathLike, gender: str | None = None) -> SMPLDa
             "Use the official file.",
         ) from None
     except Exception as exc:  # noqa: BLE001 - any decoding failure means a corrupt file
-        raise ReconError("smpl_model_bad", f"{p.name} could not be read as a SMPL model ({type(exc).__name__}).") from None
+        raise ReconError(
+            "smpl_model_bad", f"{p.name} could not be read as a SMPL model ({type(exc).__name__})."
+        ) from None
     if not isinstance(data, dict):
         raise ReconError("smpl_model_bad", f"{p.name} does not hold a SMPL model (no dictionary of arrays).")
     arrays = {}

@@ -1,11 +1,11 @@
 """Held-out synthetic bodies rendered as photos, with their 3D truth: a test set on which
 the regressor benchmark runs the real detector (MediaPipe) instead of simulated keypoints.
 
-    .venv/bin/python scripts/render_bodies.py OUT_DIR [--count 100]
-    .venv/bin/python -m inference benchmark --regressor --samples 0 --renders OUT_DIR --json
+    .venv/bin/python -m training.render_bodies OUT_DIR [--count 100]
+    .venv/bin/python -m benchmarks regressor --samples 0 --renders OUT_DIR
 
-Each body is a seed of ``inference.synth`` (by default the benchmark's held-out seeds
-from ``train.TEST_SEED0``, never trained on): its phenotype, pose and camera. It is dressed
+Each body is a seed of ``training.synth`` (by default the benchmark's held-out seeds
+from ``synth.TEST_SEED0``, never trained on): its phenotype, pose and camera. It is dressed
 (shirt, trousers and shoes, by each vertex's main bone), rendered with Cycles on the CPU
 (sun and sky light) and composited over a background photo from Debian's opencv-doc.
 Writes ``OUT_DIR/<seed>.png`` and ``OUT_DIR/<seed>.npz`` (intrinsics, the 21 keypoints and
@@ -20,14 +20,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 BACKGROUNDS = Path("/usr/share/doc/opencv-doc/examples/data")
 # Photos without people in them (apt-get install opencv-doc).
@@ -41,6 +37,9 @@ SHOE = [(0.01, 0.01, 0.01), (0.7, 0.7, 0.7), (0.04, 0.015, 0.005)]  # linear RGB
 SHIRT = ("spine", "clavicle", "upperarm", "breast", "pectoral", "shoulder")
 TROUSERS = ("upperleg", "lowerleg", "pelvis", "root")
 SHOES = ("foot", "toe")
+# A rendered body counts as well detected when the detector's median keypoint is this close
+# to the truth (% of the body's extent in the image); the others are mostly wrong detections.
+WELL_DETECTED_PCT = 3.0
 
 
 def garment_of_vertices(bone_names: list[str], skin_idx: np.ndarray, skin_w: np.ndarray) -> np.ndarray:
@@ -92,8 +91,9 @@ def render(out_dir: Path, seeds: list[int], samples: int = 12, cache_dir: str | 
     from PIL import Image
 
     from inference.bodymodels.anny import AnnyBody
-    from inference.result import write_npz_atomic
-    from inference.synth import SyntheticData
+    from inference.io.result import write_npz_atomic
+
+    from .synth import SyntheticData
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     body = AnnyBody(cache_dir)
@@ -142,7 +142,9 @@ def render(out_dir: Path, seeds: list[int], samples: int = 12, cache_dir: str | 
             bpy.ops.render.render(write_still=True)
 
             fg = np.asarray(Image.open(scene.render.filepath).convert("RGBA"), dtype=np.float32)
-            bg = np.asarray(Image.open(backgrounds[rng.integers(len(backgrounds))]).convert("RGB").resize((w, h)), np.float32)
+            bg = np.asarray(
+                Image.open(backgrounds[rng.integers(len(backgrounds))]).convert("RGB").resize((w, h)), np.float32
+            )
             alpha = fg[..., 3:4] / 255.0
             png = out_dir / f"{seed}.png"
             Image.fromarray((fg[..., :3] * alpha + bg * (1 - alpha)).astype(np.uint8)).save(png)
@@ -157,7 +159,7 @@ def render(out_dir: Path, seeds: list[int], samples: int = 12, cache_dir: str | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from inference.train import TEST_SEED0
+    from .synth import TEST_SEED0
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out_dir")

@@ -1,4 +1,4 @@
-"""Person detection: box, 2D keypoints with confidences, person mask, 3D landmarks.
+"""The person detector: MediaPipe BlazePose, one person per call, with a crop search.
 
 MediaPipe BlazePose (Apache-2.0), the *full* landmark model shipped inside the
 ``mediapipe==0.10.21`` wheel, so nothing is downloaded. BlazePose finds one
@@ -11,38 +11,21 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .errors import ReconError
+from ..errors import ReconError
+from .detection import Detection
 
 log = logging.getLogger(__name__)
 
-# MediaPipe landmark indices of the keypoints the fit uses, in the body model's
-# keypoint order: COCO-17 then big toes (MediaPipe's "foot index") and heels.
+# MediaPipe landmark indices of our keypoint layout (``inference.keypoints``): COCO-17, then
+# the big toes (MediaPipe's "foot index") and the heels.
 MP_FOR_KEYPOINTS = [0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28, 31, 32, 29, 30]
-# Left/right swap of that keypoint list (to test a mirrored labelling).
-MIRROR_KEYPOINTS = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19]
 
 MIN_VISIBLE_KEYPOINTS = 6
 CROP_SCALES = (0.5, 0.3)
 MIN_CONFIDENCE = 0.5
-
-
-@dataclass
-class Detection:
-    """One person in one image (pixel coordinates of the full image)."""
-
-    box: np.ndarray  # (4,) x0, y0, x1, y1
-    keypoints2d: np.ndarray  # (21, 3) x, y, confidence; COCO-17 + big toes + heels
-    landmarks3d: np.ndarray  # (21, 3) MediaPipe world landmarks (m, hip-centred, x right, y down, z away)
-    mask: np.ndarray  # (H, W) float32 in [0, 1]
-    score: float  # mean confidence of the keypoints
-
-    @property
-    def height(self) -> float:
-        return float(self.box[3] - self.box[1])
 
 
 def _box_from(mask: np.ndarray, kps: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -94,7 +77,7 @@ class PoseDetector:
         best: Detection | None = None
         for frac in CROP_SCALES:
             for crop in _crops(w, h, frac):
-                det = self._detect_in_crop(rgb, crop)
+                det = self.detect_in_crop(rgb, crop)
                 if det is not None and (best is None or det.height > best.height):
                     best = det
             if best is not None:
@@ -112,7 +95,8 @@ class PoseDetector:
         found = self._run(rgb)
         return self._make(*found, w, h) if found is not None else None
 
-    def _detect_in_crop(self, rgb: np.ndarray, crop: tuple[int, int, int, int]) -> Detection | None:
+    def detect_in_crop(self, rgb: np.ndarray, crop: tuple[int, int, int, int]) -> Detection | None:
+        """One pass over ``crop`` (x0, y0, x1, y1) of the image, upscaled if small; None if nobody."""
         import cv2
 
         x0, y0, x1, y1 = crop
@@ -150,26 +134,6 @@ class PoseDetector:
             mask=mask,
             score=float(kps[:, 2].mean()),
         )
-
-
-def body_axes_2d(keypoints2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The torso vector (hip centre to shoulder centre) and the left-to-right width vector (the
-    mean of the shoulders' and the hips') of (K, 2+) keypoints in body-model order, pixels."""
-    k = keypoints2d[:, :2]
-    return k[[5, 6]].mean(0) - k[[11, 12]].mean(0), (k[6] - k[5] + k[12] - k[11]) / 2
-
-
-def to_body_convention(det: Detection, offsets: np.ndarray | None) -> Detection:
-    """``det`` with each keypoint moved from where MediaPipe puts it to where the body model's
-    keypoint lies. ``offsets`` (K, 2): MediaPipe's mean offset as fractions of the detection's
-    own torso and width vectors (``body_axes_2d``), so the shift turns and shrinks with the
-    person; left-right symmetric, so it commutes with ``pipeline.mirrored``. None: unchanged."""
-    if offsets is None:
-        return det
-    up, width = body_axes_2d(det.keypoints2d)
-    k = det.keypoints2d.copy()
-    k[:, :2] -= offsets[:, :1] * up + offsets[:, 1:] * width
-    return replace(det, keypoints2d=k)
 
 
 def _crops(w: int, h: int, frac: float) -> list[tuple[int, int, int, int]]:

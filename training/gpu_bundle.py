@@ -1,19 +1,19 @@
 """Train the regressor on a GPU machine that has PyTorch but not this project's environment.
 
-``pack DIR``: put in DIR what ``python -m inference.train --device cuda`` needs besides torch,
+``pack DIR``: put in DIR what ``python -m training.train --device cuda`` needs besides torch,
 numpy, PIL, yaml and OpenCV: anny's code without its 100 MB of assets (the model is read from
 the cache file), roma, the Anny model cache (26 MB), and the weights without the ResNet trunk
 (the keypoint stages do not train it; 17 MB instead of 64). Then, on the GPU machine, from the
 repository root::
 
-    PYTHONPATH=DIR/site:. python3 -m inference.train --device cuda --workers 15 --threads 1 \\
+    PYTHONPATH=DIR/site:. python3 -m training.train --device cuda --workers 15 --threads 1 \\
         --keypoints-only --cache-dir DIR/cache --init-from DIR/start.safetensors ...
 
 ``split WEIGHTS PREFIX``: the trained weights without the trunk, in files of at most
 ``--max-mb`` (for machines that hand back only small files; run it there).
 ``merge OUT FILES...``: one weights file from the bundled trunk's file and the trained files,
 later files winning tensor by tensor (``train.load_matching``), with the last file's config.
-Stages 9-10 of ``scripts/train_regressor.sh`` were trained this way (weights/README.md).
+Stages 9-10 of ``training/recipe.sh`` were trained this way (weights/README.md).
 """
 
 from __future__ import annotations
@@ -22,11 +22,8 @@ import argparse
 import importlib.metadata
 import json
 import shutil
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 TRUNK = "net."  # the ResNet50's tensors in the weights file
 
 
@@ -54,7 +51,9 @@ def pack(out: Path, weights: Path, cache_dir: str | None) -> None:
         info = f"{package}-{dist.version}.dist-info"  # importlib.metadata.version() needs it
         shutil.copytree(packages / info, site / info, dirs_exist_ok=True)
         if package == "anny":
-            shutil.copytree(packages / "anny" / "data" / "keypoints", site / "anny" / "data" / "keypoints", dirs_exist_ok=True)
+            shutil.copytree(
+                packages / "anny" / "data" / "keypoints", site / "anny" / "data" / "keypoints", dirs_exist_ok=True
+            )
     (out / "cache").mkdir(parents=True, exist_ok=True)
     shutil.copy2(cache, out / "cache" / cache.name)
     meta, tensors = _tensors(weights, lambda k: not k.startswith(TRUNK))
@@ -81,8 +80,9 @@ def split(weights: Path, prefix: str, max_mb: float) -> None:
 
 
 def merge(out: Path, files: list[Path]) -> None:
-    from inference.regressor_net import NetConfig, RegressorNet
-    from inference.train import load_matching
+    from inference.regress.net import NetConfig, RegressorNet
+
+    from .train import load_matching
 
     meta, _ = _tensors(files[-1], lambda k: False)
     net = RegressorNet(NetConfig(**json.loads(meta["config"])))
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("pack")
     p.add_argument("out", type=Path)
-    p.add_argument("--weights", type=Path, default=ROOT / "weights" / "regressor.safetensors")
+    p.add_argument("--weights", type=Path, default=None, help="default: the bundled weights")
     p.add_argument("--cache-dir", default=None)
     s = sub.add_parser("split")
     s.add_argument("weights", type=Path)
@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("files", type=Path, nargs="+", help="the trunk's weights file first, then the trained ones")
     args = ap.parse_args(argv)
     if args.cmd == "pack":
-        pack(args.out, args.weights, args.cache_dir)
+        from inference.regress import WEIGHTS
+
+        pack(args.out, args.weights or WEIGHTS, args.cache_dir)
     elif args.cmd == "split":
         split(args.weights, args.prefix, args.max_mb)
     else:

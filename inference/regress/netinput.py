@@ -15,11 +15,12 @@ import cv2
 import numpy as np
 import torch
 
+from .. import keypoints as kpl
+
 INPUT_SIZE = 96  # pixels per side of the network input
 CROP_MARGIN = 1.25  # crop side / the longer side of the person's box
 HEATMAP_SIGMA = 1.5  # pixels of the input
-NUM_KEYPOINTS = 21  # COCO-17, big toes, heels (the body model's keypoint order)
-IN_CHANNELS = 1 + NUM_KEYPOINTS
+IN_CHANNELS = 1 + kpl.NUM  # the mask and one heatmap per keypoint
 MIN_KEYPOINT_CONF = 0.3  # below this a detected keypoint is left out of the heatmaps
 
 

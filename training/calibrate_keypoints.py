@@ -1,13 +1,13 @@
 """Where MediaPipe puts each keypoint against where Anny's keypoint lies, measured on rendered
 bodies: the table ``ANNY_DETECTOR_OFFSETS`` in ``inference/bodymodels/anny.py``.
 
-    .venv/bin/python scripts/render_bodies.py runs/renders_val --count 150 --first-seed 10000000
-    .venv/bin/python scripts/calibrate_keypoints.py runs/renders_val
+    .venv/bin/python -m training.render_bodies runs/renders_val --count 150 --first-seed 10000000
+    .venv/bin/python -m training.calibrate_keypoints runs/renders_val
 
 Calibrate on validation bodies (seeds 10,000,000+), not on the benchmark's held-out ones.
 For every body the detector finds well (median keypoint within 3% of the body's extent,
 better labelling of the two), each keypoint's offset from the true projection is written as
-a * torso vector + b * width vector of the detection (``detect.body_axes_2d``); a and b are
+a * torso vector + b * width vector of the detection (``keypoints.body_axes_2d``); a and b are
 least squares over the bodies (offsets over a quarter of the torso left out as misdetections),
 then averaged over left and right so that the table is mirror-symmetric.
 """
@@ -15,23 +15,19 @@ then averaged over left and right so that the table is mirror-symmetric.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 
 def main(argv: list[str] | None = None) -> int:
-    from inference.benchmark_regressor import WELL_DETECTED_PCT
+    from inference import keypoints as kpl
     from inference.camera import project_np
-    from inference.detect import MIRROR_KEYPOINTS, PoseDetector, body_axes_2d
+    from inference.detect import PoseDetector, find_people, mirrored, prominence
     from inference.errors import ReconError
-    from inference.images import load_image
-    from inference.pipeline import mirrored
-    from inference.track import find_people, prominence
+    from inference.io.images import load_image
+
+    from .render_bodies import WELL_DETECTED_PCT
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("render_dir")
@@ -50,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         if min(err) / float(np.ptp(uv, axis=0).max()) * 100 > WELL_DETECTED_PCT:
             continue
         k = labellings[int(np.argmin(err))]
-        up, width = body_axes_2d(k)
+        up, width = kpl.body_axes_2d(k)
         axes.append(np.stack([np.tile(up, (len(k), 1)), np.tile(width, (len(k), 1))], -1))  # (K, 2, 2)
         offsets.append(k[:, :2] - uv)
         torso.append(np.linalg.norm(up))
@@ -62,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(A.shape[1]):
         ok = np.linalg.norm(O[:, i], axis=1) < 0.25 * L
         coef[i] = np.linalg.lstsq(A[ok, i].reshape(-1, 2), O[ok, i].reshape(-1), rcond=None)[0]
-    mirror = coef[MIRROR_KEYPOINTS] * np.array([1.0, -1.0])  # a left keypoint's inward is its right twin's outward
+    mirror = coef[kpl.MIRROR] * np.array([1.0, -1.0])  # a left keypoint's inward is its right twin's outward
     coef = (coef + mirror) / 2
     print(f"# {len(A)} well-detected bodies of {args.render_dir}: (torso, width) fractions per keypoint")
     print("ANNY_DETECTOR_OFFSETS = np.array([")

@@ -1,4 +1,4 @@
-"""Following one person through a clip.
+"""Finding everyone in a photo, and following one person through a clip.
 
 BlazePose sees one person per call. At the start we look for everyone (the
 found person is blanked out and the frame searched again) and lock on the
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .detect import Detection, PoseDetector
+from .detection import Detection
+from .mediapipe_pose import PoseDetector
 
 MAX_PEOPLE = 3
-CROP_MARGIN = 0.6  # crop = last box grown by this fraction of its size on each side
+TRACK_MARGIN = 0.6  # the search crop: the last box grown by this fraction of its size on each side
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -51,6 +52,8 @@ def prominence(det: Detection) -> float:
 
 
 class Tracker:
+    """Locks on the most prominent person at the start and follows that one person."""
+
     def __init__(self, detector: PoseDetector) -> None:
         self.detector = detector
         self.box: np.ndarray | None = None
@@ -69,7 +72,7 @@ class Tracker:
         h, w = rgb.shape[:2]
         x0, y0, x1, y1 = self.box
         bw, bh = x1 - x0, y1 - y0
-        side = max(bw, bh) * (1 + 2 * CROP_MARGIN)
+        side = max(bw, bh) * (1 + 2 * TRACK_MARGIN)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         crop = (
             int(max(0, cx - side / 2)),
@@ -77,7 +80,7 @@ class Tracker:
             int(min(w, cx + side / 2)),
             int(min(h, cy + side / 2)),
         )
-        det = self.detector._detect_in_crop(rgb, crop)
+        det = self.detector.detect_in_crop(rgb, crop)
         if det is None or not self._same_person(det):
             return None
         self.box = det.box.copy()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ReconError
+from ..errors import ReconError
 
 # Larger images are refused before decoding (a 60 MP photo is ~180 MB of RGB).
 MAX_PIXELS = 60_000_000

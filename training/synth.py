@@ -24,15 +24,23 @@ import roma
 import torch
 import torch.nn.functional as F
 
-from .bodymodels.base import BodyModel
-from .joints import JointLimits
-from .lbs import CollapsedSkeleton
-from .netinput import CROP_MARGIN, INPUT_SIZE, NUM_KEYPOINTS, camera_features, heatmaps
+from inference import keypoints as kpl
+from inference.bodymodels.base import BodyModel
+from inference.bodymodels.joints import JointLimits
+from inference.bodymodels.lbs import CollapsedSkeleton
+from inference.camera import Camera
+from inference.detect import Detection, mirrored
+from inference.metrics import render_silhouette
+from inference.regress.netinput import CROP_MARGIN, INPUT_SIZE, camera_features, heatmaps
 
 D = math.radians
-L_HIP, R_HIP = 11, 12
-# Keypoint pairs a detector may swap (body-model keypoint order).
-PAIRS = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16), (17, 18), (19, 20)]
+PAIRS = kpl.PAIRS  # keypoint pairs a detector may swap
+# Seed ranges: training seeds are < 1e7 or >= 3e7; validation and the benchmark's held-out
+# test set are never trained on.
+VAL_SEED0 = 10_000_000
+TEST_SEED0 = 20_000_000
+# The benchmark's simulated 3D landmarks: the true keypoints plus this noise (m; across, depth).
+LANDMARK_NOISE_M = (0.03, 0.03, 0.06)
 # Model space (Anny: left +X, back +Y, up +Z) -> camera (x right, y down, z away), facing the camera.
 FACING = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])
 
@@ -68,7 +76,10 @@ def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
 
 def _legs(rng: np.random.Generator, kind: str) -> tuple[dict, dict, float]:
     """Per-side (flex, abduction, twist, knee, ankle) in degrees, and a forward lean."""
-    side = lambda **kw: {"flex": 0.0, "abd": _u(rng, -3, 10), "twist": _u(rng, -10, 10), "knee": _u(rng, 0, 10), "ankle": _u(rng, -10, 10), **kw}  # noqa: E731
+    def side(**kw) -> dict:
+        return {"flex": 0.0, "abd": _u(rng, -3, 10), "twist": _u(rng, -10, 10), "knee": _u(rng, 0, 10),
+                "ankle": _u(rng, -10, 10), **kw}  # fmt: skip
+
     lean = _u(rng, -5, 10)
     if kind == "stand":
         l, r = side(flex=_u(rng, -15, 15)), side(flex=_u(rng, -15, 15))
@@ -106,7 +117,13 @@ def _legs(rng: np.random.Generator, kind: str) -> tuple[dict, dict, float]:
 
 def _arm(rng: np.random.Generator, kind: str) -> dict:
     """(fwd, raise, twist, elbow, elbow twist) in degrees; raise is from Anny's A-pose (45 deg down)."""
-    a = {"fwd": _u(rng, -15, 20), "raise": _u(rng, -50, -25), "twist": _u(rng, -40, 40), "elbow": _u(rng, 0, 40), "etwist": _u(rng, -40, 40)}
+    a = {
+        "fwd": _u(rng, -15, 20),
+        "raise": _u(rng, -50, -25),
+        "twist": _u(rng, -40, 40),
+        "elbow": _u(rng, 0, 40),
+        "etwist": _u(rng, -40, 40),
+    }
     if kind == "swing":
         a.update(fwd=_u(rng, -45, 60), elbow=_u(rng, 10, 110))
     elif kind == "forward":
@@ -315,7 +332,7 @@ class SyntheticData:
         return Draws(augment=augment, images=images, mask_ops=[p["mask_ops"] for p in per], **cols)
 
     def _draw_one(self, r: np.random.Generator, augment: bool, images: bool) -> dict:
-        nk = NUM_KEYPOINTS
+        nk = kpl.NUM
         d = {"shape": sample_phenotype(r, self.body.shape_labels), "pose": self.poses(r)}
         R, K, w, h = sample_camera_pose(r)
         d.update(rot=R, K=K, size=np.array([w, h], np.float64))
@@ -359,7 +376,7 @@ class SyntheticData:
         R, K, size = t(d.rot), t(d.K), t(d.size)
 
         # Place the pelvis (float64: the depth divides by a small fraction).
-        pelvis_model = kp_model[:, [L_HIP, R_HIP]].mean(1)
+        pelvis_model = kp_model[:, kpl.HIPS].mean(1)
         extent = (v_model.amax(1) - v_model.amin(1)).norm(dim=1).double()  # body diagonal, pose-aware
         w, h, f = size[:, 0].double(), size[:, 1].double(), K[:, 0, 0].double()
         place = torch.as_tensor(d.place, dtype=torch.float64, device=dev)
@@ -410,15 +427,36 @@ class SyntheticData:
             kp2d[..., 2] = torch.where(amp > 0, kp2d[..., 2], kp2d[..., 2].clamp(max=0.2))
         inputs = torch.cat([mask[:, None], heatmaps(xy, amp)], 1) if d.images else torch.zeros(b, 0, 0, 0, device=dev)
 
-        pelvis_cam = kp_cam[:, [L_HIP, R_HIP]].mean(1)
+        pelvis_cam = kp_cam[:, kpl.HIPS].mean(1)
         root_xy = to_crop(project_batch(pelvis_cam[:, None], K))[:, 0]
         log_depth = torch.log(pelvis_cam[:, 2] * sides / K[:, 0, 0])
         return SynthBatch(
             inputs=inputs, keypoints_in=torch.cat([xy, amp[..., None]], -1),
-            camera_in=camera_features(centers, sides, K), shape=shape, pose=pose_rot, global_rot=R, transl=transl, K=K, image_size=size,
+            camera_in=camera_features(centers, sides, K), shape=shape, pose=pose_rot, global_rot=R, transl=transl, K=K,
+            image_size=size,
             crop_center=centers, crop_side=sides, keypoints2d=kp2d, keypoints3d=kp_cam, vertices=v_cam,
             root_xy=root_xy, log_depth=log_depth,
         )  # fmt: skip
+
+    def detector_view(self, seed: int) -> tuple[SynthBatch, Camera, list[Detection]]:
+        """Sample ``seed``, its camera, and what a detector would report for it, as labelled and
+        mirrored: the detector-like keypoints, the body's silhouette, simulated 3D landmarks
+        (``LANDMARK_NOISE_M``) and the box whose crop the sample was drawn with."""
+        s = self.batch([seed])
+        kp_t = s.keypoints3d[0].numpy().astype(np.float64)
+        verts_t = s.vertices[0].numpy().astype(np.float64)
+        w, h = (int(x) for x in s.image_size[0])
+        K = s.K[0].numpy().astype(np.float64)
+        camera = Camera(K=K, width=w, height=h)
+        mask = render_silhouette(verts_t.astype(np.float32), self.body.faces, K, w, h).astype(np.float32)
+        kp2d = s.keypoints2d[0].numpy().astype(np.float64)
+        rng = np.random.default_rng([11, seed])
+        lm = kp_t - kp_t[kpl.HIPS].mean(0) + rng.normal(0, LANDMARK_NOISE_M, kp_t.shape)
+        half = float(s.crop_side[0]) / CROP_MARGIN / 2
+        c = s.crop_center[0].numpy().astype(np.float64)
+        box = np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half])
+        det = Detection(box=box, keypoints2d=kp2d, landmarks3d=lm, mask=mask, score=float(kp2d[:, 2].mean()))
+        return s, camera, [det, mirrored(det)]
 
     def _centroids(self, v: torch.Tensor) -> torch.Tensor:
         return v[:, self._faces].mean(2)

@@ -1,6 +1,6 @@
-"""The regressor's benchmark: ``python -m inference benchmark --regressor --json``.
+"""The start's benchmark: ``python -m benchmarks regressor``.
 
-On a held-out synthetic set (seeds from ``train.TEST_SEED0``, never trained on)
+On a held-out synthetic set (seeds from ``training.synth.TEST_SEED0``, never trained on)
 it compares (a) the network alone (and, as an ablation, without its ResNet
 branch: the keypoint lifter alone), (b) the fit from MediaPipe-style 3D
 landmarks (the true keypoints plus noise: 3 cm across, 6 cm in depth), (c) the
@@ -17,7 +17,7 @@ that fit's final value.
 On real photos (the bundled one, those given, and with ``--clip`` every 25th
 frame of a video) it reports silhouette IoU and keypoint error of (b) and (c),
 their means and on how many photos (c) beats (b).
-With ``--renders DIR`` (bodies from ``scripts/render_bodies.py``: held-out synthetic bodies
+With ``--renders DIR`` (bodies from ``python -m training.render_bodies``: held-out synthetic bodies
 rendered as photos, with their truth) it runs (b) and (c) through the whole photo pipeline,
 the real detector included, and reports the 3D errors there too: the simulated keypoints
 and landmarks of the synthetic set are cleaner than MediaPipe's.
@@ -35,7 +35,11 @@ import numpy as np
 import roma
 import torch
 
-LANDMARK_NOISE_M = (0.03, 0.03, 0.06)
+from inference import keypoints as kpl
+from inference.bodymodels.base import BodyParams
+from training.render_bodies import WELL_DETECTED_PCT
+from training.synth import LANDMARK_NOISE_M, TEST_SEED0
+
 CONVERGED = 1.05
 
 
@@ -51,8 +55,10 @@ def procrustes(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return scale * p @ R + mg
 
 
-def body_errors(kp: np.ndarray, verts: np.ndarray, shape: np.ndarray, kp_t: np.ndarray, verts_t: np.ndarray, shape_t: np.ndarray) -> dict:
-    pel, pel_t = kp[[11, 12]].mean(0), kp_t[[11, 12]].mean(0)
+def body_errors(
+    kp: np.ndarray, verts: np.ndarray, shape: np.ndarray, kp_t: np.ndarray, verts_t: np.ndarray, shape_t: np.ndarray
+) -> dict:
+    pel, pel_t = kp[kpl.HIPS].mean(0), kp_t[kpl.HIPS].mean(0)
     return {
         "mpjpe_mm": float(np.linalg.norm((kp - pel) - (kp_t - pel_t), axis=1).mean() * 1000),
         "pa_mpjpe_mm": float(np.linalg.norm(procrustes(kp, kp_t) - kp_t, axis=1).mean() * 1000),
@@ -76,29 +82,28 @@ def _with_steps_of(options, other):
     return replace(options, rigid_steps=other.rigid_steps, pose_steps=other.pose_steps, full_steps=other.full_steps)
 
 
-class _TruthStart:
-    """A regressor that answers the synthetic sample's true body, for every hypothesis."""
+class TruthStart:
+    """A start that answers the synthetic sample's true body, for every hypothesis."""
 
-    def __init__(self, params) -> None:
+    def __init__(self, params: BodyParams) -> None:
         self.params = params
 
-    def __call__(self, detections, camera):
-        from .bodymodels.base import BodyParams
-
+    def __call__(self, detections, camera) -> BodyParams:
         n = len(detections)
         return BodyParams(*(t.expand(n, *t.shape[1:]).clone() for t in (self.params.global_rot, self.params.transl,
                                                                        self.params.pose, self.params.shape)))
 
 
-class _Bench:
-    """Models for one worker process."""
+class SyntheticBench:
+    """The held-out synthetic bodies with every start and fit the benchmark compares (the models
+    of one worker process)."""
 
     def __init__(self, cache_dir: str | None, weights: str) -> None:
-        from .bodymodels.anny import AnnyBody
-        from .fit import FitOptions, Fitter
-        from .pipeline import NETWORK_STEP_FACTOR
-        from .regress import LandmarkRegressor, NetworkRegressor
-        from .synth import SyntheticData
+        from inference.bodymodels.anny import AnnyBody
+        from inference.fit import FitOptions, Fitter
+        from inference.pipeline import NETWORK_STEP_FACTOR
+        from inference.regress import LandmarkRegressor, NetworkRegressor
+        from training.synth import SyntheticData
 
         self.body = AnnyBody(cache_dir)
         self.data = SyntheticData(self.body)
@@ -119,40 +124,13 @@ class _Bench:
             kp = b.keypoints(v)
         return kp[0].numpy().astype(np.float64), v[0].numpy().astype(np.float64)
 
-    def truth(self, s) -> "_TruthStart":
+    def truth(self, s) -> TruthStart:
         """The sample's body as fit parameters (the bones it does not pose stay at rest)."""
-        from .bodymodels.base import BodyParams
-
         pose = self.fit_trained.limits.full_pose(roma.rotmat_to_rotvec(s.pose))
-        return _TruthStart(BodyParams(roma.rotmat_to_rotvec(s.global_rot), s.transl.clone(), pose, s.shape.clone()))
-
-    def inputs(self, seed: int):
-        """The sample, its camera and what the detector would report for it (both labellings)."""
-        from .camera import Camera
-        from .detect import Detection
-        from .metrics import render_silhouette
-        from .netinput import CROP_MARGIN
-        from .pipeline import mirrored
-
-        s = self.data.batch([seed])
-        kp_t = s.keypoints3d[0].numpy().astype(np.float64)
-        verts_t = s.vertices[0].numpy().astype(np.float64)
-        w, h = (int(x) for x in s.image_size[0])
-        K = s.K[0].numpy().astype(np.float64)
-        camera = Camera(K=K, width=w, height=h)
-        mask = render_silhouette(verts_t.astype(np.float32), self.body.faces, K, w, h).astype(np.float32)
-        kp2d = s.keypoints2d[0].numpy().astype(np.float64)
-        rng = np.random.default_rng([11, seed])
-        lm = kp_t - kp_t[[11, 12]].mean(0) + rng.normal(0, LANDMARK_NOISE_M, kp_t.shape)
-        # The box a detector reports, so that the crop is the one the sample was drawn with.
-        half = float(s.crop_side[0]) / CROP_MARGIN / 2
-        c = s.crop_center[0].numpy().astype(np.float64)
-        box = np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half])
-        det = Detection(box=box, keypoints2d=kp2d, landmarks3d=lm, mask=mask, score=float(kp2d[:, 2].mean()))
-        return s, camera, [det, mirrored(det)]
+        return TruthStart(BodyParams(roma.rotmat_to_rotvec(s.global_rot), s.transl.clone(), pose, s.shape.clone()))
 
     def sample(self, seed: int, with_full_c: bool) -> dict:
-        s, camera, hyps = self.inputs(seed)
+        s, camera, hyps = self.data.detector_view(seed)
         det = hyps[0]
         kp_t = s.keypoints3d[0].numpy().astype(np.float64)
         verts_t = s.vertices[0].numpy().astype(np.float64)
@@ -180,13 +158,13 @@ class _Bench:
         return out
 
 
-_worker: _Bench | None = None
+_worker: SyntheticBench | None = None
 
 
 def _init(cache_dir: str | None, weights: str) -> None:
     global _worker
     torch.set_num_threads(1)
-    _worker = _Bench(cache_dir, weights)
+    _worker = SyntheticBench(cache_dir, weights)
 
 
 def _run(job: tuple[int, bool]) -> dict:
@@ -198,19 +176,21 @@ def _summary(rows: list[dict], key: str) -> dict:
     vals = [r[key] for r in rows if key in r]
     keys = vals[0].keys()
     return {k: round(statistics.mean(v[k] for v in vals), 4) for k in keys} | {
-        f"{k}_median": round(statistics.median(v[k] for v in vals), 4) for k in ("pa_mpjpe_mm", "converged_at") if k in keys
+        f"{k}_median": round(statistics.median(v[k] for v in vals), 4)
+        for k in ("pa_mpjpe_mm", "converged_at")
+        if k in keys
     }
 
 
 def _regressor_speed(cache_dir: str | None, weights: str, repeats: int = 20) -> dict:
     """Per-crop latency of the network (input drawing + forward) on the bundled photo's detection."""
-    from .benchmark import BUNDLED_PHOTO
-    from .bodymodels.anny import AnnyBody
-    from .camera import Camera
-    from .detect import PoseDetector
-    from .images import load_image
-    from .regress import NetworkRegressor
-    from .track import find_people, prominence
+    from inference.bodymodels.anny import AnnyBody
+    from inference.camera import Camera
+    from inference.detect import PoseDetector, find_people, prominence
+    from inference.io.images import load_image
+    from inference.regress import NetworkRegressor
+
+    from .photos import BUNDLED_PHOTO
 
     body = AnnyBody(cache_dir)
     reg = NetworkRegressor(body, weights)
@@ -233,7 +213,7 @@ def _regressor_speed(cache_dir: str | None, weights: str, repeats: int = 20) -> 
 def _real_images(images: list[str], frames=None):
     """(name, photo path or RGB frame): the bundled photo, the given photos, the frames
     of ``frames`` (a ``FrameSource``)."""
-    from .benchmark import BUNDLED_PHOTO
+    from .photos import BUNDLED_PHOTO
 
     for p in [BUNDLED_PHOTO] + [Path(x) for x in images]:
         yield p.name, p
@@ -243,9 +223,9 @@ def _real_images(images: list[str], frames=None):
 
 
 def _photos(images: list[str], cache_dir: str | None, weights: str, frames=None) -> list[dict]:
-    from .errors import ReconError
-    from .fit import FitOptions
-    from .pipeline import NETWORK_STEP_FACTOR, Reconstructor
+    from inference.errors import ReconError
+    from inference.fit import FitOptions
+    from inference.pipeline import NETWORK_STEP_FACTOR, Reconstructor
 
     rows = []
     trained = FitOptions().for_trained_start(NETWORK_STEP_FACTOR)
@@ -283,37 +263,39 @@ def _photo_summary(rows: list[dict]) -> dict:
     if not done:
         return out
     for key in ("b", "c", "c_full"):
-        out[key] = {m: round(statistics.mean(r[key][m] for r in done), 4) for m in ("silhouette_iou", "keypoint_error_pct")}
+        out[key] = {
+            m: round(statistics.mean(r[key][m] for r in done), 4) for m in ("silhouette_iou", "keypoint_error_pct")
+        }
     for key in ("c", "c_full"):
         out[f"{key}_beats_b"] = sum(
-            r[key]["silhouette_iou"] > r["b"]["silhouette_iou"] and r[key]["keypoint_error_pct"] <= r["b"]["keypoint_error_pct"]
+            r[key]["silhouette_iou"] > r["b"]["silhouette_iou"]
+            and r[key]["keypoint_error_pct"] <= r["b"]["keypoint_error_pct"]
             for r in done
         )
     return out
 
 
-# A rendered body counts as well detected when the detector's median keypoint is this close
-# to the truth (% of the body's extent in the image); the others are mostly wrong detections.
-WELL_DETECTED_PCT = 3.0
-
-
 def _render_files(render_dir: str) -> list[Path]:
-    """The renders of ``scripts/render_bodies.py`` in ``render_dir``: each ``<seed>.png`` beside its truth ``<seed>.npz``."""
-    from .errors import ReconError
+    """The renders of ``training.render_bodies`` in ``render_dir``: each ``<seed>.png`` beside its truth
+    ``<seed>.npz``."""
+    from inference.errors import ReconError
 
     pngs = sorted(p for p in Path(render_dir).glob("*.png") if p.with_suffix(".npz").is_file())
     if not pngs:
-        raise ReconError("no_renders", f"No rendered bodies in {render_dir}; make them with scripts/render_bodies.py {render_dir}.")
+        raise ReconError(
+            "no_renders",
+            f"No rendered bodies in {render_dir}; make them with python -m training.render_bodies {render_dir}.",
+        )
     return pngs
 
 
 def _rendered(pngs: list[Path], cache_dir: str | None, weights: str) -> list[dict]:
     """(b) and (c) through the whole photo pipeline, MediaPipe included, on rendered bodies."""
-    from .camera import project_np
-    from .errors import ReconError
-    from .images import load_image
-    from .pipeline import Reconstructor, mirrored
-    from .track import find_people, prominence
+    from inference.camera import project_np
+    from inference.detect import find_people, mirrored, prominence
+    from inference.errors import ReconError
+    from inference.io.images import load_image
+    from inference.pipeline import Reconstructor
 
     recs = {"b": Reconstructor(cache_dir=cache_dir, init="landmarks"),
             "c": Reconstructor(cache_dir=cache_dir, init="network", regressor_weights=weights)}  # fmt: skip
@@ -333,17 +315,21 @@ def _rendered(pngs: list[Path], cache_dir: str | None, weights: str) -> list[dic
         extent = float(np.ptp(uv_t, axis=0).max())
         seen = det.keypoints2d[:, 2] > 0.5
         if seen.any():  # the better labelling: the fit weighs the mirrored one too
-            err2d = [np.median(np.linalg.norm(d.keypoints2d[seen, :2] - uv_t[seen], axis=1)) for d in (det, mirrored(det))]
+            err2d = [
+                np.median(np.linalg.norm(d.keypoints2d[seen, :2] - uv_t[seen], axis=1)) for d in (det, mirrored(det))
+            ]
             row["detector_kp_error_pct"] = round(float(min(err2d)) / extent * 100, 3)
         else:
             row["detector_kp_error_pct"] = 100.0
-        lm = det.landmarks3d - det.landmarks3d[[11, 12]].mean(0) + kp_t[[11, 12]].mean(0)
+        lm = det.landmarks3d - det.landmarks3d[kpl.HIPS].mean(0) + kp_t[kpl.HIPS].mean(0)
         # The synthetic set's simulated landmarks on the same body, for comparison.
         sim = kp_t + np.random.default_rng([11, len(rows)]).normal(0, LANDMARK_NOISE_M, kp_t.shape)
         for k, pts in (("landmarks_pa_mpjpe_mm", lm), ("simulated_landmarks_pa_mpjpe_mm", sim)):
             row[k] = round(float(np.linalg.norm(procrustes(pts, kp_t) - kp_t, axis=1).mean() * 1000), 2)
         for key, rec in recs.items():
-            r = rec.reconstruct(rgb, focal_px=float(K[0, 0]))  # the true focal length: the pose is measured, not the camera
+            r = rec.reconstruct(
+                rgb, focal_px=float(K[0, 0])
+            )  # the true focal length: the pose is measured, not the camera
             v = torch.from_numpy(r.vertices_cam)[None]
             kp = body.keypoints(v[:, body.keypoint_vertex_ids], body.keypoint_vertex_ids)[0].numpy().astype(np.float64)
             e = body_errors(kp, r.vertices_cam.astype(np.float64), r.shape_params, kp_t, verts_t, shape_t)
@@ -376,17 +362,23 @@ def _rendered_summary(rows: list[dict]) -> dict:
 
 
 def run_regressor_benchmark(
-    samples: int = 500, images: list[str] | None = None, workers: int = 2, full_c: bool = True, cache_dir: str | None = None,
-    weights: str | Path | None = None, clip: str | None = None, clip_step: int = 25, renders: str | None = None,
+    samples: int = 500,
+    images: list[str] | None = None,
+    workers: int = 2,
+    full_c: bool = True,
+    cache_dir: str | None = None,
+    weights: str | Path | None = None,
+    clip: str | None = None,
+    clip_step: int = 25,
+    renders: str | None = None,
 ) -> dict:
     from safetensors import safe_open
 
-    from . import __version__
-    from .regress import WEIGHTS
-    from .train import TEST_SEED0
+    from inference import __version__
+    from inference.io.frames import open_frames
+    from inference.regress import WEIGHTS
 
     t0 = time.perf_counter()
-    from .frames import open_frames
 
     # Opened first, so that a bad clip fails now, not after the synthetic set.
     frames = open_frames(clip, step=clip_step) if clip else None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ReconError
+from ..errors import ReconError
 
 SCHEMA_VERSION = 1
 

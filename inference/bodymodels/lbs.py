@@ -69,7 +69,9 @@ class CollapsedSkeleton:
             rot = ra @ rot
         return torch.cat([rot, trans[..., None]], dim=-1)
 
-    def skin(self, vertices: torch.Tensor, transforms: torch.Tensor, vertex_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def skin(
+        self, vertices: torch.Tensor, transforms: torch.Tensor, vertex_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Posed (B, V', 3) from rest ``vertices`` (B, V', 3), the rows ``vertex_ids`` of the weights."""
         w = self.weights if vertex_ids is None else self.weights[vertex_ids]
         b, s = transforms.shape[:2]

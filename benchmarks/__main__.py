@@ -1,0 +1,80 @@
+"""One entry point for every benchmark: ``python -m benchmarks photos|clip|regressor|real``.
+
+Each prints one JSON report (``--json``: on one line; ``--output FILE``: also written there).
+Tables and the numbers measured so far: docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from inference.errors import ReconError, exit_code_for
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="the report on one line")
+    common.add_argument("--output", default=None, help="also write the report to this file")
+    common.add_argument("--cache-dir", default=None, help="body-model cache folder (default ~/.cache/human_recon)")
+    sub = p.add_subparsers(dest="benchmark", required=True)
+
+    ph = sub.add_parser("photos", parents=[common], help="speed and fit quality of the photo pipeline")
+    ph.add_argument("images", nargs="*", help="photos to measure besides the bundled one")
+    ph.add_argument("--repeats", type=int, default=5)
+    ph.add_argument("--quality", choices=["fast", "balanced", "best"], default="balanced")
+
+    cl = sub.add_parser("clip", parents=[common], help="speed and smoothness of the clip pipeline")
+    cl.add_argument("clip", help="a video file or a folder of frames")
+    cl.add_argument("--frames", type=int, default=60, help="frames of the clip to use")
+
+    r = sub.add_parser("regressor", parents=[common],
+                       help="the trained start on held-out synthetic bodies and photos, against the landmark start")
+    r.add_argument("images", nargs="*", help="real photos besides the bundled one")
+    r.add_argument("--samples", type=int, default=500, help="held-out synthetic bodies")
+    r.add_argument("--workers", type=int, default=2, help="processes for the synthetic set")
+    r.add_argument("--clip", default=None, help="also every --clip-step-th frame of this video as a real photo")
+    r.add_argument("--clip-step", type=int, default=25)
+    r.add_argument("--renders", default=None, metavar="DIR",
+                   help="also the photo pipeline, real detector included, on bodies rendered by "
+                        "python -m training.render_bodies")  # fmt: skip
+    r.add_argument("--weights", default=None, help="regressor weights to benchmark instead of the bundled ones")
+    return p
+
+
+def run(args: argparse.Namespace) -> dict:
+    if args.benchmark == "photos":
+        from .photos import run_benchmark
+
+        return run_benchmark(images=args.images, repeats=args.repeats, quality=args.quality, cache_dir=args.cache_dir)
+    if args.benchmark == "clip":
+        from .clip import run_sequence_benchmark
+
+        return run_sequence_benchmark(args.clip, end=args.frames, cache_dir=args.cache_dir)
+    from .regressor import run_regressor_benchmark
+
+    return run_regressor_benchmark(
+        samples=args.samples, images=args.images, workers=args.workers, cache_dir=args.cache_dir, weights=args.weights,
+        clip=args.clip, clip_step=args.clip_step, renders=args.renders,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        report = run(args)
+    except ReconError as err:  # a bad path or an empty folder: one line, before any work
+        print(f"error: {err.message}", file=sys.stderr)
+        return exit_code_for(err.code)
+    text = json.dumps(report) if args.json else json.dumps(report, indent=2)
+    if args.output:
+        Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Speed and accuracy of the photo pipeline: ``python -m benchmarks photos``.
+
+Reports warm per-stage latency (median over repeats) on the bundled photo,
+the time for a new process to write a result (models cached), peak memory,
+and for every photo the silhouette IoU of the fitted body against the person
+mask and the mean keypoint reprojection error in % of the person's height.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_PHOTO = ROOT / "examples" / "person.jpg"
+
+
+def _cold_start(image: Path, cache_dir: str | None) -> tuple[float, float]:
+    """Seconds for ``python -m inference reconstruct`` in a new process, and its peak RSS (MB)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            sys.executable,
+            "-m",
+            "inference",
+            "reconstruct",
+            str(image),
+            "--output",
+            f"{tmp}/r.npz",
+            "--json-progress",
+        ]
+        if cache_dir:
+            cmd += ["--cache-dir", cache_dir]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        secs = time.perf_counter() - t
+    return secs, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+
+
+def run_benchmark(
+    images: list[str] | None = None, repeats: int = 5, quality: str = "balanced", cache_dir: str | None = None
+) -> dict:
+    from inference import __version__
+    from inference.pipeline import Reconstructor
+
+    photos = [BUNDLED_PHOTO] + [Path(p) for p in images or []]
+    if not BUNDLED_PHOTO.exists():
+        photos = photos[1:]
+    if not photos:
+        raise SystemExit("no photo to benchmark: pass one")
+    rec = Reconstructor(quality=quality, cache_dir=cache_dir)
+    main = photos[0]
+    rec.reconstruct(main)  # warm-up: first calls allocate and initialise kernels
+    stages: dict[str, list[float]] = {}
+    totals = []
+    for _ in range(max(1, repeats)):
+        t = time.perf_counter()
+        res = rec.reconstruct(main)
+        totals.append(time.perf_counter() - t)
+        for k, v in res.timings.items():
+            stages.setdefault(k, []).append(v)
+    per_image = []
+    for p in photos:
+        r = rec.reconstruct(p)
+        per_image.append(
+            {
+                "image": p.name,
+                "silhouette_iou": round(r.silhouette_iou, 4),
+                "keypoint_error_pct": round(r.keypoint_error_pct, 3),
+                "mirrored": r.mirrored,
+            }
+        )
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    cold_s, cold_peak_mb = _cold_start(main, cache_dir)
+    return {
+        "benchmark": "reconstruct",
+        "version": __version__,
+        "quality": quality,
+        "image": main.name,
+        "repeats": len(totals),
+        "threads": torch.get_num_threads(),
+        "latency_s": {k: round(statistics.median(v), 4) for k, v in stages.items()}
+        | {"total": round(statistics.median(totals), 4), "total_min": round(min(totals), 4)},
+        "fit_iterations": rec.fitter.options.total_steps,
+        "peak_rss_mb": round(max(peak_mb, cold_peak_mb), 1),
+        "new_process_to_result_s": round(cold_s, 2),
+        "silhouette_iou_mean": round(statistics.mean(x["silhouette_iou"] for x in per_image), 4),
+        "keypoint_error_pct_mean": round(statistics.mean(x["keypoint_error_pct"] for x in per_image), 3),
+        "per_image": per_image,
+    }

@@ -1,0 +1,166 @@
+"""Fitted bodies to results: the one function (``assemble_result``) that both the photo and
+the clip pipeline build their result with. A photo is a one-frame clip."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import roma
+import torch
+
+from . import __version__
+from . import keypoints as kpl
+from .bodymodels.base import BodyModel, BodyParams
+from .camera import Camera, project_np
+from .detect import Detection
+from .io.result import ReconResult
+from .metrics import iou, keypoint_error, render_silhouette
+
+
+@dataclass
+class Motion:
+    """One body over N frames: one shape, and per frame its bones' rotations and its placement.
+    Quaternions keep the sign they were given (a clip's are sign-aligned frame to frame, which
+    keyframe interpolation needs)."""
+
+    shape: torch.Tensor  # (1, S)
+    bone_quats: np.ndarray  # (N, J, 4) x, y, z, w: local rotations in the bones' rest frames
+    global_quats: np.ndarray  # (N, 4) x, y, z, w: model space -> camera space
+    transl: np.ndarray  # (N, 3) camera space, metres
+
+    @classmethod
+    def from_params(cls, p: BodyParams) -> "Motion":
+        """The frames of a batch of fitted parameters (one frame per batch item)."""
+        with torch.no_grad():
+            bones = roma.rotmat_to_unitquat(roma.rotvec_to_rotmat(p.pose))
+            glob = roma.rotmat_to_unitquat(roma.rotvec_to_rotmat(p.global_rot))
+        return cls(shape=p.shape[:1], bone_quats=bones.numpy(), global_quats=glob.numpy(), transl=p.transl.numpy())
+
+    def __len__(self) -> int:
+        return len(self.bone_quats)
+
+    def global_rotations(self) -> np.ndarray:
+        """(N, 3, 3) float64."""
+        return roma.unitquat_to_rotmat(torch.tensor(self.global_quats, dtype=torch.float64)).numpy()
+
+    def frame(self, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Frame ``t``'s (1, J, 3, 3) bone rotations, (1, 3, 3) global rotation and (1, 3)
+        translation, float32."""
+        f32 = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32)[None]  # noqa: E731
+        return (roma.unitquat_to_rotmat(f32(self.bone_quats[t])), roma.unitquat_to_rotmat(f32(self.global_quats[t])),
+                f32(self.transl[t]))  # fmt: skip
+
+
+@torch.no_grad()
+def keypoints_over_frames(body: BodyModel, motion: Motion) -> np.ndarray:
+    """(N, 21, 3) keypoints in camera space for every frame (only the keypoints' vertices are posed)."""
+    ids = body.keypoint_vertex_ids
+    rest = body.rest(motion.shape, ids)
+    out = []
+    for s in range(0, len(motion), 64):
+        qb = torch.tensor(motion.bone_quats[s : s + 64], dtype=torch.float32)
+        v, _ = body.pose(rest.expand(qb.shape[0]), roma.unitquat_to_rotmat(qb), ids)
+        R = roma.unitquat_to_rotmat(torch.tensor(motion.global_quats[s : s + 64], dtype=torch.float32))
+        v = torch.einsum("bij,bvj->bvi", R, v) + torch.tensor(motion.transl[s : s + 64], dtype=torch.float32)[:, None]
+        out.append(body.keypoints(v, ids).numpy())
+    return np.concatenate(out)
+
+
+@dataclass
+class ClipFrames:
+    """What a clip knows per frame beside its motion (a photo has none of it)."""
+
+    indices: np.ndarray  # (N,) source frame numbers
+    detected: np.ndarray  # (N,) bool; False: filled in from the neighbours
+    keypoints2d: np.ndarray  # (N, 21, 3) detected, in the body's convention (zeros where missing)
+    landmarks3d: np.ndarray  # (N, 21, 3) the detector's world landmarks (NaN where missing)
+    raw: Motion  # the motion before smoothing and foot locking
+    fps: float
+    notes: list[str] = field(default_factory=list)  # what was skipped or filled in, and why
+
+
+def assemble_result(
+    body: BodyModel,
+    motion: Motion,
+    camera: Camera,
+    detection: Detection,
+    source: str,
+    *,
+    mirrored: bool = False,
+    people_found: int = 1,
+    timings: dict[str, float] | None = None,
+    clip: ClipFrames | None = None,
+) -> ReconResult:
+    """The result of ``motion`` seen through ``camera``: the mesh and skeleton, frame 0's posed
+    mesh and its fit quality against ``detection`` (the first frame's), per-frame keypoints and
+    rotations, and the body model's own arrays (SMPL: the AMASS layout)."""
+    n = kpl.NUM_COCO
+    with torch.no_grad():
+        rest = body.rest(motion.shape)
+        rot, R0, t0 = motion.frame(0)
+        v_model, _ = body.pose(rest, rot)
+        v_cam = torch.einsum("bij,bvj->bvi", R0, v_model) + t0[:, None]
+        kp = body.keypoints(v_cam[:, body.keypoint_vertex_ids], body.keypoint_vertex_ids)[0, :n]
+    v_cam_np = v_cam[0].numpy().astype(np.float32)
+    kp_np = kp.numpy().astype(np.float64)
+    uv_fit = project_np(kp_np, camera.K)
+    sil = render_silhouette(v_cam_np, body.faces, camera.K, camera.width, camera.height)
+    kp_err, _ = keypoint_error(uv_fit, detection.keypoints2d[:n], detection.height)
+    R = motion.global_rotations()
+    transl = np.asarray(motion.transl, np.float64)
+    pose_aa = roma.unitquat_to_rotvec(torch.tensor(motion.bone_quats, dtype=torch.float64)).numpy()
+    fps = clip.fps if clip is not None else 0.0
+    amass = getattr(body, "amass", None)
+    skin_idx, skin_w = body.skin()
+    if clip is None:  # a photo: one frame, detected
+        frames = dict(frame_keypoints3d_cam=kp_np[None].astype(np.float32),
+                      frame_keypoints3d_raw=kp_np[None].astype(np.float32),
+                      frame_keypoints2d=detection.keypoints2d[None, :n].astype(np.float32))  # fmt: skip
+    else:
+        detected = np.asarray(clip.detected, bool)
+        frames = dict(
+            frame_indices=np.asarray(clip.indices, np.int32),
+            frame_detected=detected,
+            frame_keypoints3d_cam=keypoints_over_frames(body, motion)[:, :n].astype(np.float32),
+            frame_keypoints3d_raw=keypoints_over_frames(body, clip.raw)[:, :n].astype(np.float32),
+            frame_keypoints2d=np.asarray(clip.keypoints2d)[:, :n].astype(np.float32),
+            frame_landmarks3d=np.asarray(clip.landmarks3d)[:, :n].astype(np.float32),
+            frames_filled=int((~detected).sum()),
+            notes=np.array(clip.notes, dtype=str),
+        )
+    return ReconResult(
+        body_model=body.name,
+        image_path=source,
+        image_size=np.array([camera.width, camera.height], np.int32),
+        camera_K=camera.K.astype(np.float64),
+        faces=body.faces,
+        vertices_cam=v_cam_np,
+        rest_vertices=rest.vertices[0].numpy().astype(np.float32),
+        keypoints3d_cam=kp_np.astype(np.float32),
+        keypoints2d=detection.keypoints2d[:n].astype(np.float32),
+        keypoints2d_fit=uv_fit.astype(np.float32),
+        bone_names=np.array(body.bone_names),
+        bone_parents=body.bone_parents,
+        bone_rest_heads=rest.bone_heads[0].numpy().astype(np.float32),
+        bone_rest_tails=rest.bone_tails[0].numpy().astype(np.float32),
+        bone_rest_matrices=rest.bone_poses[0].numpy().astype(np.float32),
+        skin_indices=skin_idx,
+        skin_weights=skin_w,
+        bone_rotations=np.asarray(motion.bone_quats)[..., [3, 0, 1, 2]].astype(np.float32),
+        global_rotation=R,
+        root_translation=transl,
+        shape_labels=np.array(body.shape_labels),
+        shape_params=motion.shape[0].numpy().astype(np.float32),
+        person_box=detection.box.astype(np.float32),
+        people_found=people_found,
+        mirrored=mirrored,
+        silhouette_iou=iou(sil, detection.mask > 0.5),
+        keypoint_error_pct=kp_err,
+        timings=dict(timings or {}),
+        inference_version=__version__,
+        fps=fps,
+        model_up_axis=body.up_axis,
+        extra=amass(motion.shape, R, transl, pose_aa, fps) if amass else {},
+        **frames,
+    )

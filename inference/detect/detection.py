@@ -1,0 +1,48 @@
+"""What detection hands on: one person in one image, and the two ways its labels are read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .. import keypoints as kpl
+
+
+@dataclass
+class Detection:
+    """One person in one image (pixel coordinates of the full image)."""
+
+    box: np.ndarray  # (4,) x0, y0, x1, y1
+    keypoints2d: np.ndarray  # (21, 3) x, y, confidence in the keypoint layout (inference.keypoints)
+    landmarks3d: np.ndarray  # (21, 3) the detector's world landmarks (m, hip-centred, x right, y down, z away)
+    mask: np.ndarray  # (H, W) float32 in [0, 1]
+    score: float  # mean confidence of the keypoints
+
+    @property
+    def height(self) -> float:
+        return float(self.box[3] - self.box[1])
+
+
+def mirrored(det: Detection) -> Detection:
+    """The same detection with left and right labels swapped (2D and 3D alike)."""
+    return Detection(
+        box=det.box,
+        keypoints2d=det.keypoints2d[kpl.MIRROR].copy(),
+        landmarks3d=det.landmarks3d[kpl.MIRROR].copy(),
+        mask=det.mask,
+        score=det.score,
+    )
+
+
+def to_body_convention(det: Detection, offsets: np.ndarray | None) -> Detection:
+    """``det`` with each keypoint moved from where the detector puts it to where the body model's
+    keypoint lies. ``offsets`` (K, 2): the detector's mean offset as fractions of the detection's
+    own torso and width vectors (``keypoints.body_axes_2d``), so the shift turns and shrinks with
+    the person; left-right symmetric, so it commutes with ``mirrored``. None: unchanged."""
+    if offsets is None:
+        return det
+    up, width = kpl.body_axes_2d(det.keypoints2d)
+    k = det.keypoints2d.copy()
+    k[:, :2] -= offsets[:, :1] * up + offsets[:, 1:] * width
+    return replace(det, keypoints2d=k)

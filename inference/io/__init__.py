@@ -1,0 +1,1 @@
+"""Input and output: photos (``images``), clips (``frames``) and the result file (``result``)."""

@@ -1,0 +1,62 @@
+"""The keypoint layout every stage shares: names, indices and the left/right mirror map.
+
+Detections, body models, the start, the fit and the result all use one order:
+COCO-17, then the big toes and the heels (21 keypoints). The result file keeps
+the first 17 (COCO). This module is the only place that spells out indices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+COCO17 = [
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+]  # fmt: skip
+FEET = ["left_big_toe", "right_big_toe", "left_heel", "right_heel"]
+NAMES = COCO17 + FEET
+NUM = len(NAMES)  # 21
+NUM_COCO = len(COCO17)  # 17: what the result file keeps per frame
+
+NOSE = 0
+L_SHOULDER, R_SHOULDER = 5, 6
+L_WRIST, R_WRIST = 9, 10
+L_HIP, R_HIP = 11, 12
+L_ANKLE, R_ANKLE = 15, 16
+SHOULDERS = [L_SHOULDER, R_SHOULDER]
+HIPS = [L_HIP, R_HIP]
+ANKLES = [L_ANKLE, R_ANKLE]
+TORSO = [L_SHOULDER, R_SHOULDER, L_HIP, R_HIP]
+
+# Left/right twins, (left, right), in order: a detector may swap a pair, or the whole body.
+PAIRS = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16), (17, 18), (19, 20)]
+
+
+def _mirror_map() -> list[int]:
+    m = list(range(NUM))
+    for a, b in PAIRS:
+        m[a], m[b] = b, a
+    return m
+
+
+# Index map that relabels left as right and right as left (a mirrored labelling of the body).
+MIRROR = _mirror_map()
+
+
+def pelvis(kp):
+    """Mid-hip of (..., 21, D) keypoints (numpy or torch), keeping the keypoint axis."""
+    return (
+        kp[..., HIPS, :].mean(-2, keepdims=True)
+        if isinstance(kp, np.ndarray)
+        else kp[..., HIPS, :].mean(-2, keepdim=True)
+    )
+
+
+def body_axes_2d(keypoints2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The torso vector (hip centre to shoulder centre) and the left-to-right width vector (the
+    mean of the shoulders' and the hips') of (K, 2+) keypoints, pixels."""
+    k = keypoints2d[:, :2]
+    width = (k[R_SHOULDER] - k[L_SHOULDER] + k[R_HIP] - k[L_HIP]) / 2
+    return k[SHOULDERS].mean(0) - k[HIPS].mean(0), width
