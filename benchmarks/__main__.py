@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also the photo pipeline, real detector included, on bodies rendered by "
                         "python -m training.render_bodies")  # fmt: skip
     r.add_argument("--weights", default=None, help="regressor weights to benchmark instead of the bundled ones")
+
+    rl = sub.add_parser("real", parents=[common], help="3D accuracy on real multi-view ground truth")
+    rl.add_argument("--kit", default=None, help="the multi-view kit's folder (default: ../shared/realbench)")
+    rl.add_argument("--clips", action="store_true", help="also the clip pipeline on the kit's four clips")
+    rl.add_argument("--true-focal", action="store_true", help="give the pipeline the cameras' focal lengths")
+    rl.add_argument("--compare", default=None, metavar="OLD.json", help="paired difference to an earlier report")
     return p
 
 
@@ -54,6 +60,11 @@ def run(args: argparse.Namespace) -> dict:
         from .clip import run_sequence_benchmark
 
         return run_sequence_benchmark(args.clip, end=args.frames, cache_dir=args.cache_dir)
+    if args.benchmark == "real":
+        from .real import run_real_benchmark
+
+        return run_real_benchmark(args.kit, clips=args.clips, true_focal=args.true_focal, cache_dir=args.cache_dir,
+                                  compare=args.compare)  # fmt: skip
     from .regressor import run_regressor_benchmark
 
     return run_regressor_benchmark(

@@ -114,7 +114,8 @@ def test_sequence_cli_json_and_errors(tmp_path, clip, cache_dir):
 
 
 def test_foot_lock_holds_a_planted_foot():
-    from inference.sequence import SequenceOptions, foot_lock_offsets
+    from inference.sequence import SequenceOptions
+    from inference.smoothing import foot_lock_offsets
 
     rng = np.random.default_rng(0)
     n = 30
@@ -129,7 +130,8 @@ def test_foot_lock_holds_a_planted_foot():
     ankles2d[:, 0] = [300, 500, 0.9]
     ankles2d[:, 1, 0] = np.linspace(200, 300, n)
     ankles2d[:, 1, 1], ankles2d[:, 1, 2] = 480, 0.9
-    off = foot_lock_offsets(feet, ankles2d, 400.0, SequenceOptions())
+    o = SequenceOptions()
+    off = foot_lock_offsets(feet, ankles2d, 400.0, o.contact_speed, o.release)
     left = feet[:, 0] + off
     before = np.linalg.norm(np.diff(feet[:, 0], axis=0), axis=1).mean()
     after = np.linalg.norm(np.diff(left, axis=0), axis=1).mean()

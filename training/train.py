@@ -17,7 +17,7 @@ keypoints after Procrustes alignment (the local pose), 2D reprojection in the
 crop, parameters (rotation matrices, phenotype) and the camera (pelvis
 position and depth).
 
-Stages (``scripts/train_regressor.sh``): ``--keypoints-only`` trains the
+Stages (``training/recipe.sh``): ``--keypoints-only`` trains the
 keypoint lifter alone at a few hundred samples a second (no mask or heatmaps
 are drawn and the ResNet is skipped); a later stage starts from its weights
 (``--init-from``) and a trained ResNet trunk (``--trunk-from``) and trains the

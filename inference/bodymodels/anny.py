@@ -35,7 +35,7 @@ ADULT_AGE = 0.7
 # Where MediaPipe puts each keypoint (body-model order) against where Anny's lies, as fractions of
 # the detection's torso and left-to-right width vectors (detect.body_axes_2d): its hips sit 3% of
 # the torso higher and both hips and shoulders 5% of the width narrower, its ears 14% narrower.
-# Measured by scripts/calibrate_keypoints.py on 88 well-detected rendered validation bodies. The
+# Measured by training/calibrate_keypoints.py on 88 well-detected rendered validation bodies. The
 # network read these offsets as a bigger, further body: subtracting them took the rendered-body
 # benchmark's size error from 1.13x to 1.05x (README, "The same bodies through the real detector").
 ANNY_DETECTOR_OFFSETS = np.array([

@@ -1,0 +1,179 @@
+"""Real 3D accuracy on the multi-view kit: ``python -m benchmarks real [--kit DIR] [--clips]``.
+
+The kit (``../shared/realbench``; its README says how it was made) holds 80 photos of two
+people (4 calibrated cameras x 20 moments), their four 100-frame clips (60 fps) and
+triangulated 3D joints in every camera's frame, with a scorer (``eval.py``). This runs the
+photo pipeline on every photo (the most prominent person, as a user gets it) and, with
+``--clips``, the clip pipeline on every clip, writes the kit's prediction files, scores them
+with the kit's own scorer and reports PA-MPJPE and root-aligned MPJPE (mm): mean, median and
+standard error, overall, per camera and per person, with people found, missed, false positives
+and mirrored bodies; for clips also the jitter. ``--compare OLD.json`` adds the paired
+difference to an earlier report (person by person: the fair way to compare two methods on
+this kit, whose ground truth has ~2 cm of noise of its own).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from inference import keypoints as kpl
+from inference.camera import project_np
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_KIT = ROOT.parent / "shared" / "realbench"
+# The kit's 13 joints in our keypoint layout: COCO-17 without the eyes and ears.
+KIT_JOINTS = [kpl.NAMES.index(n) for n in (
+    "nose", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")]  # fmt: skip
+CAMERAS = ("cam01", "cam02", "cam03", "cam04")
+GT_FRAMES = range(0, 100, 5)  # clip frames with ground truth
+METRICS = ("pa_mpjpe_mm", "mpjpe_mm")
+
+
+def _check_kit(kit: Path) -> None:
+    from inference.errors import ReconError
+
+    if not (kit / "eval.py").is_file() or not (kit / "frames").is_dir():
+        raise ReconError("not_found", f"{kit} is not the multi-view kit (no eval.py and frames/); pass --kit DIR.")
+
+
+def _prediction(joints3d: np.ndarray, K: np.ndarray, box: np.ndarray | None = None) -> dict:
+    """One person in the kit's format from (17+, 3) camera-space keypoints."""
+    j3d = np.asarray(joints3d, np.float64)[KIT_JOINTS]
+    person = {"joints3d_cam": j3d.round(5).tolist(), "joints2d": project_np(j3d, K).round(2).tolist()}
+    if box is not None:
+        person["box2d"] = [round(float(v), 1) for v in box]
+    return person
+
+
+def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False) -> dict:
+    """Run the photo pipeline on every photo of the kit; one prediction file each."""
+    from inference.errors import ReconError
+
+    calib = json.loads((kit / "calibration.json").read_text())["cameras"]
+    seconds, failed = [], {}
+    for photo in sorted((kit / "frames").glob("cam*_f*.jpg")):
+        focal = float(calib[photo.name[:5]]["K"][0][0]) if true_focal else None
+        t = time.perf_counter()
+        try:
+            r = rec.reconstruct(photo, focal_px=focal, name=photo.name)
+            people = [_prediction(r.keypoints3d_cam, r.camera_K, r.person_box)]
+        except ReconError as err:
+            people, failed[photo.name] = [], err.code
+        seconds.append(time.perf_counter() - t)
+        (out_dir / f"{photo.stem}.json").write_text(json.dumps({"people": people}))
+    return {"photos": len(seconds), "failed": failed, "seconds_per_photo": round(statistics.median(seconds), 3)}
+
+
+def predict_clips(rec, kit: Path, out_dir: Path) -> dict:
+    """Run the clip pipeline on every clip; one prediction file per frame with ground truth.
+    Also each clip's smoothness (``clip.motion_metrics``)."""
+    from inference.errors import ReconError
+    from inference.io.frames import open_frames
+    from inference.sequence import SequenceReconstructor
+
+    from .clip import motion_metrics
+
+    out = {}
+    for cam in CAMERAS:
+        source = open_frames(kit / "clips" / f"{cam}.mp4")
+        t = time.perf_counter()
+        try:
+            r = SequenceReconstructor(rec).run(source)
+        except ReconError as err:
+            out[cam] = {"failed": err.code}
+            continue
+        secs = time.perf_counter() - t
+        index = {int(f): i for i, f in enumerate(r.frame_indices)}
+        for f in GT_FRAMES:
+            people = [_prediction(r.frame_keypoints3d_cam[index[f]], r.camera_K)] if f in index else []
+            (out_dir / f"{cam}_f{f:03d}.json").write_text(json.dumps({"people": people}))
+        out[cam] = {"frames": len(r.frame_indices), "frames_filled": int(r.frames_filled),
+                    "frames_per_second": round(len(r.frame_indices) / secs, 2)} | motion_metrics(r)  # fmt: skip
+    return out
+
+
+def score(kit: Path, pred_dir: Path) -> dict:
+    """The kit's scorer on ``pred_dir``: its summary and its per-person records."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "scores.json"
+        subprocess.run([sys.executable, str(kit / "eval.py"), str(pred_dir), "--json", str(out)], check=True,
+                       capture_output=True, text=True)  # fmt: skip
+        return json.loads(out.read_text())
+
+
+def _stats(values: list[float]) -> dict:
+    n = len(values)
+    if not n:
+        return {"n": 0}
+    se = statistics.stdev(values) / math.sqrt(n) if n > 1 else float("nan")
+    return {"n": n, "mean": round(statistics.mean(values), 1), "median": round(statistics.median(values), 1),
+            "se": round(se, 1)}  # fmt: skip
+
+
+def summarise(scores: dict) -> dict:
+    """Mean, median and standard error per group (overall, each camera, each person), with the
+    scorer's counts (found, missed, false positives, mirrored)."""
+    people = scores["people"]
+    groups = {"overall": people} | {c: [p for p in people if p["cam"] == c] for c in CAMERAS}
+    for name in sorted({p["person"] for p in people}):
+        groups[name] = [p for p in people if p["person"] == name]
+    out = {}
+    for g, recs in groups.items():
+        found = [r for r in recs if r["found"]]
+        s = scores["summary"].get(g, {})
+        out[g] = {"gt_people": len(recs), "found": len(found), "missed": len(recs) - len(found),
+                  "false_positives": s.get("false_positives"),
+                  "mirrored": sum(r["mirrored"] for r in found)}  # fmt: skip
+        out[g] |= {m: _stats([r[m] for r in found]) for m in METRICS}
+    return out
+
+
+def paired_difference(new: list[dict], old: list[dict]) -> dict:
+    """New minus old, person by person, over the people both found: mean, median, standard error."""
+    before = {(r["image"], r["person"]): r for r in old if r["found"]}
+    both = [(r, before[(r["image"], r["person"])]) for r in new if r["found"] and (r["image"], r["person"]) in before]
+    return {m: _stats([a[m] - b[m] for a, b in both]) for m in METRICS}
+
+
+def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_focal: bool = False,
+                       cache_dir: str | None = None, compare: str | None = None) -> dict:  # fmt: skip
+    from inference import __version__
+    from inference.pipeline import Reconstructor
+
+    kit = Path(kit) if kit else DEFAULT_KIT
+    _check_kit(kit)
+    old = json.loads(Path(compare).read_text()) if compare else None
+    t0 = time.perf_counter()
+    rec = Reconstructor(cache_dir=cache_dir)
+    report: dict = {"benchmark": "real", "version": __version__, "kit": str(kit), "true_focal": true_focal}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            report["photo_run"] = predict_photos(rec, kit, Path(tmp), true_focal)
+            scores = score(kit, Path(tmp))
+        report["photos"] = summarise(scores)
+        report["photo_people"] = scores["people"]
+        if clips:
+            with tempfile.TemporaryDirectory() as tmp:
+                report["clip_run"] = predict_clips(rec, kit, Path(tmp))
+                scores = score(kit, Path(tmp))
+            report["clips"] = summarise(scores)
+            report["clip_people"] = scores["people"]
+    finally:
+        rec.close()
+    if old:
+        report["compared_with"] = compare
+        report["photos_vs_old"] = paired_difference(report["photo_people"], old.get("photo_people", []))
+        if clips and "clip_people" in old:
+            report["clips_vs_old"] = paired_difference(report["clip_people"], old["clip_people"])
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    return report
