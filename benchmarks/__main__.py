@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--clips", action="store_true", help="also the clip pipeline on the kit's four clips")
     rl.add_argument("--true-focal", action="store_true", help="give the pipeline the cameras' focal lengths")
     rl.add_argument("--compare", default=None, metavar="OLD.json", help="paired difference to an earlier report")
+    rl.add_argument("--photos", default="cam*_f*.jpg", help="a glob of the kit's photos to run (default: all 80)")
     return p
 
 
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> dict:
         from .real import run_real_benchmark
 
         return run_real_benchmark(args.kit, clips=args.clips, true_focal=args.true_focal, cache_dir=args.cache_dir,
-                                  compare=args.compare)  # fmt: skip
+                                  compare=args.compare, photos=args.photos)  # fmt: skip
     from .regressor import run_regressor_benchmark
 
     return run_regressor_benchmark(
@@ -75,6 +77,11 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # stdout carries the report only: libraries' banners (Warp, TFLite) go to stderr.
+    report_out = os.fdopen(os.dup(1), "w")
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     try:
         report = run(args)
     except ReconError as err:  # a bad path or an empty folder: one line, before any work
@@ -83,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(report) if args.json else json.dumps(report, indent=2)
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
-    print(text)
+    print(text, file=report_out, flush=True)
     return 0
 
 

@@ -55,13 +55,13 @@ def _prediction(joints3d: np.ndarray, K: np.ndarray, box: np.ndarray | None = No
     return person
 
 
-def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False) -> dict:
-    """Run the photo pipeline on every photo of the kit; one prediction file each."""
+def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False, photos: str = "cam*_f*.jpg") -> dict:
+    """Run the photo pipeline on the kit's photos (``photos``: a glob); one prediction file each."""
     from inference.errors import ReconError
 
     calib = json.loads((kit / "calibration.json").read_text())["cameras"]
     seconds, failed = [], {}
-    for photo in sorted((kit / "frames").glob("cam*_f*.jpg")):
+    for photo in sorted((kit / "frames").glob(photos)):
         focal = float(calib[photo.name[:5]]["K"][0][0]) if true_focal else None
         t = time.perf_counter()
         try:
@@ -146,7 +146,10 @@ def paired_difference(new: list[dict], old: list[dict]) -> dict:
 
 
 def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_focal: bool = False,
-                       cache_dir: str | None = None, compare: str | None = None) -> dict:  # fmt: skip
+                       cache_dir: str | None = None, compare: str | None = None, photos: str = "cam*_f*.jpg",
+                       reconstructor=None) -> dict:  # fmt: skip
+    """``photos``: a glob of the kit's photos to run (the others count as missed);
+    ``reconstructor``: a warm ``Reconstructor`` to use instead of a new one."""
     from inference import __version__
     from inference.pipeline import Reconstructor
 
@@ -154,11 +157,11 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
     _check_kit(kit)
     old = json.loads(Path(compare).read_text()) if compare else None
     t0 = time.perf_counter()
-    rec = Reconstructor(cache_dir=cache_dir)
+    rec = reconstructor or Reconstructor(cache_dir=cache_dir)
     report: dict = {"benchmark": "real", "version": __version__, "kit": str(kit), "true_focal": true_focal}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            report["photo_run"] = predict_photos(rec, kit, Path(tmp), true_focal)
+            report["photo_run"] = predict_photos(rec, kit, Path(tmp), true_focal, photos)
             scores = score(kit, Path(tmp))
         report["photos"] = summarise(scores)
         report["photo_people"] = scores["people"]
@@ -169,7 +172,8 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
             report["clips"] = summarise(scores)
             report["clip_people"] = scores["people"]
     finally:
-        rec.close()
+        if reconstructor is None:
+            rec.close()
     if old:
         report["compared_with"] = compare
         report["photos_vs_old"] = paired_difference(report["photo_people"], old.get("photo_people", []))

@@ -1,3 +1,5 @@
+"""``python -m inference``: the command line (``cli``), with a clean exit on cancel."""
+
 import os
 import sys
 

@@ -113,22 +113,7 @@ def assemble_result(
     fps = clip.fps if clip is not None else 0.0
     amass = getattr(body, "amass", None)
     skin_idx, skin_w = body.skin()
-    if clip is None:  # a photo: one frame, detected
-        frames = dict(frame_keypoints3d_cam=kp_np[None].astype(np.float32),
-                      frame_keypoints3d_raw=kp_np[None].astype(np.float32),
-                      frame_keypoints2d=detection.keypoints2d[None, :n].astype(np.float32))  # fmt: skip
-    else:
-        detected = np.asarray(clip.detected, bool)
-        frames = dict(
-            frame_indices=np.asarray(clip.indices, np.int32),
-            frame_detected=detected,
-            frame_keypoints3d_cam=keypoints_over_frames(body, motion)[:, :n].astype(np.float32),
-            frame_keypoints3d_raw=keypoints_over_frames(body, clip.raw)[:, :n].astype(np.float32),
-            frame_keypoints2d=np.asarray(clip.keypoints2d)[:, :n].astype(np.float32),
-            frame_landmarks3d=np.asarray(clip.landmarks3d)[:, :n].astype(np.float32),
-            frames_filled=int((~detected).sum()),
-            notes=np.array(clip.notes, dtype=str),
-        )
+    frames = _per_frame(body, motion, detection, clip, kp_np)
     return ReconResult(
         body_model=body.name,
         image_path=source,
@@ -164,3 +149,27 @@ def assemble_result(
         extra=amass(motion.shape, R, transl, pose_aa, fps) if amass else {},
         **frames,
     )
+
+
+def _per_frame(body: BodyModel, motion: Motion, detection: Detection, clip: ClipFrames | None,
+               kp0: np.ndarray) -> dict[str, np.ndarray | int]:  # fmt: skip
+    """The result's per-frame fields: a photo's one detected frame (its keypoints ``kp0``), or a
+    clip's every frame, smoothed and raw."""
+    n = kpl.NUM_COCO
+    if clip is None:  # a photo: one frame, detected
+        frames = dict(frame_keypoints3d_cam=kp0[None].astype(np.float32),
+                      frame_keypoints3d_raw=kp0[None].astype(np.float32),
+                      frame_keypoints2d=detection.keypoints2d[None, :n].astype(np.float32))  # fmt: skip
+    else:
+        detected = np.asarray(clip.detected, bool)
+        frames = dict(
+            frame_indices=np.asarray(clip.indices, np.int32),
+            frame_detected=detected,
+            frame_keypoints3d_cam=keypoints_over_frames(body, motion)[:, :n].astype(np.float32),
+            frame_keypoints3d_raw=keypoints_over_frames(body, clip.raw)[:, :n].astype(np.float32),
+            frame_keypoints2d=np.asarray(clip.keypoints2d)[:, :n].astype(np.float32),
+            frame_landmarks3d=np.asarray(clip.landmarks3d)[:, :n].astype(np.float32),
+            frames_filled=int((~detected).sum()),
+            notes=np.array(clip.notes, dtype=str),
+        )
+    return frames

@@ -33,8 +33,9 @@ from .bodymodels.lbs import CollapsedSkeleton
 from .camera import Camera, project
 from .detect import Detection
 
-# Relative weight of each keypoint (body-model order: COCO-17, big toes, heels).
-KP_WEIGHTS = torch.tensor([0.5] * 5 + [1.0] * 12 + [0.5] * 4)
+# Relative weight of each keypoint: the face and the feet count half.
+KP_WEIGHTS = torch.ones(kpl.NUM)
+KP_WEIGHTS[kpl.FACE + kpl.FOOT] = 0.5
 SILHOUETTE_STRIDE = 9  # every n-th vertex joins the silhouette sample
 MASK_SAMPLES = 400
 MIRROR_MARGIN = 0.8  # the mirrored labelling must explain the image this much better

@@ -20,6 +20,8 @@ NAMES = COCO17 + FEET
 NUM = len(NAMES)  # 21
 NUM_COCO = len(COCO17)  # 17: what the result file keeps per frame
 
+FACE = list(range(5))  # nose, eyes, ears
+FOOT = list(range(NUM_COCO, NUM))  # big toes, heels
 NOSE = 0
 L_SHOULDER, R_SHOULDER = 5, 6
 L_WRIST, R_WRIST = 9, 10

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from inference.errors import EXIT_INPUT
 
 from .conftest import ROOT
@@ -35,3 +37,30 @@ def test_regressor_benchmark_rejects_a_folder_without_renders_before_it_starts(t
         proc.stderr
     )
     assert proc.stdout == ""
+
+
+def test_real_benchmark_scores_photos_with_the_kits_scorer(reconstructor):
+    """Two photos of the kit through the photo pipeline, scored by the kit's own eval.py: the
+    people in them are found and placed within what a monocular fit does; the other 78 photos
+    count as missed, not as zero error."""
+    from benchmarks.real import DEFAULT_KIT, paired_difference, run_real_benchmark
+
+    if not (DEFAULT_KIT / "eval.py").is_file():
+        pytest.skip(f"{DEFAULT_KIT} (the multi-view kit) is not on this machine")
+    report = run_real_benchmark(photos="cam0[24]_f000.jpg", reconstructor=reconstructor)
+    assert report["photo_run"]["photos"] == 2 and not report["photo_run"]["failed"]
+    overall = report["photos"]["overall"]
+    assert overall["gt_people"] == 156 and overall["found"] == 2 and overall["missed"] == 154
+    assert overall["false_positives"] == 0
+    assert 20.0 < overall["pa_mpjpe_mm"]["mean"] < 120.0 and overall["mpjpe_mm"]["n"] == 2
+    found = [p for p in report["photo_people"] if p["found"]]
+    assert sorted(p["image"] for p in found) == ["cam02_f000", "cam04_f000"]
+    same = paired_difference(found, found)
+    assert same["pa_mpjpe_mm"]["mean"] == 0.0 and same["pa_mpjpe_mm"]["n"] == 2
+
+
+def test_real_benchmark_refuses_a_folder_that_is_not_the_kit(tmp_path):
+    proc = run_benchmarks("real", "--kit", str(tmp_path))
+    assert proc.returncode == EXIT_INPUT
+    stderr = proc.stderr.strip().splitlines()
+    assert len(stderr) == 1 and "not the multi-view kit" in stderr[0], proc.stderr
