@@ -91,10 +91,12 @@ def assemble_result(
     people_found: int = 1,
     timings: dict[str, float] | None = None,
     clip: ClipFrames | None = None,
+    notes: list[str] | None = None,
 ) -> ReconResult:
     """The result of ``motion`` seen through ``camera``: the mesh and skeleton, frame 0's posed
     mesh and its fit quality against ``detection`` (the first frame's), per-frame keypoints and
-    rotations, and the body model's own arrays (SMPL: the AMASS layout)."""
+    rotations, and the body model's own arrays (SMPL: the AMASS layout). ``notes``: what the
+    result should say (a clip's also lists its filled-in frames)."""
     n = kpl.NUM_COCO
     with torch.no_grad():
         rest = body.rest(motion.shape)
@@ -114,6 +116,7 @@ def assemble_result(
     amass = getattr(body, "amass", None)
     skin_idx, skin_w = body.skin()
     frames = _per_frame(body, motion, detection, clip, kp_np)
+    frames["notes"] = np.array(list(notes or []) + (list(clip.notes) if clip is not None else []), dtype=str)
     return ReconResult(
         body_model=body.name,
         image_path=source,
@@ -152,7 +155,7 @@ def assemble_result(
 
 
 def _per_frame(body: BodyModel, motion: Motion, detection: Detection, clip: ClipFrames | None,
-               kp0: np.ndarray) -> dict[str, np.ndarray | int]:  # fmt: skip
+               kp0: np.ndarray) -> dict:  # fmt: skip
     """The result's per-frame fields: a photo's one detected frame (its keypoints ``kp0``), or a
     clip's every frame, smoothed and raw."""
     n = kpl.NUM_COCO
@@ -170,6 +173,5 @@ def _per_frame(body: BodyModel, motion: Motion, detection: Detection, clip: Clip
             frame_keypoints2d=np.asarray(clip.keypoints2d)[:, :n].astype(np.float32),
             frame_landmarks3d=np.asarray(clip.landmarks3d)[:, :n].astype(np.float32),
             frames_filled=int((~detected).sum()),
-            notes=np.array(clip.notes, dtype=str),
         )
     return frames

@@ -139,7 +139,7 @@ def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
 
     out.event("progress", stage="load_models", fraction=0.0, index=0, total=total)
     rec = Reconstructor(body_model=args.body_model, quality=args.quality, cache_dir=args.cache_dir,
-                        smpl_model=args.smpl_model, gender=args.gender, init=args.init)
+                        smpl_model=args.smpl_model, gender=args.gender, init=args.init, detector=args.detector)
     ok = failed = 0
     last_code = ""
     for i, (img, dest) in enumerate(zip(args.images, outputs)):
@@ -195,11 +195,11 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
     for name in source.skipped_files or []:
         out.event("skipped", file=name, reason="not an image file")
     from .pipeline import Reconstructor
-    from .sequence import SequenceReconstructor
+    from .sequence import SequenceOptions, SequenceReconstructor
 
     out.event("progress", stage="load_models", fraction=0.0, frame=0, total=total)
     rec = Reconstructor(body_model=args.body_model, quality=args.quality, cache_dir=args.cache_dir,
-                        smpl_model=args.smpl_model, gender=args.gender, init=args.init)
+                        smpl_model=args.smpl_model, gender=args.gender, init=args.init, detector=args.detector)
     bar = out.progress_bar(total)
 
     def progress(done: int, n: int, note: str) -> None:
@@ -214,7 +214,8 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
         bar(done, note)
 
     t = time.perf_counter()
-    result = SequenceReconstructor(rec).run(source, progress, out_fps=out_fps)
+    options = SequenceOptions(detector=args.video_detector)
+    result = SequenceReconstructor(rec, options).run(source, progress, out_fps=out_fps)
     result.save(dest, overwrite=args.overwrite)
     secs = time.perf_counter() - t
     missing = int((~result.frame_detected).sum())
@@ -279,6 +280,8 @@ def _body_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smpl-model", default=None, help="your SMPL model file (.pkl or .npz), for --body-model smpl")
     p.add_argument("--gender", default=None, choices=["neutral", "female", "male"],
                    help="SMPL model gender (default: from the file)")
+    p.add_argument("--detector", default="heavy", choices=["heavy", "full"],
+                   help="the pose model: heavy (default, the most accurate) or full (about twice as fast)")
     p.add_argument("--init", default="auto", choices=["auto", "network", "landmarks"],
                    help="the fit's start: the trained regressor (network, Anny only) or MediaPipe's 3D landmarks "
                         "(landmarks); auto: the network for Anny, the landmarks for SMPL")
@@ -309,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--fps", type=float, default=None, help="frame rate of the result (default: the video's / step)")
     q.add_argument("--overwrite", action="store_true")
     q.add_argument("--quality", choices=["fast", "balanced", "best"], default="balanced", help="first-frame fit")
+    q.add_argument("--video-detector", default="full", choices=["full", "heavy"],
+                   help="the pose model that follows the person from frame to frame (--detector: the first frame's)")
     _body_model_args(q)
     q.add_argument("--cache-dir", default=None)
     q.add_argument("--json-progress", action="store_true")

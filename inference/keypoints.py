@@ -21,6 +21,7 @@ NUM = len(NAMES)  # 21
 NUM_COCO = len(COCO17)  # 17: what the result file keeps per frame
 
 FACE = list(range(5))  # nose, eyes, ears
+BODY = [0] + list(range(5, NUM_COCO))  # nose, shoulders, elbows, wrists, hips, knees, ankles (13)
 FOOT = list(range(NUM_COCO, NUM))  # big toes, heels
 NOSE = 0
 L_SHOULDER, R_SHOULDER = 5, 6

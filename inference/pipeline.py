@@ -13,7 +13,7 @@ import torch
 from .assemble import Motion, assemble_result
 from .bodymodels import load_body_model
 from .camera import Camera
-from .detect import Detection, PoseDetector, find_people, mirrored, prominence, to_body_convention
+from .detect import MAX_PEOPLE, Detection, PoseDetector, find_people, mirrored, to_body_convention
 from .fit import FitOptions, FitResult, Fitter
 from .io.images import load_image
 from .io.result import ReconResult
@@ -44,6 +44,14 @@ class PersonFit:
         return self.fit.hypothesis == 1
 
 
+def crowd_note(people: int) -> list[str]:
+    """What the result says when there was more than one person to choose from."""
+    if people < 2:
+        return []
+    more = "; in a crowd the detector reports the most prominent people only" if people >= MAX_PEOPLE else ""
+    return [f"{people} people found, the most prominent one reconstructed{more}"]
+
+
 class Reconstructor:
     """Holds the warm models; ``reconstruct`` handles one photo at a time."""
 
@@ -58,7 +66,10 @@ class Reconstructor:
         gender: str | None = None,
         init: str = "auto",
         regressor_weights: str | os.PathLike | None = None,
+        detector: str = "heavy",
     ) -> None:
+        """``detector``: the pose model, "heavy" (the default: the most accurate on real photos) or
+        "full" (twice as fast)."""
         if threads:
             torch.set_num_threads(threads)
         self.body = load_body_model(body_model, cache_dir=cache_dir, smpl_model=smpl_model, gender=gender)
@@ -67,7 +78,7 @@ class Reconstructor:
         if fit_options is None and isinstance(self.regressor, NetworkRegressor):
             options = options.for_trained_start(NETWORK_STEP_FACTOR)
         self.fitter = Fitter(self.body, options)
-        self.detector = PoseDetector()
+        self.detector = PoseDetector(detector)
 
     def reconstruct(
         self,
@@ -90,9 +101,8 @@ class Reconstructor:
 
         t = time.perf_counter()
         report("detect", 0.1)
-        people = find_people(self.detector, rgb)  # raises no_person
-        det = max(people, key=prominence)  # several people: the largest clearly visible one
-        det = to_body_convention(det, self.body.detector_offsets)
+        people = find_people(self.detector, rgb)  # raises no_person; most prominent first
+        det = to_body_convention(people[0], self.body.detector_offsets)
         timings["detect"] = time.perf_counter() - t
 
         person = self.fit_person(det, camera, report)
@@ -103,7 +113,7 @@ class Reconstructor:
         report("result", 0.9)
         result = assemble_result(
             self.body, Motion.from_params(person.fit.params), camera, person.detection, name,
-            mirrored=person.mirrored, people_found=len(people), timings=timings,
+            mirrored=person.mirrored, people_found=len(people), timings=timings, notes=crowd_note(len(people)),
         )  # fmt: skip
         result.timings["result"] = time.perf_counter() - t
         report("done", 1.0)

@@ -22,7 +22,7 @@ from . import keypoints as kpl
 from .assemble import ClipFrames, Motion, assemble_result, keypoints_over_frames
 from .bodymodels.base import BodyParams
 from .camera import Camera
-from .detect import Detection, Tracker, to_body_convention
+from .detect import Detection, Tracker, VideoPoseDetector, mirrored, to_body_convention
 from .errors import ReconError
 from .fit import FitOptions, Fitter
 from .io.frames import FrameSource
@@ -39,6 +39,11 @@ class SequenceOptions:
     foot_lock: bool = True
     contact_speed: float = 0.006  # image motion per frame, fraction of the person's height
     release: float = 0.9  # per airborne frame, the share of the last correction kept
+    # The pose model that follows the person from frame to frame (VIDEO mode; the first frame
+    # and crop searches use the photo detector). full: on the real multi-view kit's clips as
+    # accurate as heavy there and faster (docs/research-log.md). None: no video landmarker, each
+    # frame searched in a crop around the last box.
+    detector: str | None = "full"
     warm_fit: FitOptions = field(
         default_factory=lambda: FitOptions(
             rigid_steps=3, pose_steps=8, full_steps=0, lr=0.03, init_prior=0.2, mirror_guard=False
@@ -68,11 +73,32 @@ class _Track:
         self.keypoints2d.append(det.keypoints2d.astype(np.float32))
         self.landmarks3d.append(det.landmarks3d.astype(np.float32))
 
+    def last_keypoints(self) -> np.ndarray | None:
+        """The last found frame's keypoints, as the fit labelled them."""
+        found = [k for k, p in zip(self.keypoints2d, self.pose) if p is not None]
+        return found[-1] if found else None
+
     def skip(self, why: str) -> None:
         self.pose.append(None), self.global_rot.append(None), self.transl.append(None)
         self.keypoints2d.append(np.zeros((kpl.NUM, 3), np.float32))
         self.landmarks3d.append(np.full((kpl.NUM, 3), np.nan, np.float32))
         self.notes.append(why)
+
+
+# The detector's left/right labels are kept unless the swapped ones lie this much closer to the
+# last frame's: at video rates a person does not turn round between two frames.
+RELABEL_MARGIN = 0.7
+
+
+def same_labelling(det: Detection, last: np.ndarray | None) -> Detection:
+    """``det`` labelled like the last frame (``last``: its (K, 3) keypoints): the detector
+    sometimes swaps left and right for a whole body from one frame to the next."""
+    if last is None:
+        return det
+    flipped = mirrored(det)
+    w = np.minimum(det.keypoints2d[:, 2], last[:, 2])
+    dist = lambda d: float((w * np.linalg.norm(d.keypoints2d[:, :2] - last[:, :2], axis=1)).sum())  # noqa: E731
+    return flipped if dist(flipped) < RELABEL_MARGIN * dist(det) else det
 
 
 class SequenceReconstructor:
@@ -93,9 +119,14 @@ class SequenceReconstructor:
 
     def _run(self, source: FrameSource, report: FrameProgress, out_fps: float | None) -> ReconResult:
         n = len(source)
-        tracker = Tracker(self.rec.detector)
+        video = VideoPoseDetector(self.options.detector) if self.options.detector else None
+        tracker = Tracker(self.rec.detector, video)
         t_start = time.perf_counter()
-        track = self._fit_frames(source, tracker, report)
+        try:
+            track = self._fit_frames(source, tracker, report)
+        finally:
+            if video is not None:
+                video.close()
         if track.first is None or track.camera is None or track.shape is None:
             raise ReconError("no_person", "The person was not found in any frame; check the clip and frame range.")
         elapsed = time.perf_counter() - t_start
@@ -179,8 +210,9 @@ class SequenceReconstructor:
             if rgb is not None:
                 size = (rgb.shape[1], rgb.shape[0])
                 t = time.perf_counter()
+                time_s = index / (source.fps or 30.0)
                 try:
-                    det = tracker.start(rgb) if tracker.box is None else tracker.next(rgb)
+                    det = tracker.start(rgb, time_s) if tracker.box is None else tracker.next(rgb, time_s)
                 except ReconError:
                     det = None
                 seconds["detect"] += time.perf_counter() - t

@@ -71,3 +71,80 @@ def test_keypoints_move_to_annys_convention_symmetrically(reconstructor):
     )
     assert to_body_convention(det, None) is det
     np.testing.assert_array_equal(moved.keypoints2d[:, 2], det.keypoints2d[:, 2])
+
+
+def _demo_frame(index: int) -> np.ndarray:
+    from inference.io.frames import open_frames
+
+    from .conftest import ROOT
+
+    clip = ROOT / "tests" / "data" / "demo.mp4"
+    if not clip.exists():
+        pytest.skip("run scripts/fetch_test_data.sh for the test clip")
+    ((_, rgb, _),) = list(open_frames(clip, start=index, end=index + 1))
+    return rgb
+
+
+def test_two_people_from_one_detector_call(reconstructor):
+    """Frame 60 of the sports2d demo: the man on the box and the woman walking on the right.
+    One call finds both, each with their own box, keypoints and mask, most prominent first."""
+    people = reconstructor.detector.detect_all(_demo_frame(60))
+    assert len(people) == 2, [p.box for p in people]
+    centres = sorted((p.box[0] + p.box[2]) / 2 for p in people)
+    assert centres[1] - centres[0] > 300  # two places, not one person twice
+    for p in people:
+        assert p.keypoints2d.shape == (21, 3) and (p.keypoints2d[:, 2] > 0.5).sum() >= 10
+        assert (p.mask > 0.5).sum() > 1000
+    a, b = people[0].mask > 0.5, people[1].mask > 0.5
+    assert (a & b).sum() < 0.1 * min(a.sum(), b.sum())  # each mask is its own person's
+    from inference.detect import prominence
+
+    assert prominence(people[0]) >= prominence(people[1])
+
+
+def test_several_small_people_are_found_and_the_result_says_so(reconstructor):
+    """OpenCV's vtest.avi (a real street scene): people a sixth of the frame high, too small for
+    the whole-image pass, are found by the crop search; the result says how many were found and
+    that the most prominent one was reconstructed. A crowd is said to be one."""
+    from inference.io.frames import open_frames
+    from inference.pipeline import crowd_note
+
+    ((_, rgb, _),) = list(open_frames(opencv_photo("vtest.avi"), start=600, end=601))
+    result = reconstructor.reconstruct(rgb, name="vtest#600")
+    assert result.people_found >= 2
+    assert any(f"{result.people_found} people found" in n for n in result.notes), result.notes
+    assert result.silhouette_iou > 0.5 and result.person_box[3] - result.person_box[1] < 0.35 * rgb.shape[0]
+    assert crowd_note(1) == [] and "crowd" in crowd_note(6)[0] and "crowd" not in crowd_note(2)[0]
+
+
+def test_bundles_are_the_documented_ones():
+    """The committed .task bundles are what scripts/build_pose_bundles.py rebuilds (its sha256s)."""
+    import hashlib
+    import importlib.util
+
+    from inference.detect.mediapipe_pose import MODELS, WEIGHTS_DIR
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("build_pose_bundles", ROOT / "scripts" / "build_pose_bundles.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for name in MODELS.values():
+        assert hashlib.sha256((WEIGHTS_DIR / name).read_bytes()).hexdigest() == script.OUTPUT_SHA256[name], name
+
+
+def test_missing_or_damaged_bundle_gets_one_line_naming_it(tmp_path, monkeypatch):
+    from inference.detect import PoseDetector, mediapipe_pose
+
+    monkeypatch.setattr(mediapipe_pose, "WEIGHTS_DIR", tmp_path)
+    for content, code in ((None, "detector_model_missing"), (b"not a zip", "detector_model_bad")):
+        if content is not None:
+            (tmp_path / "pose_landmarker_heavy.task").write_bytes(content)
+        with pytest.raises(ReconError) as exc:
+            PoseDetector("heavy")
+        msg = exc.value.message
+        assert exc.value.code == code and "\n" not in msg
+        assert "pose_landmarker_heavy.task" in msg and "scripts/build_pose_bundles.py" in msg
+    with pytest.raises(ReconError) as exc:
+        PoseDetector("tiny")
+    assert exc.value.code == "bad_argument"

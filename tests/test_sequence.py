@@ -47,10 +47,12 @@ def test_forty_frames_one_armature_track_holds(clip_result):
     r = clip_result
     assert r.bone_rotations.shape[:2] == (40, len(r.bone_names))
     assert r.root_translation.shape == (40, 3) and r.global_rotation.shape == (40, 3, 3)
-    assert r.frame_detected.all() and r.fps == pytest.approx(30.0)
-    # The man on the box (left, the larger person at the start) is tracked in every frame;
-    # the woman walks on the right half of the frame.
-    nose_x = r.frame_keypoints2d[:, 0, 0]
+    assert r.fps == pytest.approx(30.0)
+    # The man on the box (left, the larger person at the start) is tracked; at most a frame or
+    # two of his jump is filled in. The woman walks on the right half of the frame.
+    seen = r.frame_detected
+    assert seen.sum() >= 38 and r.frames_filled == 40 - seen.sum()
+    nose_x = r.frame_keypoints2d[seen, 0, 0]
     assert (nose_x < 900).all() and (nose_x > 400).all()
     assert np.abs(np.diff(nose_x)).max() < 60
 

@@ -3,8 +3,9 @@ following one person through a clip."""
 
 from __future__ import annotations
 
-from .detection import Detection, mirrored, to_body_convention
-from .mediapipe_pose import PoseDetector
-from .track import Tracker, find_people, prominence
+from .detection import Detection, box_iou, mirrored, prominence, to_body_convention
+from .mediapipe_pose import MAX_PEOPLE, MODELS, PoseDetector, VideoPoseDetector
+from .track import Tracker, find_people
 
-__all__ = ["Detection", "PoseDetector", "Tracker", "find_people", "mirrored", "prominence", "to_body_convention"]
+__all__ = ["MAX_PEOPLE", "MODELS", "Detection", "PoseDetector", "Tracker", "VideoPoseDetector", "box_iou",
+           "find_people", "mirrored", "prominence", "to_body_convention"]  # fmt: skip

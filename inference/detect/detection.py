@@ -24,6 +24,22 @@ class Detection:
         return float(self.box[3] - self.box[1])
 
 
+def prominence(det: Detection) -> float:
+    """How large and clearly visible a person is: box height times mean keypoint confidence
+    (a person cut off by the frame edge has low-confidence keypoints and counts less)."""
+    return det.height * float(det.keypoints2d[:, 2].mean())
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    area = lambda r: max(0.0, r[2] - r[0]) * max(0.0, r[3] - r[1])  # noqa: E731
+    union = area(a) + area(b) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
 def mirrored(det: Detection) -> Detection:
     """The same detection with left and right labels swapped (2D and 3D alike)."""
     return Detection(

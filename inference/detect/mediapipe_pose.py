@@ -1,31 +1,236 @@
-"""The person detector: MediaPipe BlazePose, one person per call, with a crop search.
+"""The person detector: MediaPipe BlazePose through the Tasks ``PoseLandmarker``, everyone in one pass.
 
-MediaPipe BlazePose (Apache-2.0), the *full* landmark model shipped inside the
-``mediapipe==0.10.21`` wheel, so nothing is downloaded. BlazePose finds one
-person per call and misses people who are small in the frame, so when the
-whole image gives nothing we search upscaled overlapping crops and keep the
-largest person found.
+The models are ``.task`` bundles in ``weights/`` (heavy, the default, and full), built from
+Apache-2.0 files by ``scripts/build_pose_bundles.py``; nothing is downloaded. Photos run in
+IMAGE mode (each image on its own); clips in VIDEO mode (``VideoPoseDetector``: landmarks are
+followed from frame to frame, which is steadier and skips the person detector while the
+track holds). BlazePose misses people who are small in the frame, so when the whole image
+gives nobody we search upscaled overlapping crops.
 """
 
 from __future__ import annotations
 
-import logging
+import atexit
 import os
+import zipfile
+from pathlib import Path
 
 import numpy as np
 
+from .. import keypoints as kpl
 from ..errors import ReconError
-from .detection import Detection
+from .detection import Detection, prominence
 
-log = logging.getLogger(__name__)
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+MODELS = {"heavy": "pose_landmarker_heavy.task", "full": "pose_landmarker_full.task"}
+BUNDLE_FILES = {"pose_detector.tflite", "pose_landmarks_detector.tflite"}
+REBUILD = "python scripts/build_pose_bundles.py"
 
 # MediaPipe landmark indices of our keypoint layout (``inference.keypoints``): COCO-17, then
 # the big toes (MediaPipe's "foot index") and the heels.
 MP_FOR_KEYPOINTS = [0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28, 31, 32, 29, 30]
 
+MAX_PEOPLE = 4  # poses per pass
+# The landmarker's person detection and presence confidence: on the 80 photos of the real
+# multi-view kit 0.4 found the most people without duplicates (docs/research-log.md).
+MIN_DETECTION = 0.4
+MIN_TRACKING = 0.5  # VIDEO mode: below this the person detector runs again
+GREY = 114  # what a found person is painted over with before the second pass
+GREY_DILATE_PX = 15
+DUPLICATE = 0.2  # two skeletons whose joints lie this close (fraction of the box) are one person
 MIN_VISIBLE_KEYPOINTS = 6
 CROP_SCALES = (0.5, 0.3)
+CROP_MIN_VISIBLE = 10  # of 21 keypoints, for a person found by the crop search
+CROP_MIN_SCORE = 0.5
 MIN_CONFIDENCE = 0.5
+
+
+def bundle_path(model: str) -> Path:
+    if model not in MODELS:
+        raise ReconError("bad_argument", f"Unknown detector model {model!r}; choose {' or '.join(MODELS)}.")
+    return WEIGHTS_DIR / MODELS[model]
+
+
+def load_bundle(model: str) -> bytes:
+    """The ``.task`` bundle's bytes, checked to be a bundle: a missing or damaged file gets one
+    line naming it and the command that rebuilds it."""
+    path = bundle_path(model)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise ReconError("detector_model_missing",
+                         f"The detector model {path} is missing; rebuild it with {REBUILD}.") from None  # fmt: skip
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+            ok = BUNDLE_FILES <= names and z.testzip() is None
+    except (zipfile.BadZipFile, OSError):
+        ok = False
+    if not ok:
+        raise ReconError("detector_model_bad", f"The detector model {path} is damaged; rebuild it with {REBUILD}.")
+    return data
+
+
+# Every landmarker we open, until it is closed. MediaPipe's own finaliser closes a landmarker
+# through a worker thread and can hang when the garbage collector runs it at an odd moment, so
+# none is left to it: a reference is kept here until ``close`` and whatever is still open at
+# exit is closed then.
+_OPEN: list = []
+
+
+def _close(landmarker) -> None:
+    if landmarker in _OPEN:
+        _OPEN.remove(landmarker)
+        landmarker.close()
+
+
+@atexit.register
+def _close_all() -> None:
+    while _OPEN:
+        _close(_OPEN[-1])
+
+
+def _landmarker(model: str, video: bool, max_people: int):
+    os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    options = vision.PoseLandmarkerOptions(
+        base_options=BaseOptions(model_asset_buffer=load_bundle(model)),
+        running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+        num_poses=max_people,
+        min_pose_detection_confidence=MIN_DETECTION,
+        min_pose_presence_confidence=MIN_DETECTION,
+        min_tracking_confidence=MIN_TRACKING,
+        output_segmentation_masks=True,
+    )
+    landmarker = vision.PoseLandmarker.create_from_options(options)
+    _OPEN.append(landmarker)
+    return landmarker
+
+
+def _people(result, w: int, h: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(33, 3) pixel landmarks with visibility, (33, 3) world landmarks and the (H, W) mask of
+    each person in a landmarker result (the masks are copied: their memory dies with it)."""
+    out = []
+    masks = result.segmentation_masks or []
+    for i, lms in enumerate(result.pose_landmarks):
+        lm = np.array([(p.x * w, p.y * h, p.visibility) for p in lms], np.float64)
+        world = np.array([(p.x, p.y, p.z) for p in result.pose_world_landmarks[i]], np.float64)
+        mask = np.zeros((h, w), np.float32)
+        if i < len(masks):
+            mask = np.array(masks[i].numpy_view(), np.float32).reshape(h, w)
+        out.append((lm, world, mask))
+    return out
+
+
+def _image(rgb: np.ndarray):
+    import mediapipe as mp
+
+    return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+
+
+class PoseDetector:
+    """Everyone in a photo (IMAGE mode), with a crop search for small people."""
+
+    def __init__(self, model: str = "heavy", max_people: int = MAX_PEOPLE) -> None:
+        self.model = model
+        self._landmarker = _landmarker(model, False, max_people)
+
+    def close(self) -> None:
+        _close(self._landmarker)
+
+    def _run(self, rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        h, w = rgb.shape[:2]
+        return _people(self._landmarker.detect(_image(rgb)), w, h)
+
+    def _passes(self, rgb: np.ndarray, second_pass: bool = True) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Everyone in ``rgb``, as raw landmarks, world landmarks and masks. The landmarker finds
+        only some of several people in one pass, so the people it found are painted over and
+        the image searched again; skeletons standing on the paint are dropped."""
+        first = self._run(rgb)
+        if not first or not second_pass:
+            return first
+        painted = _painted([mask for _, _, mask in first])
+        second = rgb.copy()
+        second[painted] = GREY
+        return first + [p for p in self._run(second) if _share_on(p[0], painted) < 0.5]
+
+    def detect_all(self, rgb: np.ndarray) -> list[Detection]:
+        """Everyone in the whole image (no crop search), most prominent first, without repeats."""
+        h, w = rgb.shape[:2]
+        return _distinct([d for d in (_make(*p, w, h) for p in self._passes(rgb)) if d is not None])
+
+    def detect_whole(self, rgb: np.ndarray) -> Detection | None:
+        """The most prominent person in the whole image; None if nobody is found."""
+        people = self.detect_all(rgb)
+        return people[0] if people else None
+
+    def search_crops(self, rgb: np.ndarray) -> list[Detection]:
+        """People too small for the whole-image pass: overlapping crops, larger ones first; the
+        people found at the first scale that finds anyone. Upscaled crops of textures (fruit,
+        foliage) give the landmarker half-confident skeletons, so a person found here must show
+        most of their body clearly (CROP_MIN_VISIBLE keypoints, mean confidence CROP_MIN_SCORE)."""
+        h, w = rgb.shape[:2]
+        for frac in CROP_SCALES:
+            found = [d for crop in _crops(w, h, frac) for d in self.detect_all_in_crop(rgb, crop, second_pass=False)
+                     if d.score >= CROP_MIN_SCORE and (d.keypoints2d[:, 2] > MIN_CONFIDENCE).sum() >= CROP_MIN_VISIBLE]
+            if found:
+                return _distinct(found)
+        return []
+
+    def detect(self, rgb: np.ndarray) -> Detection:
+        """The most prominent person in an RGB uint8 image, small people included; raises ``no_person``."""
+        people = self.detect_all(rgb) or self.search_crops(rgb)
+        if not people:
+            raise ReconError("no_person", "No person found in the image; use a photo where a person is clearly seen.")
+        return people[0]
+
+    def detect_in_crop(self, rgb: np.ndarray, crop: tuple[int, int, int, int]) -> Detection | None:
+        """The most prominent person in ``crop`` (x0, y0, x1, y1) of the image; None if nobody."""
+        people = self.detect_all_in_crop(rgb, crop)
+        return people[0] if people else None
+
+    def detect_all_in_crop(self, rgb: np.ndarray, crop: tuple[int, int, int, int],
+                           second_pass: bool = True) -> list[Detection]:  # fmt: skip
+        """Everyone in ``crop`` (x0, y0, x1, y1) of the image, upscaled if small, in full-image
+        pixels, most prominent first (``second_pass``: as ``detect_all``; False: one pass)."""
+        import cv2
+
+        x0, y0, x1, y1 = crop
+        h, w = rgb.shape[:2]
+        part = rgb[y0:y1, x0:x1]
+        scale = max(1.0, 512.0 / max(part.shape[:2]))
+        if scale > 1.0:
+            part = cv2.resize(part, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        people = []
+        for lm, world, mask_part in self._passes(np.ascontiguousarray(part), second_pass):
+            lm[:, 0] = lm[:, 0] / scale + x0
+            lm[:, 1] = lm[:, 1] / scale + y0
+            mask = np.zeros((h, w), np.float32)
+            mask[y0:y1, x0:x1] = cv2.resize(mask_part, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+            people.append(_make(lm, world, mask, w, h))
+        return _distinct([d for d in people if d is not None])
+
+
+class VideoPoseDetector:
+    """Everyone in each frame of one clip (VIDEO mode: landmarks followed from frame to frame)."""
+
+    def __init__(self, model: str = "heavy", max_people: int = MAX_PEOPLE) -> None:
+        self.model = model
+        self._landmarker = _landmarker(model, True, max_people)
+        self._last_ms = -1
+
+    def close(self) -> None:
+        _close(self._landmarker)
+
+    def detect_all(self, rgb: np.ndarray, time_s: float) -> list[Detection]:
+        """Everyone in the frame at ``time_s`` seconds into the clip (times must increase), most
+        prominent first."""
+        h, w = rgb.shape[:2]
+        ms = max(int(round(time_s * 1000)), self._last_ms + 1)
+        self._last_ms = ms
+        found = _people(self._landmarker.detect_for_video(_image(rgb), ms), w, h)
+        return _distinct([d for d in (_make(*p, w, h) for p in found) if d is not None])
 
 
 def _box_from(mask: np.ndarray, kps: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -40,100 +245,52 @@ def _box_from(mask: np.ndarray, kps: np.ndarray, w: int, h: int) -> np.ndarray:
     return np.array([x0, y0, x1, y1], dtype=np.float64)
 
 
-class PoseDetector:
-    """BlazePose full model through MediaPipe's legacy ``solutions.pose`` (single person)."""
+def _make(lm: np.ndarray, world: np.ndarray, mask: np.ndarray, w: int, h: int) -> Detection | None:
+    kps = lm[MP_FOR_KEYPOINTS].copy()
+    # Keypoints outside the frame are guesses: keep them, but with little weight.
+    outside = (kps[:, 0] < 0) | (kps[:, 0] >= w) | (kps[:, 1] < 0) | (kps[:, 1] >= h)
+    kps[outside, 2] *= 0.1
+    kps[:, 2] = np.clip(kps[:, 2], 0.0, 1.0)
+    if int((kps[:, 2] > MIN_CONFIDENCE).sum()) < MIN_VISIBLE_KEYPOINTS or (mask > 0.5).sum() < 50:
+        return None
+    box = _box_from(mask, kps, w, h)
+    if box[2] - box[0] < 4 or box[3] - box[1] < 4:
+        return None
+    return Detection(box=box, keypoints2d=kps, landmarks3d=world[MP_FOR_KEYPOINTS].copy(), mask=mask,
+                     score=float(kps[:, 2].mean()))  # fmt: skip
 
-    def __init__(self, model_complexity: int = 1) -> None:
-        os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging
-        import mediapipe as mp
 
-        self._pose = mp.solutions.pose.Pose(
-            static_image_mode=True,
-            model_complexity=model_complexity,
-            enable_segmentation=True,
-            min_detection_confidence=0.5,
-        )
+def _painted(masks: list[np.ndarray]) -> np.ndarray:
+    """(H, W) bool: the masks, grown by GREY_DILATE_PX."""
+    import cv2
 
-    def close(self) -> None:
-        self._pose.close()
+    painted = np.zeros(masks[0].shape, np.uint8)
+    for m in masks:
+        painted |= (m > 0.5).astype(np.uint8)
+    k = 2 * GREY_DILATE_PX + 1
+    return cv2.dilate(painted, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
 
-    def _run(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        res = self._pose.process(rgb)
-        if res.pose_landmarks is None or res.segmentation_mask is None:
-            return None
-        h, w = rgb.shape[:2]
-        lm = np.array([(p.x * w, p.y * h, p.visibility) for p in res.pose_landmarks.landmark])
-        world = np.array([(p.x, p.y, p.z) for p in res.pose_world_landmarks.landmark])
-        return lm, world, np.asarray(res.segmentation_mask, dtype=np.float32)
 
-    def detect(self, rgb: np.ndarray) -> Detection:
-        """Detect the person in an RGB uint8 image; raises ``no_person`` if none."""
-        det = self.detect_whole(rgb)
-        if det is not None:
-            return det
-        h, w = rgb.shape[:2]
-        # Small people: try overlapping crops, larger ones first, and keep the largest person
-        # found at the first scale that finds anyone.
-        best: Detection | None = None
-        for frac in CROP_SCALES:
-            for crop in _crops(w, h, frac):
-                det = self.detect_in_crop(rgb, crop)
-                if det is not None and (best is None or det.height > best.height):
-                    best = det
-            if best is not None:
-                break
-        if best is None:
-            raise ReconError(
-                "no_person",
-                "No person found in the image; use a photo where one person is clearly visible.",
-            )
-        return best
+def _share_on(landmarks: np.ndarray, painted: np.ndarray) -> float:
+    """The share of a skeleton's body joints ((33, 3) MediaPipe landmarks, pixels) on ``painted``."""
+    h, w = painted.shape
+    xy = np.round(landmarks[MP_FOR_KEYPOINTS][kpl.BODY, :2]).astype(int)
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    return float(painted[xy[inside, 1], xy[inside, 0]].sum() / len(kpl.BODY))
 
-    def detect_whole(self, rgb: np.ndarray) -> Detection | None:
-        """One pass over the whole image (no crop search); None if nobody is found."""
-        h, w = rgb.shape[:2]
-        found = self._run(rgb)
-        return self._make(*found, w, h) if found is not None else None
 
-    def detect_in_crop(self, rgb: np.ndarray, crop: tuple[int, int, int, int]) -> Detection | None:
-        """One pass over ``crop`` (x0, y0, x1, y1) of the image, upscaled if small; None if nobody."""
-        import cv2
-
-        x0, y0, x1, y1 = crop
-        h, w = rgb.shape[:2]
-        part = rgb[y0:y1, x0:x1]
-        scale = max(1.0, 512.0 / max(part.shape[:2]))
-        if scale > 1.0:
-            part = cv2.resize(part, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-        found = self._run(np.ascontiguousarray(part))
-        if found is None:
-            return None
-        lm, world, mask_part = found
-        lm[:, 0] = lm[:, 0] / scale + x0
-        lm[:, 1] = lm[:, 1] / scale + y0
-        mask = np.zeros((h, w), np.float32)
-        mask[y0:y1, x0:x1] = cv2.resize(mask_part, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-        return self._make(lm, world, mask, w, h)
-
-    @staticmethod
-    def _make(lm: np.ndarray, world: np.ndarray, mask: np.ndarray, w: int, h: int) -> Detection | None:
-        kps = lm[MP_FOR_KEYPOINTS].copy()
-        # Keypoints outside the frame are guesses: keep them, but with little weight.
-        outside = (kps[:, 0] < 0) | (kps[:, 0] >= w) | (kps[:, 1] < 0) | (kps[:, 1] >= h)
-        kps[outside, 2] *= 0.1
-        kps[:, 2] = np.clip(kps[:, 2], 0.0, 1.0)
-        if int((kps[:, 2] > MIN_CONFIDENCE).sum()) < MIN_VISIBLE_KEYPOINTS or (mask > 0.5).sum() < 50:
-            return None
-        box = _box_from(mask, kps, w, h)
-        if box[2] - box[0] < 4 or box[3] - box[1] < 4:
-            return None
-        return Detection(
-            box=box,
-            keypoints2d=kps,
-            landmarks3d=world[MP_FOR_KEYPOINTS].copy(),
-            mask=mask,
-            score=float(kps[:, 2].mean()),
-        )
+def _distinct(people: list[Detection]) -> list[Detection]:
+    """The people, most prominent first, without repeats: a skeleton whose body joints lie within
+    DUPLICATE x its box's longer side of a kept one's (either labelling) is the same person."""
+    kept: list[Detection] = []
+    for d in sorted(people, key=prominence, reverse=True):
+        u = d.keypoints2d[kpl.BODY, :2]
+        side = max(d.box[2] - d.box[0], d.box[3] - d.box[1], 1.0)
+        same = lambda k: min(np.linalg.norm(u - k.keypoints2d[kpl.BODY, :2], axis=1).mean(),  # noqa: E731
+                             np.linalg.norm(u - k.keypoints2d[kpl.MIRROR][kpl.BODY, :2], axis=1).mean())  # fmt: skip
+        if not any(same(k) < DUPLICATE * side for k in kept):
+            kept.append(d)
+    return kept
 
 
 def _crops(w: int, h: int, frac: float) -> list[tuple[int, int, int, int]]:
