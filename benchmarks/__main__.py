@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--clips", action="store_true", help="also the clip pipeline on the kit's four clips")
     rl.add_argument("--true-focal", action="store_true", help="give the pipeline the cameras' focal lengths")
     rl.add_argument("--compare", default=None, metavar="OLD.json", help="paired difference to an earlier report")
-    rl.add_argument("--photos", default="cam*_f*.jpg", help="a glob of the kit's photos to run (default: all 80)")
+    rl.add_argument("--photos", default="cam*_f*.jpg",
+                    help="a glob of the kit's photos to run (default: all 80; '': none, clips only)")
     return p
 
 

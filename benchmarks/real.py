@@ -61,7 +61,10 @@ def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False, phot
 
     calib = json.loads((kit / "calibration.json").read_text())["cameras"]
     seconds, failed = [], {}
-    for photo in sorted((kit / "frames").glob(photos)):
+    files = sorted((kit / "frames").glob(photos))
+    if not files:
+        raise ReconError("not_found", f"No photo of the kit matches {photos!r}; pass a glob such as 'cam02_*.jpg'.")
+    for photo in files:
         focal = float(calib[photo.name[:5]]["K"][0][0]) if true_focal else None
         t = time.perf_counter()
         try:
@@ -160,11 +163,12 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
     rec = reconstructor or Reconstructor(cache_dir=cache_dir)
     report: dict = {"benchmark": "real", "version": __version__, "kit": str(kit), "true_focal": true_focal}
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            report["photo_run"] = predict_photos(rec, kit, Path(tmp), true_focal, photos)
-            scores = score(kit, Path(tmp))
-        report["photos"] = summarise(scores)
-        report["photo_people"] = scores["people"]
+        if photos:  # "": clips only
+            with tempfile.TemporaryDirectory() as tmp:
+                report["photo_run"] = predict_photos(rec, kit, Path(tmp), true_focal, photos)
+                scores = score(kit, Path(tmp))
+            report["photos"] = summarise(scores)
+            report["photo_people"] = scores["people"]
         if clips:
             with tempfile.TemporaryDirectory() as tmp:
                 report["clip_run"] = predict_clips(rec, kit, Path(tmp))
@@ -176,7 +180,8 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
             rec.close()
     if old:
         report["compared_with"] = compare
-        report["photos_vs_old"] = paired_difference(report["photo_people"], old.get("photo_people", []))
+        if photos:
+            report["photos_vs_old"] = paired_difference(report["photo_people"], old.get("photo_people", []))
         if clips and "clip_people" in old:
             report["clips_vs_old"] = paired_difference(report["clip_people"], old["clip_people"])
     report["seconds"] = round(time.perf_counter() - t0, 1)

@@ -214,7 +214,7 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
         bar(done, note)
 
     t = time.perf_counter()
-    options = SequenceOptions(detector=args.video_detector)
+    options = SequenceOptions(detector=args.track_model, video=args.track_mode == "video")
     result = SequenceReconstructor(rec, options).run(source, progress, out_fps=out_fps)
     result.save(dest, overwrite=args.overwrite)
     secs = time.perf_counter() - t
@@ -312,8 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--fps", type=float, default=None, help="frame rate of the result (default: the video's / step)")
     q.add_argument("--overwrite", action="store_true")
     q.add_argument("--quality", choices=["fast", "balanced", "best"], default="balanced", help="first-frame fit")
-    q.add_argument("--video-detector", default="full", choices=["full", "heavy"],
+    q.add_argument("--track-model", default="full", choices=["full", "heavy"],
                    help="the pose model that follows the person from frame to frame (--detector: the first frame's)")
+    q.add_argument("--track-mode", default="video", choices=["video", "crop"],
+                   help="follow the person with MediaPipe's VIDEO mode (default) or search a crop around the last box")
     _body_model_args(q)
     q.add_argument("--cache-dir", default=None)
     q.add_argument("--json-progress", action="store_true")

@@ -22,7 +22,7 @@ from . import keypoints as kpl
 from .assemble import ClipFrames, Motion, assemble_result, keypoints_over_frames
 from .bodymodels.base import BodyParams
 from .camera import Camera
-from .detect import Detection, Tracker, VideoPoseDetector, mirrored, to_body_convention
+from .detect import Detection, PoseDetector, Tracker, VideoPoseDetector, mirrored, to_body_convention
 from .errors import ReconError
 from .fit import FitOptions, Fitter
 from .io.frames import FrameSource
@@ -39,11 +39,14 @@ class SequenceOptions:
     foot_lock: bool = True
     contact_speed: float = 0.006  # image motion per frame, fraction of the person's height
     release: float = 0.9  # per airborne frame, the share of the last correction kept
-    # The pose model that follows the person from frame to frame (VIDEO mode; the first frame
-    # and crop searches use the photo detector). full: on the real multi-view kit's clips as
-    # accurate as heavy there and faster (docs/research-log.md). None: no video landmarker, each
-    # frame searched in a crop around the last box.
-    detector: str | None = "full"
+    # The pose model that follows the person from frame to frame (the first frame uses the photo
+    # detector's), with ``video`` in the Tasks VIDEO mode, which follows every person's landmarks
+    # from frame to frame (a crop around the last box is searched when it loses ours); without,
+    # each frame is searched in that crop. Chosen on the real multi-view kit's clips, where the
+    # full model in VIDEO mode was the most accurate (it keeps overlapping people apart); on the
+    # sports2d clip (fast jumps) it shakes more than the crop search (docs/research-log.md).
+    detector: str = "full"
+    video: bool = True
     warm_fit: FitOptions = field(
         default_factory=lambda: FitOptions(
             rigid_steps=3, pose_steps=8, full_steps=0, lr=0.03, init_prior=0.2, mirror_guard=False
@@ -119,14 +122,20 @@ class SequenceReconstructor:
 
     def _run(self, source: FrameSource, report: FrameProgress, out_fps: float | None) -> ReconResult:
         n = len(source)
-        video = VideoPoseDetector(self.options.detector) if self.options.detector else None
-        tracker = Tracker(self.rec.detector, video)
+        model = self.options.detector
+        video = VideoPoseDetector(model) if self.options.video else None
+        # Without VIDEO mode the crops are searched with the tracking model; with it, frames where
+        # the person is lost are searched with the photo detector's (measured on the kit's clips,
+        # docs/research-log.md).
+        crops = PoseDetector(model) if not self.options.video and model != self.rec.detector.model else None
+        tracker = Tracker(self.rec.detector, video, crops)
         t_start = time.perf_counter()
         try:
             track = self._fit_frames(source, tracker, report)
         finally:
-            if video is not None:
-                video.close()
+            for d in (video, crops):
+                if d is not None:
+                    d.close()
         if track.first is None or track.camera is None or track.shape is None:
             raise ReconError("no_person", "The person was not found in any frame; check the clip and frame range.")
         elapsed = time.perf_counter() - t_start

@@ -50,9 +50,13 @@ def find_people(detector: PoseDetector, rgb: np.ndarray) -> list[Detection]:
 class Tracker:
     """Locks on the most prominent person at the start and follows that one person."""
 
-    def __init__(self, detector: PoseDetector, video: VideoPoseDetector | None = None) -> None:
+    def __init__(self, detector: PoseDetector, video: VideoPoseDetector | None = None,
+                 crops: PoseDetector | None = None) -> None:  # fmt: skip
+        """``detector`` finds the person at the start; ``video`` follows them; ``crops`` (default:
+        ``detector``) searches around the last box when there is no ``video`` or it loses them."""
         self.detector = detector
         self.video = video
+        self.crops = crops or detector
         self.box: np.ndarray | None = None
         self.keypoints: list[np.ndarray] = []  # (K, 3) of the last few frames the person was found in
         self.missed = 0  # frames since the person was last found
@@ -72,8 +76,8 @@ class Tracker:
         det = self._ours(self.video.detect_all(rgb, time_s)) if self.video is not None else None
         if det is None:  # one pass over the crop, and a second with the others painted over if need be
             crop = self._search_crop(rgb)
-            det = self._ours(self.detector.detect_all_in_crop(rgb, crop, second_pass=False))
-            det = det or self._ours(self.detector.detect_all_in_crop(rgb, crop))
+            det = self._ours(self.crops.detect_all_in_crop(rgb, crop, second_pass=False))
+            det = det or self._ours(self.crops.detect_all_in_crop(rgb, crop))
         if det is None:
             self.missed += 1
         else:
