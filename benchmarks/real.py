@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -29,7 +30,8 @@ from inference import keypoints as kpl
 from inference.camera import project_np
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_KIT = ROOT.parent / "shared" / "realbench"
+# The kit: $HUMAN_RECON_REALBENCH, else ../shared/realbench beside the repository.
+DEFAULT_KIT = Path(os.environ.get("HUMAN_RECON_REALBENCH") or ROOT.parent / "shared" / "realbench")
 # The kit's 13 joints in our keypoint layout: COCO-17 without the eyes and ears.
 KIT_JOINTS = [kpl.NAMES.index(n) for n in (
     "nose", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",

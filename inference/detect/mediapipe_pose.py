@@ -2,10 +2,10 @@
 
 The models are ``.task`` bundles in ``weights/`` (heavy, the default, and full), built from
 Apache-2.0 files by ``scripts/build_pose_bundles.py``; nothing is downloaded. Photos run in
-IMAGE mode (each image on its own); clips in VIDEO mode (``VideoPoseDetector``: landmarks are
-followed from frame to frame, which is steadier and skips the person detector while the
-track holds). BlazePose misses people who are small in the frame, so when the whole image
-gives nobody we search upscaled overlapping crops.
+IMAGE mode (each image on its own); clips in VIDEO mode (``VideoPoseDetector``: every person's
+landmarks are followed from frame to frame, which keeps overlapping people apart and skips the
+person detector while a track holds). BlazePose misses people who are small in the frame, so
+when the whole image gives nobody we search upscaled overlapping crops.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ REBUILD = "python scripts/build_pose_bundles.py"
 MP_FOR_KEYPOINTS = [0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28, 31, 32, 29, 30]
 
 MAX_PEOPLE = 4  # poses per pass
-# The landmarker's person detection and presence confidence: on the 80 photos of the real
-# multi-view kit 0.4 found the most people without duplicates (docs/research-log.md).
+# The landmarker's person detection and presence confidence: with the second pass, 0.4 found
+# 154 of the 160 people in the real multi-view kit's 80 photos with one false detection
+# (docs/research-log.md).
 MIN_DETECTION = 0.4
 MIN_TRACKING = 0.5  # VIDEO mode: below this the person detector runs again
 GREY = 114  # what a found person is painted over with before the second pass
@@ -46,6 +47,7 @@ MIN_CONFIDENCE = 0.5
 
 
 def bundle_path(model: str) -> Path:
+    """Where the named model's bundle lies ("heavy" or "full")."""
     if model not in MODELS:
         raise ReconError("bad_argument", f"Unknown detector model {model!r}; choose {' or '.join(MODELS)}.")
     return WEIGHTS_DIR / MODELS[model]
