@@ -60,3 +60,37 @@ def test_run_reports_progress_and_result(runner, tmp_path, cache_dir, monkeypatc
     kinds = [e.kind for e in events]
     assert kinds[0] == "start" and "progress" in kinds and kinds[-1] == "done"
     assert run.error is None and run.result_path == str(out) and out.exists() and run.fraction == 1.0
+
+
+def test_set_up_from_blenders_own_python_with_nothing_on_path(runner, tmp_path, monkeypatch):
+    """The environment is made from the Python running the add-on (Blender's), with no python3.11
+    or python3.13 on PATH; it remembers its requirements, and says when the add-on's differ."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert runner.base_python() == sys.executable
+    req = tmp_path / "requirements.txt"
+    req.write_text("")
+    run = runner.SetupRun(tmp_path / "venv", req, min_free_bytes=0)
+    seen = []
+    while not run.step(0.05):
+        seen.append(run.status)
+    assert run.error is None and run.python == str(runner.venv_python(tmp_path / "venv")) and run.fraction == 1.0
+    assert "Making the environment" in seen or run.status == "Ready"
+    assert not runner.environment_outdated(tmp_path / "venv", req)
+    req.write_text("numpy==1.26.4\n")  # a newer add-on's requirements
+    assert runner.environment_outdated(tmp_path / "venv", req)
+
+
+def test_cancelled_set_up_removes_the_half_made_environment(runner, tmp_path):
+    from .blender_check import hanging_index
+
+    req = tmp_path / "requirements.txt"
+    req.write_text(f"--index-url {hanging_index()}\nhuman-recon-never-there\n")  # pip waits on the index
+    venv = tmp_path / "venv"
+    run = runner.SetupRun(venv, req, min_free_bytes=0)
+    while run.fraction < 0.05 and not run.finished:  # the environment is made; pip starts
+        run.step(0.1)
+    run.step(1.0)
+    assert venv.exists() and not run.finished
+    run.cancel()
+    assert run.finished and run.error.code == "cancelled" and "\n" not in run.error.message
+    assert not venv.exists()

@@ -29,27 +29,86 @@ def resolve_python(context=None) -> str:
     return runner.find_python(p.python_path if p else "", venv_dir())
 
 
+def requirements_file() -> Path:
+    return runner.PACKAGE_DIR / "requirements.txt"
+
+
 class HUMAN_RECON_OT_setup_environment(bpy.types.Operator):
-    """Create a Python environment with the packages inference needs (about 8 GB, a few minutes)"""
+    """Make a Python environment with the packages inference needs, from Blender's own Python
+    (about 8 GB, a few minutes; Esc cancels)"""
 
     bl_idname = "human_recon.setup_environment"
     bl_label = "Set up environment"
 
-    def execute(self, context):
-        req = runner.PACKAGE_DIR / "requirements.txt"
-        if not req.is_file():
-            self.report({"ERROR"}, f"{req} is missing; reinstall the add-on.")
-            return {"CANCELLED"}
+    _run: runner.SetupRun | None = None
+    _timer = None
+
+    def _start(self) -> runner.SetupRun | None:
         try:
-            py = runner.setup_environment(venv_dir(), req)
+            return runner.SetupRun(venv_dir(), requirements_file())
         except runner.RunnerError as err:
             self.report({"ERROR"}, err.message)
-            return {"CANCELLED"}
+            return None
+
+    def _finish(self, context, run: runner.SetupRun) -> set[str]:
         p = prefs(context)
         if p is not None:
-            p.python_path = py
-        self.report({"INFO"}, f"Inference environment ready: {py}")
+            p.setup_status = ""
+        if run.error is not None:
+            self.report({"WARNING"} if run.error.code == "cancelled" else {"ERROR"}, run.error.message)
+            return {"CANCELLED"}
+        if p is not None:
+            p.python_path = ""  # the environment just made is the one used
+        self.report({"INFO"}, f"Inference environment ready: {run.python}")
         return {"FINISHED"}
+
+    def execute(self, context):
+        """Blocking path (headless Blender, scripts): waits, printing progress to the terminal."""
+        run = self._start()
+        if run is None:
+            return {"CANCELLED"}
+        last = ""
+        while not run.step(1.0):
+            if bpy.app.background and run.status != last:
+                print(f"Human Recon set-up: {run.fraction:4.0%} {run.status}", flush=True)
+                last = run.status
+        return self._finish(context, run)
+
+    def invoke(self, context, event):
+        self._run = self._start()
+        if self._run is None:
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.25, window=context.window)
+        wm.progress_begin(0, 100)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        run = self._run
+        if event.type == "ESC":
+            run.cancel()
+            self._end(context)
+            return self._finish(context, run)
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        context.window_manager.progress_update(int(run.fraction * 100))
+        p = prefs(context)
+        if p is not None:
+            p.setup_status = f"{run.fraction:.0%}  {run.status}  (Esc cancels)"
+        for area in context.screen.areas if context.screen else []:
+            area.tag_redraw()
+        if not run.finished:
+            return {"RUNNING_MODAL"}
+        self._end(context)
+        return self._finish(context, run)
+
+    def _end(self, context) -> None:
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.progress_end()
 
 
 class HumanReconPreferences(bpy.types.AddonPreferences):
@@ -57,7 +116,7 @@ class HumanReconPreferences(bpy.types.AddonPreferences):
 
     python_path: bpy.props.StringProperty(
         name="Python interpreter",
-        description="Python 3.11 with torch, mediapipe and anny; empty: the environment set up below",
+        description="A Python with torch, mediapipe and anny; empty: the environment set up below",
         subtype="FILE_PATH",
         default="",
     )
@@ -67,6 +126,8 @@ class HumanReconPreferences(bpy.types.AddonPreferences):
         subtype="DIR_PATH",
         default="",
     )
+
+    setup_status: bpy.props.StringProperty(default="", options={"SKIP_SAVE"})
 
     smpl_model: bpy.props.StringProperty(
         name="SMPL model file",
@@ -82,11 +143,18 @@ class HumanReconPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "smpl_model")
         if not self.smpl_model:
             layout.label(text="SMPL is optional: register at smpl.is.tue.mpg.de to download the model file.")
+        if self.setup_status:
+            layout.label(text=f"Setting up: {self.setup_status}", icon="TIME")
+            return
         try:
             layout.label(text=f"Using: {resolve_python(context)}", icon="CHECKMARK")
         except runner.RunnerError as err:
             layout.label(text=err.message, icon="ERROR")
-        layout.operator(HUMAN_RECON_OT_setup_environment.bl_idname, icon="CONSOLE")
+        if not self.python_path and runner.environment_outdated(venv_dir(), requirements_file()):
+            layout.label(text="The environment was made for another version of the add-on: update it.", icon="ERROR")
+            layout.operator(HUMAN_RECON_OT_setup_environment.bl_idname, text="Update environment", icon="FILE_REFRESH")
+        else:
+            layout.operator(HUMAN_RECON_OT_setup_environment.bl_idname, icon="CONSOLE")
 
 
 classes = (HUMAN_RECON_OT_setup_environment, HumanReconPreferences)

@@ -196,16 +196,18 @@ class SceneBuilder:
             for k, key in enumerate(keys):
                 _write_curve(bag, f'key_blocks["{key.name}"].value', 0, frames, feats[:, k], "Pose correctives")
 
-    def _new_action(self, owner, id_type: str, name: str):
-        """A new action with one slot, assigned to ``owner``; returns its channelbag."""
-        from bpy_extras import anim_utils
-
+    def _new_action(self, owner, id_type: str, name: str) -> "_Curves":
+        """A new action assigned to ``owner``; returns where its F-curves are made: the channelbag
+        of its one slot (Blender 4.4+: layered actions), or the action itself (4.2-4.3)."""
         action = self._track(bpy.data.actions, bpy.data.actions.new(name))
-        slot = action.slots.new(id_type=id_type, name=owner.name)
         owner.animation_data_create()
         owner.animation_data.action = action
+        if not hasattr(action, "slots"):
+            return _Curves(legacy_action=action)
+        slot = action.slots.new(id_type=id_type, name=owner.name)
         owner.animation_data.action_slot = slot
-        return anim_utils.action_ensure_channelbag_for_slot(action, slot)
+        strip = action.layers.new("Layer").strips.new(type="KEYFRAME")
+        return _Curves(channelbag=strip.channelbag(slot, ensure=True))
 
     def _camera(self, r: Result, coll, name: str, scene):
         cam = self._track(bpy.data.cameras, bpy.data.cameras.new(f"{name} Camera"))
@@ -236,10 +238,30 @@ class SceneBuilder:
         return obj
 
 
-def _write_curve(bag, path: str, index: int, frames: np.ndarray, values: np.ndarray, group: str) -> None:
+class _Curves:
+    """Where an action's F-curves are made, alike on every supported Blender: a layered action's
+    channelbag (4.4+; its ``fcurves.new`` takes no group before 5.0, so groups are set after),
+    or the action's own F-curves (4.2-4.3)."""
+
+    def __init__(self, channelbag=None, legacy_action=None) -> None:
+        self.channelbag = channelbag
+        self.legacy_action = legacy_action
+        self.groups: dict = {}
+
+    def new(self, path: str, index: int, group: str):
+        if self.legacy_action is not None:
+            return self.legacy_action.fcurves.new(path, index=index, action_group=group)
+        fc = self.channelbag.fcurves.new(path, index=index)
+        if group not in self.groups:
+            self.groups[group] = self.channelbag.groups.new(group)
+        fc.group = self.groups[group]
+        return fc
+
+
+def _write_curve(curves: _Curves, path: str, index: int, frames: np.ndarray, values: np.ndarray, group: str) -> None:
     """One F-curve with a key per frame, written in bulk (a key_insert per key is far slower)."""
     n = len(frames)
-    fc = bag.fcurves.new(path, index=index, group_name=group)
+    fc = curves.new(path, index, group)
     fc.keyframe_points.add(n)
     co = np.empty(2 * n)
     co[0::2], co[1::2] = frames, values

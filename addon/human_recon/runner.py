@@ -62,7 +62,7 @@ def find_python(preferred: str = "", venv_dir: str | os.PathLike | None = None) 
     candidates = [os.environ.get("HUMAN_RECON_PYTHON", "")]
     if venv_dir:
         v = Path(venv_dir)
-        candidates += [str(v / "bin" / "python"), str(v / "Scripts" / "python.exe")]
+        candidates.append(str(venv_python(v)))
     for c in candidates:
         if c and Path(c).is_file() and os.access(c, os.X_OK):
             return c
@@ -228,54 +228,180 @@ def sequence_args(clip: str, output: str, start: int = 0, end: int | None = None
     return args
 
 
+# --- the inference environment -------------------------------------------------------------
+
+STAMP = "human_recon_requirements.txt"  # the requirements an environment was made from
+# Packages in a fresh environment (torch, its CUDA libraries, mediapipe, anny, ...): the set-up's
+# progress while pip collects them. A guess: the bar stops short of the end until pip is done.
+EXPECTED_PACKAGES = 70
+OFFLINE_SIGNS = ("Failed to establish", "Temporary failure", "Network is unreachable", "Could not fetch URL",
+                 "NewConnectionError", "No matching distribution found for torch")  # fmt: skip
+
+
+def venv_python(venv_dir: str | os.PathLike) -> Path:
+    """The interpreter of a virtual environment, on Windows and elsewhere."""
+    v = Path(venv_dir)
+    return v / "Scripts" / "python.exe" if os.name == "nt" else v / "bin" / "python"
+
+
+def base_python() -> str:
+    """The Python that makes the environment: the one running Blender (``sys.executable``:
+    CPython 3.11 in Blender 4.2-5.0, 3.13 in 5.1-5.3), so no other Python is needed."""
+    exe = sys.executable
+    if not exe or not Path(exe).is_file() or sys.version_info[:2] < (3, 11):
+        raise RunnerError(
+            "no_base_python",
+            "Blender's own Python was not found; set an interpreter that has the packages in requirements.txt.",
+        )
+    return exe
+
+
+def environment_outdated(venv_dir: str | os.PathLike, requirements: str | os.PathLike) -> bool:
+    """True when the environment exists but was made from other requirements than this add-on's."""
+    stamp = Path(venv_dir) / STAMP
+    if not venv_python(venv_dir).exists():
+        return False
+    try:
+        return stamp.read_bytes() != Path(requirements).read_bytes()
+    except OSError:
+        return True
+
+
+class SetupRun:
+    """Makes the inference environment in the background: a virtual environment from Blender's
+    own Python, then pip with the bundled requirements. ``poll()`` updates ``fraction`` and
+    ``status`` from pip's output; ``cancel()`` stops pip and removes the half-made environment;
+    ``python`` is the environment's interpreter once it is done, ``error`` says what failed."""
+
+    def __init__(self, venv_dir: str | os.PathLike, requirements: str | os.PathLike,
+                 base: str | None = None, min_free_bytes: int = 9 * 1024**3) -> None:  # fmt: skip
+        self.venv = Path(venv_dir)
+        self.requirements = Path(requirements)
+        if not self.requirements.is_file():
+            raise RunnerError("broken_addon", f"{self.requirements} is missing; reinstall the add-on.")
+        self.base = base or base_python()
+        probe = self.venv.parent if self.venv.parent.exists() else Path.home()
+        free = shutil.disk_usage(probe).free
+        if free < min_free_bytes:
+            raise RunnerError(
+                "no_space",
+                f"Setting up needs about {min_free_bytes / 1024**3:.0f} GB free in {probe}, "
+                f"{free / 1024**3:.1f} GB is left; free some space.",
+            )
+        self.fraction = 0.0
+        self.status = "Starting"
+        self.python: str | None = None
+        self.error: RunnerError | None = None
+        self.cancelled = False
+        self._existed = self.venv.exists()
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._collected = 0
+        self._tail: list[str] = []  # the last lines the running command printed
+        threading.Thread(target=self._work, daemon=True).start()
+
+    @property
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    def step(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the set-up to end; True once it has."""
+        return self._done.wait(seconds)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the set-up ends (headless ``execute()``); cancel it after ``timeout``."""
+        if not self._done.wait(timeout):
+            self.cancel()
+            self._done.wait(30)
+
+    def cancel(self) -> None:
+        """Stop pip and remove what was made; ``error`` becomes ``cancelled``."""
+        with self._lock:
+            self.cancelled = True
+            if self._proc is not None and self._proc.poll() is None:
+                self._proc.terminate()
+        self._done.wait(30)
+
+    def _run(self, cmd: list[str], on_line) -> int:
+        with self._lock:
+            if self.cancelled:
+                return -1
+            self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, text=True, encoding="utf-8",
+                                          errors="replace")  # fmt: skip
+        tail: list[str] = []
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            line = line.rstrip()
+            if line:
+                tail = (tail + [line])[-40:]
+                on_line(line)
+        self._tail = tail
+        return self._proc.wait()
+
+    def _work(self) -> None:
+        try:
+            self.status = "Making the environment"
+            if self._run([self.base, "-m", "venv", str(self.venv)], lambda line: None) != 0:
+                raise self._failure(f"Could not make an environment in {self.venv}; choose another folder.")
+            self.fraction = 0.05
+            py = str(venv_python(self.venv))
+            cmd = [py, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off",
+                   "-r", str(self.requirements)]  # fmt: skip
+            if self._run(cmd, self._on_pip_line) != 0:
+                raise self._pip_failure()
+            shutil.copyfile(self.requirements, self.venv / STAMP)
+            self.python, self.fraction, self.status = py, 1.0, "Ready"
+        except RunnerError as err:
+            self.error = err
+        except OSError as exc:
+            self.error = RunnerError("setup_failed", f"Setting up failed ({exc.strerror}); try another folder.")
+        finally:
+            if self.error is not None and not self._existed:
+                shutil.rmtree(self.venv, ignore_errors=True)
+            self._done.set()
+
+    def _failure(self, message: str) -> RunnerError:
+        if self.cancelled:
+            return RunnerError("cancelled", "Set-up cancelled; the half-made environment was removed.")
+        return RunnerError("setup_failed", message)
+
+    def _pip_failure(self) -> RunnerError:
+        if self.cancelled:
+            return self._failure("")
+        text = "\n".join(self._tail)
+        if any(s in text for s in OFFLINE_SIGNS):
+            return RunnerError("offline", "Cannot reach pypi.org to download the packages; connect and try again.")
+        if "No space left" in text:
+            return RunnerError("no_space", "The disk filled up while installing; free some space and try again.")
+        last = next((line for line in reversed(text.splitlines()) if line.startswith("ERROR")), "")
+        return RunnerError("setup_failed", f"pip could not install the requirements ({last[:200]}); try again.")
+
+    def _on_pip_line(self, line: str) -> None:
+        """Progress from pip's output: packages collected, then installed."""
+        if line.startswith("Collecting "):
+            self._collected += 1
+            self.fraction = 0.05 + 0.6 * min(1.0, self._collected / EXPECTED_PACKAGES)
+            self.status = f"Collecting {line.split()[1]}"
+        elif line.lstrip().startswith("Downloading "):
+            parts = line.split()
+            size = " ".join(parts[2:]).strip("()") if len(parts) > 2 else ""
+            self.status = f"Downloading {parts[1].split('/')[-1][:60]} {size}".strip()
+        elif line.startswith("Installing collected packages"):
+            self.fraction = max(self.fraction, 0.7)
+            self.status = "Installing the packages (a few minutes)"
+        elif line.startswith("Successfully installed"):
+            self.fraction, self.status = 0.98, "Installed"
+
+
 def setup_environment(venv_dir: str | os.PathLike, requirements: str | os.PathLike,
                       base_python: str | None = None, min_free_bytes: int = 9 * 1024**3) -> str:
-    """Create a virtual environment and pip-install the bundled requirements into it.
-
-    Returns the environment's interpreter; raises RunnerError with a clear message
-    when it cannot (no CPython 3.11, offline, no disk space). A failed setup removes
-    the environment it started, so a later attempt starts clean."""
-    venv = Path(venv_dir)
-    base = base_python or shutil.which("python3.11") or (sys.executable if sys.version_info[:2] == (3, 11) else None)
-    if not base:
-        raise RunnerError(
-            "no_python311",
-            "Setting up needs CPython 3.11 (python3.11 on PATH); install it or set an interpreter that has "
-            "the packages in requirements.txt.",
-        )
-    free = shutil.disk_usage(venv.parent if venv.parent.exists() else Path.home()).free
-    if free < min_free_bytes:
-        raise RunnerError(
-            "no_space",
-            f"Setting up needs about {min_free_bytes / 1024**3:.0f} GB free, {free / 1024**3:.1f} GB is left; "
-            "free some space.",
-        )
-    existed = venv.exists()
-    try:
-        py = _install(base, venv, Path(requirements))
-    except BaseException:
-        if not existed:
-            shutil.rmtree(venv, ignore_errors=True)
-        raise
-    return py
-
-
-def _install(base: str, venv: Path, requirements: Path) -> str:
-    try:
-        subprocess.run([base, "-m", "venv", str(venv)], check=True, capture_output=True, text=True)
-        py = str(venv / "bin" / "python")
-        proc = subprocess.run(
-            [py, "-m", "pip", "install", "--disable-pip-version-check", "-r", str(requirements)],
-            capture_output=True, text=True,
-        )  # fmt: skip
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise RunnerError("setup_failed", f"Could not create {venv} ({exc}); choose another folder.") from None
-    if proc.returncode != 0:
-        text = proc.stderr + proc.stdout
-        if any(s in text for s in ("Failed to establish", "Temporary failure", "Network is unreachable")):
-            raise RunnerError("offline", "Cannot reach the package index; connect to the internet and try again.")
-        if "No space left" in text:
-            raise RunnerError("no_space", "The disk filled up while installing; free some space and try again.")
-        last = next((line for line in reversed(text.strip().splitlines()) if line.startswith("ERROR")), "")
-        raise RunnerError("setup_failed", f"pip could not install the requirements ({last[:200]}).")
-    return py
+    """Make the environment and wait for it (headless, scripts); returns its interpreter or
+    raises RunnerError with a clear message. A failed set-up removes what it made."""
+    run = SetupRun(venv_dir, requirements, base_python, min_free_bytes)
+    run.wait()
+    if run.error is not None:
+        raise run.error
+    assert run.python is not None
+    return run.python
