@@ -35,7 +35,7 @@ def requirements_file() -> Path:
 
 class HUMAN_RECON_OT_setup_environment(bpy.types.Operator):
     """Make a Python environment with the packages inference needs, from Blender's own Python
-    (about 8 GB, a few minutes; Esc cancels)"""
+    (about 9 GB, a few minutes; Esc cancels)"""
 
     bl_idname = "human_recon.setup_environment"
     bl_label = "Set up environment"
