@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     cl = sub.add_parser("clip", parents=[common], help="speed and smoothness of the clip pipeline")
     cl.add_argument("clip", help="a video file or a folder of frames")
     cl.add_argument("--frames", type=int, default=60, help="frames of the clip to use")
+    cl.add_argument("--people", default="all", help="whom to follow: all (default), largest or N")
 
     r = sub.add_parser("regressor", parents=[common],
                        help="the trained start on held-out synthetic bodies and photos, against the landmark start")
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--compare", default=None, metavar="OLD.json", help="paired difference to an earlier report")
     rl.add_argument("--photos", default="cam*_f*.jpg",
                     help="a glob of the kit's photos to run (default: all 80; '': none, clips only)")
+    rl.add_argument("--people", default="all", help="whom to reconstruct: all (default), largest or N")
     return p
 
 
@@ -62,12 +64,12 @@ def run(args: argparse.Namespace) -> dict:
     if args.benchmark == "clip":
         from .clip import run_sequence_benchmark
 
-        return run_sequence_benchmark(args.clip, end=args.frames, cache_dir=args.cache_dir)
+        return run_sequence_benchmark(args.clip, end=args.frames, cache_dir=args.cache_dir, people=args.people)
     if args.benchmark == "real":
         from .real import run_real_benchmark
 
         return run_real_benchmark(args.kit, clips=args.clips, true_focal=args.true_focal, cache_dir=args.cache_dir,
-                                  compare=args.compare, photos=args.photos)  # fmt: skip
+                                  compare=args.compare, photos=args.photos, people=args.people)  # fmt: skip
     from .regressor import run_regressor_benchmark
 
     return run_regressor_benchmark(

@@ -17,9 +17,10 @@ import torch
 from inference import keypoints as kpl
 
 
-def motion_metrics(result) -> dict:
-    """Jitter (mean keypoint acceleration, mm/frame^2) of our smoothed, our raw and MediaPipe's
-    keypoints, all root-relative; smoothing lag (frames); foot skating (mm per contact frame)."""
+def motion_metrics(person) -> dict:
+    """Of one person of a clip's result (``PersonResult``), over the frames they are in: jitter
+    (mean keypoint acceleration, mm/frame^2) of our smoothed, our raw and MediaPipe's keypoints,
+    all root-relative; smoothing lag (frames); foot skating (mm per contact frame)."""
 
     def rel(k):
         return k - kpl.pelvis(k)
@@ -30,9 +31,10 @@ def motion_metrics(result) -> dict:
         n = np.linalg.norm(acc, axis=-1)
         return float(np.nanmean(n) * 1000.0)
 
-    ours = result.frame_keypoints3d_cam.astype(np.float64)
-    raw = result.frame_keypoints3d_raw.astype(np.float64)
-    mp = result.frame_landmarks3d.astype(np.float64)
+    here = np.asarray(person.frame_present, bool)
+    ours = person.frame_keypoints3d_cam[here].astype(np.float64)
+    raw = person.frame_keypoints3d_raw[here].astype(np.float64)
+    mp = person.frame_landmarks3d[here].astype(np.float64)
     # Lag: the shift that best aligns smoothed with raw velocities (0 for a centred filter).
     v_s = np.diff(rel(ours), axis=0).reshape(len(ours) - 1, -1)
     v_r = np.diff(rel(raw), axis=0).reshape(len(raw) - 1, -1)
@@ -43,8 +45,8 @@ def motion_metrics(result) -> dict:
     # ankle barely moves), the same test the clip pipeline uses to hold feet still.
     from inference.sequence import SequenceOptions
 
-    a2d = result.frame_keypoints2d[:, kpl.ANKLES].astype(np.float64)
-    box_h = float(result.person_box[3] - result.person_box[1])
+    a2d = person.frame_keypoints2d[here][:, kpl.ANKLES].astype(np.float64)
+    box_h = float(person.person_box[3] - person.person_box[1])
     speed2d = np.linalg.norm(np.diff(a2d[..., :2], axis=0), axis=-1) / box_h
     planted = (speed2d < SequenceOptions().contact_speed) & (a2d[1:, :, 2] > 0.5) & (a2d[:-1, :, 2] > 0.5)
     travel = np.linalg.norm(np.diff(ours[:, kpl.ANKLES], axis=0), axis=-1)
@@ -62,15 +64,18 @@ def motion_metrics(result) -> dict:
     }
 
 
-def run_sequence_benchmark(clip: str, end: int | None = 60, cache_dir: str | None = None) -> dict:
+def run_sequence_benchmark(clip: str, end: int | None = 60, cache_dir: str | None = None,
+                           people: str | int = "all") -> dict:  # fmt: skip
+    """The clip pipeline on ``clip``'s first ``end`` frames; motion figures per person (left to
+    right), and for the first person also at the top level (as before several people were followed)."""
     from inference import __version__
     from inference.io.frames import open_frames
     from inference.pipeline import Reconstructor
-    from inference.sequence import SequenceReconstructor
+    from inference.sequence import SequenceOptions, SequenceReconstructor
 
     rec = Reconstructor(cache_dir=cache_dir)
     source = open_frames(clip, end=end)
-    seq = SequenceReconstructor(rec)
+    seq = SequenceReconstructor(rec, SequenceOptions(people=people))
     t = time.perf_counter()
     result = seq.run(source)
     secs = time.perf_counter() - t
@@ -80,9 +85,11 @@ def run_sequence_benchmark(clip: str, end: int | None = 60, cache_dir: str | Non
         "version": __version__,
         "clip": Path(clip).name,
         "frames": n,
-        "frames_filled": int((~result.frame_detected).sum()),
+        "people": len(result.people),
         "frames_per_second": round(n / secs, 2),
         "seconds_per_frame": {k: round(v, 4) for k, v in result.timings.items() if k != "total"},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "threads": torch.get_num_threads(),
-    } | motion_metrics(result)
+        "per_person": [{"frames_present": int(p.frame_present.sum()), "frames_filled": int(p.frames_filled)}
+                       | motion_metrics(p) for p in result.people],  # fmt: skip
+    } | motion_metrics(result.people[0])

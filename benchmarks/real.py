@@ -57,12 +57,14 @@ def _prediction(joints3d: np.ndarray, K: np.ndarray, box: np.ndarray | None = No
     return person
 
 
-def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False, photos: str = "cam*_f*.jpg") -> dict:
-    """Run the photo pipeline on the kit's photos (``photos``: a glob); one prediction file each."""
+def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False, photos: str = "cam*_f*.jpg",
+                   people: str | int = "all") -> dict:  # fmt: skip
+    """Run the photo pipeline on the kit's photos (``photos``: a glob); one prediction file each,
+    with every person reconstructed (``people``: as ``--people``)."""
     from inference.errors import ReconError
 
     calib = json.loads((kit / "calibration.json").read_text())["cameras"]
-    seconds, failed = [], {}
+    seconds, failed, counts = [], {}, []
     files = sorted((kit / "frames").glob(photos))
     if not files:
         raise ReconError("not_found", f"No photo of the kit matches {photos!r}; pass a glob such as 'cam02_*.jpg'.")
@@ -70,18 +72,23 @@ def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False, phot
         focal = float(calib[photo.name[:5]]["K"][0][0]) if true_focal else None
         t = time.perf_counter()
         try:
-            r = rec.reconstruct(photo, focal_px=focal, name=photo.name)
-            people = [_prediction(r.keypoints3d_cam, r.camera_K, r.person_box)]
+            r = rec.reconstruct(photo, focal_px=focal, name=photo.name, people=people)
+            found = [_prediction(p.keypoints3d_cam, r.camera_K, p.person_box) for p in r.people]
         except ReconError as err:
-            people, failed[photo.name] = [], err.code
+            found, failed[photo.name] = [], err.code
         seconds.append(time.perf_counter() - t)
-        (out_dir / f"{photo.stem}.json").write_text(json.dumps({"people": people}))
-    return {"photos": len(seconds), "failed": failed, "seconds_per_photo": round(statistics.median(seconds), 3)}
+        counts.append(len(found))
+        (out_dir / f"{photo.stem}.json").write_text(json.dumps({"people": found}))
+    by_count = {str(n): round(statistics.median([s for s, c in zip(seconds, counts) if c == n]), 3)
+                for n in sorted(set(counts))}  # fmt: skip
+    return {"photos": len(seconds), "failed": failed, "seconds_per_photo": round(statistics.median(seconds), 3),
+            "seconds_per_photo_by_people": by_count}  # fmt: skip
 
 
-def predict_clips(rec, kit: Path, out_dir: Path) -> dict:
-    """Run the clip pipeline on every clip; one prediction file per frame with ground truth.
-    Also each clip's smoothness (``clip.motion_metrics``)."""
+def predict_clips(rec, kit: Path, out_dir: Path, tracks: dict) -> dict:
+    """Run the clip pipeline on every clip; one prediction file per frame with ground truth,
+    holding each person followed who is in that frame (``tracks`` gets, per file, which person
+    each prediction is). Also each person's smoothness (``clip.motion_metrics``)."""
     from inference.errors import ReconError
     from inference.io.frames import open_frames
     from inference.sequence import SequenceReconstructor
@@ -100,10 +107,30 @@ def predict_clips(rec, kit: Path, out_dir: Path) -> dict:
         secs = time.perf_counter() - t
         index = {int(f): i for i, f in enumerate(r.frame_indices)}
         for f in GT_FRAMES:
-            people = [_prediction(r.frame_keypoints3d_cam[index[f]], r.camera_K)] if f in index else []
-            (out_dir / f"{cam}_f{f:03d}.json").write_text(json.dumps({"people": people}))
-        out[cam] = {"frames": len(r.frame_indices), "frames_filled": int(r.frames_filled),
-                    "frames_per_second": round(len(r.frame_indices) / secs, 2)} | motion_metrics(r)  # fmt: skip
+            here = [k for k, p in enumerate(r.people) if f in index and p.frame_present[index[f]]]
+            found = [_prediction(r.people[k].frame_keypoints3d_cam[index[f]], r.camera_K) for k in here]
+            tracks[f"{cam}_f{f:03d}"] = here
+            (out_dir / f"{cam}_f{f:03d}.json").write_text(json.dumps({"people": found}))
+        out[cam] = {"frames": len(r.frame_indices), "people": len(r.people),
+                    "frames_per_second": round(len(r.frame_indices) / secs, 2),
+                    "per_person": [{"frames_present": int(p.frame_present.sum()), "frames_filled": int(p.frames_filled)}
+                                   | motion_metrics(p) for p in r.people]}  # fmt: skip
+    return out
+
+
+def identity_switches(records: list[dict], tracks: dict) -> dict:
+    """Per clip: how often a followed person's match changes from one ground-truth person to the
+    other over the frames with ground truth, and how many followed people each ground-truth
+    person was split across (1 is right)."""
+    out = {}
+    for cam in CAMERAS:
+        recs = sorted((r for r in records if r["cam"] == cam and r["found"]), key=lambda r: r["image"])
+        matched: dict[int, list[str]] = {}
+        for r in recs:
+            matched.setdefault(tracks[Path(r["image"]).stem][r["pred"]], []).append(r["person"])
+        switches = sum(sum(a != b for a, b in zip(seq, seq[1:])) for seq in matched.values())
+        split = {g: len({t for t, seq in matched.items() if g in seq}) for g in sorted({r["person"] for r in recs})}
+        out[cam] = {"switches": switches, "tracks_per_person": split}
     return out
 
 
@@ -152,9 +179,10 @@ def paired_difference(new: list[dict], old: list[dict]) -> dict:
 
 def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_focal: bool = False,
                        cache_dir: str | None = None, compare: str | None = None, photos: str = "cam*_f*.jpg",
-                       reconstructor=None) -> dict:  # fmt: skip
+                       reconstructor=None, people: str | int = "all") -> dict:  # fmt: skip
     """``photos``: a glob of the kit's photos to run (the others count as missed);
-    ``reconstructor``: a warm ``Reconstructor`` to use instead of a new one."""
+    ``reconstructor``: a warm ``Reconstructor`` to use instead of a new one; ``people``: whom to
+    reconstruct in each photo (as ``--people``)."""
     from inference import __version__
     from inference.pipeline import Reconstructor
 
@@ -167,15 +195,17 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
     try:
         if photos:  # "": clips only
             with tempfile.TemporaryDirectory() as tmp:
-                report["photo_run"] = predict_photos(rec, kit, Path(tmp), true_focal, photos)
+                report["photo_run"] = predict_photos(rec, kit, Path(tmp), true_focal, photos, people)
                 scores = score(kit, Path(tmp))
             report["photos"] = summarise(scores)
             report["photo_people"] = scores["people"]
         if clips:
             with tempfile.TemporaryDirectory() as tmp:
-                report["clip_run"] = predict_clips(rec, kit, Path(tmp))
+                tracks: dict = {}
+                report["clip_run"] = predict_clips(rec, kit, Path(tmp), tracks)
                 scores = score(kit, Path(tmp))
             report["clips"] = summarise(scores)
+            report["clip_identities"] = identity_switches(scores["people"], tracks)
             report["clip_people"] = scores["people"]
     finally:
         if reconstructor is None:

@@ -239,13 +239,14 @@ def _photos(images: list[str], cache_dir: str | None, weights: str, frames=None)
         row: dict = {"image": name}
         try:
             for key, rec in recs.items():
-                r = rec.reconstruct(image, name=name)
+                result = rec.reconstruct(image, name=name, people="largest")  # the most prominent, as before
+                r = result.people[0]
                 row[key] = {
                     "silhouette_iou": round(r.silhouette_iou, 4),
                     "keypoint_error_pct": round(r.keypoint_error_pct, 3),
                     "fit_iterations": rec.fitter.options.total_steps,
-                    "regress_s": round(r.timings["regress"], 3),
-                    "fit_s": round(r.timings["fit"], 3),
+                    "regress_s": round(result.timings["regress"], 3),
+                    "fit_s": round(result.timings["fit"], 3),
                 }
         except ReconError as err:  # a clip frame with nobody in it
             row = {"image": name, "skipped": err.message}
@@ -327,9 +328,8 @@ def _rendered(pngs: list[Path], cache_dir: str | None, weights: str) -> list[dic
         for k, pts in (("landmarks_pa_mpjpe_mm", lm), ("simulated_landmarks_pa_mpjpe_mm", sim)):
             row[k] = round(float(np.linalg.norm(procrustes(pts, kp_t) - kp_t, axis=1).mean() * 1000), 2)
         for key, rec in recs.items():
-            r = rec.reconstruct(
-                rgb, focal_px=float(K[0, 0])
-            )  # the true focal length: the pose is measured, not the camera
+            # The true focal length: the pose is measured, not the camera.
+            r = rec.reconstruct(rgb, focal_px=float(K[0, 0]), people="largest").people[0]
             v = torch.from_numpy(r.vertices_cam)[None]
             kp = body.keypoints(v[:, body.keypoint_vertex_ids], body.keypoint_vertex_ids)[0].numpy().astype(np.float64)
             e = body_errors(kp, r.vertices_cam.astype(np.float64), r.shape_params, kp_t, verts_t, shape_t)

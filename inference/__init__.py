@@ -12,19 +12,20 @@ The Blender add-on runs this package in a separate interpreter
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .errors import ReconError
-from .io.result import SCHEMA_VERSION, ReconResult
+from .io.result import SCHEMA_VERSION, PersonResult, ReconResult
 
-__all__ = ["ReconError", "ReconResult", "SCHEMA_VERSION", "reconstruct_image", "__version__"]
+__all__ = ["PersonResult", "ReconError", "ReconResult", "SCHEMA_VERSION", "reconstruct_image", "__version__"]
 
 _reconstructors: dict = {}
 
 
 def reconstruct_image(path, *, body_model: str = "anny", quality: str = "balanced", focal_px=None,
-                      cache_dir=None, smpl_model=None, gender=None, progress=None) -> ReconResult:
-    """Reconstruct the person in the photo at ``path``; models stay warm between calls.
+                      cache_dir=None, smpl_model=None, gender=None, progress=None, people="all") -> ReconResult:
+    """Reconstruct the people in the photo at ``path`` (``people``: "all", "largest" or a count);
+    models stay warm between calls.
 
     ``body_model="smpl"`` needs ``smpl_model``, the path of your SMPL model file."""
     from .pipeline import Reconstructor
@@ -34,4 +35,4 @@ def reconstruct_image(path, *, body_model: str = "anny", quality: str = "balance
         _reconstructors[key] = Reconstructor(
             body_model=body_model, quality=quality, cache_dir=cache_dir, smpl_model=smpl_model, gender=gender
         )
-    return _reconstructors[key].reconstruct(path, focal_px=focal_px, progress=progress)
+    return _reconstructors[key].reconstruct(path, focal_px=focal_px, progress=progress, people=people)

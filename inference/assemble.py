@@ -3,7 +3,7 @@ the clip pipeline build their result with. A photo is a one-frame clip."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import roma
@@ -14,7 +14,7 @@ from . import keypoints as kpl
 from .bodymodels.base import BodyModel, BodyParams
 from .camera import Camera, project_np
 from .detect import Detection
-from .io.result import ReconResult
+from .io.result import PERSON_EXTRA, PersonResult, ReconResult
 from .metrics import iou, keypoint_error, render_silhouette
 
 
@@ -69,38 +69,26 @@ def keypoints_over_frames(body: BodyModel, motion: Motion) -> np.ndarray:
 
 @dataclass
 class ClipFrames:
-    """What a clip knows per frame beside its motion (a photo has none of it)."""
+    """What a clip knows per frame about one person beside their motion (a photo has none of it)."""
 
-    indices: np.ndarray  # (N,) source frame numbers
-    detected: np.ndarray  # (N,) bool; False: filled in from the neighbours
+    detected: np.ndarray  # (N,) bool; False: filled in from the neighbours (or not in the clip)
     keypoints2d: np.ndarray  # (N, 21, 3) detected, in the body's convention (zeros where missing)
     landmarks3d: np.ndarray  # (N, 21, 3) the detector's world landmarks (NaN where missing)
     raw: Motion  # the motion before smoothing and foot locking
     fps: float
-    notes: list[str] = field(default_factory=list)  # what was skipped or filled in, and why
+    present: np.ndarray | None = None  # (N,) bool: the person is in the clip (None: every frame)
 
 
-def assemble_result(
-    body: BodyModel,
-    motion: Motion,
-    camera: Camera,
-    detection: Detection,
-    source: str,
-    *,
-    mirrored: bool = False,
-    people_found: int = 1,
-    timings: dict[str, float] | None = None,
-    clip: ClipFrames | None = None,
-    notes: list[str] | None = None,
-) -> ReconResult:
-    """The result of ``motion`` seen through ``camera``: the mesh and skeleton, frame 0's posed
-    mesh and its fit quality against ``detection`` (the first frame's), per-frame keypoints and
-    rotations, and the body model's own arrays (SMPL: the AMASS layout). ``notes``: what the
-    result should say (a clip's also lists its filled-in frames)."""
+def assemble_person(body: BodyModel, motion: Motion, camera: Camera, detection: Detection, *,
+                    mirrored: bool = False, clip: ClipFrames | None = None) -> PersonResult:  # fmt: skip
+    """One person's part of a result: ``motion`` seen through ``camera``, the first frame's posed
+    mesh and its fit quality against ``detection`` (that frame's), per-frame keypoints and
+    rotations, and the body model's own per-person arrays (SMPL: the AMASS layout)."""
     n = kpl.NUM_COCO
     with torch.no_grad():
         rest = body.rest(motion.shape)
-        rot, R0, t0 = motion.frame(0)
+        first = 0 if clip is None or clip.present is None or not clip.present.any() else int(np.argmax(clip.present))
+        rot, R0, t0 = motion.frame(first)
         v_model, _ = body.pose(rest, rot)
         v_cam = torch.einsum("bij,bvj->bvi", R0, v_model) + t0[:, None]
         kp = body.keypoints(v_cam[:, body.keypoint_vertex_ids], body.keypoint_vertex_ids)[0, :n]
@@ -111,67 +99,91 @@ def assemble_result(
     kp_err, _ = keypoint_error(uv_fit, detection.keypoints2d[:n], detection.height)
     R = motion.global_rotations()
     transl = np.asarray(motion.transl, np.float64)
-    pose_aa = roma.unitquat_to_rotvec(torch.tensor(motion.bone_quats, dtype=torch.float64)).numpy()
-    fps = clip.fps if clip is not None else 0.0
     amass = getattr(body, "amass", None)
+    extra = {}
+    if amass:
+        pose_aa = roma.unitquat_to_rotvec(torch.tensor(motion.bone_quats, dtype=torch.float64)).numpy()
+        extra = amass(motion.shape, R, transl, pose_aa, clip.fps if clip is not None else 0.0)
+    return PersonResult(
+        vertices_cam=v_cam_np,
+        rest_vertices=rest.vertices[0].numpy().astype(np.float32),
+        keypoints3d_cam=kp_np.astype(np.float32),
+        keypoints2d=detection.keypoints2d[:n].astype(np.float32),
+        keypoints2d_fit=uv_fit.astype(np.float32),
+        bone_rest_heads=rest.bone_heads[0].numpy().astype(np.float32),
+        bone_rest_tails=rest.bone_tails[0].numpy().astype(np.float32),
+        bone_rest_matrices=rest.bone_poses[0].numpy().astype(np.float32),
+        bone_rotations=np.asarray(motion.bone_quats)[..., [3, 0, 1, 2]].astype(np.float32),
+        global_rotation=R,
+        root_translation=transl,
+        shape_params=motion.shape[0].numpy().astype(np.float32),
+        person_box=detection.box.astype(np.float32),
+        mirrored=mirrored,
+        silhouette_iou=iou(sil, detection.mask > 0.5),
+        keypoint_error_pct=kp_err,
+        extra=extra,
+        **_per_frame(body, motion, detection, clip, kp_np),
+    )
+
+
+def assemble_result(
+    body: BodyModel,
+    camera: Camera,
+    source: str,
+    people: list[PersonResult],
+    *,
+    people_found: int = 1,
+    timings: dict[str, float] | None = None,
+    fps: float = 0.0,
+    frame_indices: np.ndarray | None = None,
+    notes: list[str] | None = None,
+) -> ReconResult:
+    """The result of ``people`` (at least one; in the order given, left to right by convention)
+    seen through ``camera``. ``notes``: what the result should say (who was skipped, filled frames)."""
+    shared = {k: v for k, v in people[0].extra.items() if k not in PERSON_EXTRA}
+    for p in people:
+        p.extra = {k: v for k, v in p.extra.items() if k in PERSON_EXTRA}
     skin_idx, skin_w = body.skin()
-    frames = _per_frame(body, motion, detection, clip, kp_np)
-    frames["notes"] = np.array(list(notes or []) + (list(clip.notes) if clip is not None else []), dtype=str)
     return ReconResult(
         body_model=body.name,
         image_path=source,
         image_size=np.array([camera.width, camera.height], np.int32),
         camera_K=camera.K.astype(np.float64),
         faces=body.faces,
-        vertices_cam=v_cam_np,
-        rest_vertices=rest.vertices[0].numpy().astype(np.float32),
-        keypoints3d_cam=kp_np.astype(np.float32),
-        keypoints2d=detection.keypoints2d[:n].astype(np.float32),
-        keypoints2d_fit=uv_fit.astype(np.float32),
         bone_names=np.array(body.bone_names),
         bone_parents=body.bone_parents,
-        bone_rest_heads=rest.bone_heads[0].numpy().astype(np.float32),
-        bone_rest_tails=rest.bone_tails[0].numpy().astype(np.float32),
-        bone_rest_matrices=rest.bone_poses[0].numpy().astype(np.float32),
         skin_indices=skin_idx,
         skin_weights=skin_w,
-        bone_rotations=np.asarray(motion.bone_quats)[..., [3, 0, 1, 2]].astype(np.float32),
-        global_rotation=R,
-        root_translation=transl,
         shape_labels=np.array(body.shape_labels),
-        shape_params=motion.shape[0].numpy().astype(np.float32),
-        person_box=detection.box.astype(np.float32),
+        people=people,
         people_found=people_found,
-        mirrored=mirrored,
-        silhouette_iou=iou(sil, detection.mask > 0.5),
-        keypoint_error_pct=kp_err,
         timings=dict(timings or {}),
-        inference_version=__version__,
         fps=fps,
+        frame_indices=np.zeros(1, np.int32) if frame_indices is None else np.asarray(frame_indices, np.int32),
+        notes=np.array(list(notes or []), dtype=str),
         model_up_axis=body.up_axis,
-        extra=amass(motion.shape, R, transl, pose_aa, fps) if amass else {},
-        **frames,
+        extra=shared,
+        inference_version=__version__,
     )
 
 
 def _per_frame(body: BodyModel, motion: Motion, detection: Detection, clip: ClipFrames | None,
                kp0: np.ndarray) -> dict:  # fmt: skip
-    """The result's per-frame fields: a photo's one detected frame (its keypoints ``kp0``), or a
+    """A person's per-frame fields: a photo's one detected frame (its keypoints ``kp0``), or a
     clip's every frame, smoothed and raw."""
     n = kpl.NUM_COCO
     if clip is None:  # a photo: one frame, detected
-        frames = dict(frame_keypoints3d_cam=kp0[None].astype(np.float32),
-                      frame_keypoints3d_raw=kp0[None].astype(np.float32),
-                      frame_keypoints2d=detection.keypoints2d[None, :n].astype(np.float32))  # fmt: skip
-    else:
-        detected = np.asarray(clip.detected, bool)
-        frames = dict(
-            frame_indices=np.asarray(clip.indices, np.int32),
-            frame_detected=detected,
-            frame_keypoints3d_cam=keypoints_over_frames(body, motion)[:, :n].astype(np.float32),
-            frame_keypoints3d_raw=keypoints_over_frames(body, clip.raw)[:, :n].astype(np.float32),
-            frame_keypoints2d=np.asarray(clip.keypoints2d)[:, :n].astype(np.float32),
-            frame_landmarks3d=np.asarray(clip.landmarks3d)[:, :n].astype(np.float32),
-            frames_filled=int((~detected).sum()),
-        )
-    return frames
+        return dict(frame_keypoints3d_cam=kp0[None].astype(np.float32),
+                    frame_keypoints3d_raw=kp0[None].astype(np.float32),
+                    frame_keypoints2d=detection.keypoints2d[None, :n].astype(np.float32))  # fmt: skip
+    detected = np.asarray(clip.detected, bool)
+    present = np.ones(len(detected), bool) if clip.present is None else np.asarray(clip.present, bool)
+    return dict(
+        frame_present=present,
+        frame_detected=detected,
+        frame_keypoints3d_cam=keypoints_over_frames(body, motion)[:, :n].astype(np.float32),
+        frame_keypoints3d_raw=keypoints_over_frames(body, clip.raw)[:, :n].astype(np.float32),
+        frame_keypoints2d=np.asarray(clip.keypoints2d)[:, :n].astype(np.float32),
+        frame_landmarks3d=np.asarray(clip.landmarks3d)[:, :n].astype(np.float32),
+        frames_filled=int((present & ~detected).sum()),
+    )

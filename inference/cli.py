@@ -150,7 +150,7 @@ def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
         t = time.perf_counter()
         try:
             _check_output(dest, args.overwrite)
-            result = rec.reconstruct(img, focal_px=args.focal_px, progress=progress)
+            result = rec.reconstruct(img, focal_px=args.focal_px, progress=progress, people=args.people)
             result.save(dest, overwrite=args.overwrite)
         except ReconError as err:
             failed += 1
@@ -159,22 +159,26 @@ def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
             continue
         ok += 1
         secs = time.perf_counter() - t
+        people = result.people
         out.event(
             "result",
             path=str(dest),
             image=img,
             index=i,
-            silhouette_iou=round(result.silhouette_iou, 4),
-            keypoint_error_pct=round(result.keypoint_error_pct, 3),
-            mirrored=result.mirrored,
+            people=len(people),
             people_found=result.people_found,
+            silhouette_iou=[round(p.silhouette_iou, 4) for p in people],
+            keypoint_error_pct=[round(p.keypoint_error_pct, 3) for p in people],
+            mirrored=[bool(p.mirrored) for p in people],
+            notes=[str(n) for n in result.notes],
             seconds=round(secs, 3),
         )
-        many = f", {result.people_found} people: the largest was taken" if result.people_found > 1 else ""
-        out.say(
-            f"{img} -> {dest}  (silhouette IoU {result.silhouette_iou:.2f}, "
-            f"keypoint error {result.keypoint_error_pct:.1f}% of height, {secs:.2f} s{many})"
-        )
+        ious = ", ".join(f"{p.silhouette_iou:.2f}" for p in people)
+        errs = ", ".join(f"{p.keypoint_error_pct:.1f}" for p in people)
+        who = f"{len(people)} of {result.people_found} people" if result.people_found > 1 else "1 person"
+        out.say(f"{img} -> {dest}  ({who}; silhouette IoU {ious}; keypoint error {errs}% of height; {secs:.2f} s)")
+        for note in result.notes:
+            out.say(f"  note: {note}")
     out.event("done", ok=ok, failed=failed)
     if failed and total > 1:
         out.say(f"{ok} reconstructed, {failed} failed")
@@ -214,16 +218,20 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
         bar(done, note)
 
     t = time.perf_counter()
-    options = SequenceOptions(detector=args.track_model, video=args.track_mode == "video")
+    options = SequenceOptions(detector=args.track_model, video=args.track_mode == "video", people=args.people)
     result = SequenceReconstructor(rec, options).run(source, progress, out_fps=out_fps)
     result.save(dest, overwrite=args.overwrite)
     secs = time.perf_counter() - t
-    missing = int((~result.frame_detected).sum())
+    people = result.people
+    filled = [int(p.frames_filled) for p in people]
     out.event(
-        "result", path=str(dest), frames=total, filled=missing, fps=result.fps,
+        "result", path=str(dest), frames=total, people=len(people), filled=filled,
+        frames_present=[int(p.frame_present.sum()) for p in people], fps=result.fps,
         seconds=round(secs, 3), frames_per_second=round(total / secs, 2),
     )  # fmt: skip
-    out.say(f"{args.input} -> {dest}  ({total} frames, {missing} filled in, {total / secs:.1f} frames/s)")
+    tracked = "; ".join(f"Person {k + 1}: {int(p.frame_present.sum())} frames, {f} filled in"
+                        for k, (p, f) in enumerate(zip(people, filled)))  # fmt: skip
+    out.say(f"{args.input} -> {dest}  ({total} frames; {tracked}; {total / secs:.1f} frames/s)")
     out.event("done", ok=1, failed=0)
     return EXIT_OK
 
@@ -249,7 +257,10 @@ def cmd_convert(args: argparse.Namespace, out: Output) -> int:
 
     smpl = SMPLBody(model_file=args.smpl_model, gender=args.gender)
     out.event("progress", stage="fit", fraction=0.1)
-    conv = anny_to_smpl(result, AnnyBody(cache_dir=args.cache_dir), smpl, steps=args.steps)
+    if not 1 <= args.person <= len(result.people):
+        raise ReconError("bad_argument", f"--person {args.person}: {args.result} holds {len(result.people)} people.")
+    person = result.people[args.person - 1]
+    conv = anny_to_smpl(result, person, AnnyBody(cache_dir=args.cache_dir), smpl, steps=args.steps)
     arrays = dict(conv.amass)
     arrays["conversion_keypoint_error_mm"] = np.array(conv.keypoint_error_mm)
     arrays["conversion_surface_error_mm"] = np.array(conv.surface_error_mm)
@@ -274,12 +285,24 @@ def _schema() -> int:
     return SCHEMA_VERSION
 
 
+def _people_arg(text: str) -> str | int:
+    """``--people``: all, largest or a positive number."""
+    if text in ("all", "largest"):
+        return text
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"takes all, largest or a positive number, not {text!r}")
+
+
 def _body_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--body-model", default="anny", choices=["anny", "smpl"],
                    help="anny (default, open) or smpl (needs your SMPL model file)")
     p.add_argument("--smpl-model", default=None, help="your SMPL model file (.pkl or .npz), for --body-model smpl")
     p.add_argument("--gender", default=None, choices=["neutral", "female", "male"],
                    help="SMPL model gender (default: from the file)")
+    p.add_argument("--people", default="all", type=_people_arg, metavar="all|largest|N",
+                   help="whom to reconstruct: everyone found (default; people cut off or mostly hidden are "
+                        "skipped and the result says so), the largest, or the N most prominent")
     p.add_argument("--detector", default="heavy", choices=["heavy", "full"],
                    help="the pose model: heavy (default, the most accurate) or full (about twice as fast)")
     p.add_argument("--init", default="auto", choices=["auto", "network", "landmarks"],
@@ -325,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--smpl-model", required=True, help="your SMPL model file (.pkl or .npz)")
     c.add_argument("--gender", default=None, choices=["neutral", "female", "male"])
     c.add_argument("--output", "-o", required=True, help="SMPL/AMASS .npz to write")
+    c.add_argument("--person", type=int, default=1, help="which person of the result (1: the leftmost)")
     c.add_argument("--steps", type=int, default=200)
     c.add_argument("--overwrite", action="store_true")
     c.add_argument("--cache-dir", default=None)

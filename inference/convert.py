@@ -20,7 +20,7 @@ from . import keypoints as kpl
 from .bodymodels.anny import AnnyBody
 from .bodymodels.joints import JointLimits
 from .bodymodels.smpl import SMPLBody
-from .io.result import ReconResult
+from .io.result import PersonResult, ReconResult
 
 # SMPL model axes (left +X, up +Y, forward +Z) in Anny's model axes (left +X, up +Z, forward -Y).
 SMPL_TO_ANNY = torch.tensor([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
@@ -35,8 +35,8 @@ class Conversion:
     initial_keypoint_error_mm: float
 
 
-def _anny_frames(result: ReconResult, anny: AnnyBody) -> tuple[torch.Tensor, torch.Tensor]:
-    """Anny's posed vertices and keypoints in camera space, every frame."""
+def _anny_frames(result: PersonResult, anny: AnnyBody) -> tuple[torch.Tensor, torch.Tensor]:
+    """A person's posed Anny vertices and keypoints in camera space, every frame."""
     shape = torch.tensor(result.shape_params, dtype=torch.float32)[None]
     q = torch.tensor(result.bone_rotations[:, :, [1, 2, 3, 0]], dtype=torch.float32)  # xyzw
     R = torch.tensor(result.global_rotation, dtype=torch.float32)
@@ -62,15 +62,17 @@ def _nearest(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - picked).norm(dim=-1).mean(1)
 
 
-def anny_to_smpl(result: ReconResult, anny: AnnyBody, smpl: SMPLBody, steps: int = 200) -> Conversion:
-    verts, kps = _anny_frames(result, anny)
+def anny_to_smpl(result: ReconResult, person: PersonResult, anny: AnnyBody, smpl: SMPLBody,
+                 steps: int = 200) -> Conversion:  # fmt: skip
+    """SMPL fitted to one ``person`` of an Anny ``result``, every frame."""
+    verts, kps = _anny_frames(person, anny)
     n = len(verts)
     rng = np.random.default_rng(0)
     anny_ids = torch.tensor(np.sort(rng.choice(verts.shape[1], 1500, replace=False)))
     smpl_ids = torch.tensor(np.sort(rng.choice(smpl.num_vertices, 1000, replace=False)))
     lim = JointLimits(smpl.bone_names, smpl.pose_limits)
     # Start: Anny's orientation and pelvis, SMPL's mean shape.
-    grot = roma.rotmat_to_rotvec(torch.tensor(result.global_rotation, dtype=torch.float32) @ SMPL_TO_ANNY)
+    grot = roma.rotmat_to_rotvec(torch.tensor(person.global_rotation, dtype=torch.float32) @ SMPL_TO_ANNY)
     hips = kps[:, kpl.HIPS].mean(1)
     transl = hips.clone()
     grot = grot.clone().requires_grad_(True)

@@ -10,10 +10,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .assemble import Motion, assemble_result
+from . import keypoints as kpl
+from .assemble import Motion, assemble_person, assemble_result
 from .bodymodels import load_body_model
 from .camera import Camera
 from .detect import MAX_PEOPLE, Detection, PoseDetector, find_people, mirrored, to_body_convention
+from .errors import ReconError
 from .fit import FitOptions, FitResult, Fitter
 from .io.images import load_image
 from .io.result import ReconResult
@@ -44,12 +46,61 @@ class PersonFit:
         return self.fit.hypothesis == 1
 
 
-def crowd_note(people: int) -> list[str]:
-    """What the result says when there was more than one person to choose from."""
-    if people < 2:
-        return []
-    more = "; in a crowd the detector reports the most prominent people only" if people >= MAX_PEOPLE else ""
-    return [f"{people} people found, the most prominent one reconstructed{more}"]
+# A person besides the most prominent one is reconstructed only where enough of them shows: this
+# many of the 13 body joints seen, a shoulder and a hip among them. The bar for "seen" is low:
+# BlazePose's visibility drops on people fully in view against the light (the sports2d clip's man
+# at frame 100 has elbows and knees at 0.1-0.5), while joints outside the frame score below 0.1.
+MIN_BODY_JOINTS = 8
+MIN_JOINT_CONF = 0.2
+EDGE_PX = 3  # a box this close to the border: the person is cut by the frame edge
+
+
+def people_wanted(people: str | int) -> int | None:
+    """``--people``: "all" (None: everyone found), "largest" (1) or a positive count."""
+    if people == "all":
+        return None
+    if people == "largest":
+        return 1
+    try:
+        n = int(people)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        raise ReconError("bad_argument", f"--people takes all, largest or a positive number (got {people!r}).")
+    return n
+
+
+def why_skipped(det: Detection, width: int, height: int) -> str | None:
+    """Why this person cannot be reconstructed well (too little of them shows), or None."""
+    seen = det.keypoints2d[kpl.BODY, 2] >= MIN_JOINT_CONF
+    names = [kpl.NAMES[i] for i in np.asarray(kpl.BODY)[seen]]
+    torso = any("shoulder" in n for n in names) and any("hip" in n for n in names)
+    if seen.sum() >= MIN_BODY_JOINTS and torso:
+        return None
+    x0, y0, x1, y1 = det.box
+    cut = x0 <= EDGE_PX or y0 <= EDGE_PX or x1 >= width - EDGE_PX or y1 >= height - EDGE_PX
+    return (f"only {int(seen.sum())} of {len(seen)} body joints visible"
+            f"{' (cut by the frame edge)' if cut else ' (mostly hidden)'}")  # fmt: skip
+
+
+def choose_people(found: list[Detection], people: str | int, width: int, height: int
+                  ) -> tuple[list[Detection], list[str]]:  # fmt: skip
+    """Of the people found (most prominent first), those to reconstruct, and notes on who was
+    left out and why. The most prominent person is always reconstructed."""
+    wanted = people_wanted(people)
+    chosen, notes = found[:1], []
+    for det in found[1:]:
+        why = why_skipped(det, width, height)
+        x = int((det.box[0] + det.box[2]) / 2)
+        if why:
+            notes.append(f"person at x={x} px skipped: {why}")
+        elif wanted is not None and len(chosen) >= wanted:
+            notes.append(f"person at x={x} px skipped: --people {people}")
+        else:
+            chosen.append(det)
+    if len(found) >= MAX_PEOPLE:
+        notes.append(f"{len(found)} people found; in a crowd the detector reports the most prominent people only")
+    return chosen, notes
 
 
 class Reconstructor:
@@ -86,8 +137,11 @@ class Reconstructor:
         focal_px: float | None = None,
         progress: Progress | None = None,
         name: str | None = None,
+        people: str | int = "all",
     ) -> ReconResult:
-        """``image``: a photo file, or an RGB uint8 array (a video frame; ``name`` labels it)."""
+        """``image``: a photo file, or an RGB uint8 array (a video frame; ``name`` labels it).
+        ``people``: whom to reconstruct, "all" found (enough of them showing), "largest", or
+        the N most prominent."""
         report = progress or (lambda stage, frac: None)
         timings: dict[str, float] = {}
         t = time.perf_counter()
@@ -101,20 +155,26 @@ class Reconstructor:
 
         t = time.perf_counter()
         report("detect", 0.1)
-        people = find_people(self.detector, rgb)  # raises no_person; most prominent first
-        det = to_body_convention(people[0], self.body.detector_offsets)
+        found = find_people(self.detector, rgb)  # raises no_person; most prominent first
+        chosen, notes = choose_people(found, people, w, h)
         timings["detect"] = time.perf_counter() - t
 
-        person = self.fit_person(det, camera, report)
-        timings.update(person.seconds)
-        timings.update({f"fit_{k}": v for k, v in person.fit.stage_seconds.items()})
+        fits = []
+        for i, det in enumerate(chosen):
+            share = lambda stage, frac, i=i: report(stage, 0.2 + 0.7 * (i + frac) / len(chosen))  # noqa: E731
+            person = self.fit_person(to_body_convention(det, self.body.detector_offsets), camera, share)
+            fits.append(person)
+            stages = person.seconds | {f"fit_{k}": v for k, v in person.fit.stage_seconds.items()}
+            for k, v in stages.items():  # summed over the people
+                timings[k] = timings.get(k, 0.0) + v
 
         t = time.perf_counter()
         report("result", 0.9)
-        result = assemble_result(
-            self.body, Motion.from_params(person.fit.params), camera, person.detection, name,
-            mirrored=person.mirrored, people_found=len(people), timings=timings, notes=crowd_note(len(people)),
-        )  # fmt: skip
+        fits.sort(key=lambda f: float(f.detection.box[0] + f.detection.box[2]))  # left to right: Person 1, 2, ...
+        persons = [assemble_person(self.body, Motion.from_params(f.fit.params), camera, f.detection,
+                                   mirrored=f.mirrored) for f in fits]  # fmt: skip
+        result = assemble_result(self.body, camera, name, persons, people_found=len(found), timings=timings,
+                                 notes=notes)  # fmt: skip
         result.timings["result"] = time.perf_counter() - t
         report("done", 1.0)
         return result

@@ -1,11 +1,12 @@
-"""The clip pipeline: one tracked person, fitted frame by frame, smoothed, as one result.
+"""The clip pipeline: everyone followed, each fitted frame by frame and smoothed, as one result.
 
-The first frame gets the photo pipeline's fit (``Reconstructor.fit_person``, with the
-left/right guard); the body shape found there is kept for the whole clip. Each later
-frame starts from the previous frame's fit and only refines pose and placement, which is
-what makes a frame cheap. Frames without the person are filled in from their
-neighbours and counted. Bone rotations (as quaternions, sign-aligned) and the
-root motion are smoothed with a centred Gaussian, which adds no lag (``smoothing``).
+One detector pass per frame serves everyone (``detect.Tracker``). A person's first frame gets
+the photo pipeline's fit (``Reconstructor.fit_person``, with the left/right guard); the body
+shape found there is kept for the whole clip. Each later frame starts from that person's
+previous frame and only refines pose and placement, which is what makes a frame cheap. Frames
+where a person is missing are filled in from their neighbours, counted and listed per person.
+Bone rotations (as quaternions, sign-aligned) and the root motion are smoothed with a centred
+Gaussian, which adds no lag (``smoothing``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import roma
 import torch
 
 from . import keypoints as kpl
-from .assemble import ClipFrames, Motion, assemble_result, keypoints_over_frames
+from .assemble import ClipFrames, Motion, assemble_person, assemble_result, keypoints_over_frames
 from .bodymodels.base import BodyParams
 from .camera import Camera
 from .detect import Detection, PoseDetector, Tracker, VideoPoseDetector, mirrored, to_body_convention
@@ -27,7 +28,7 @@ from .errors import ReconError
 from .fit import FitOptions, Fitter
 from .io.frames import FrameSource
 from .io.result import ReconResult
-from .pipeline import Reconstructor
+from .pipeline import Reconstructor, choose_people, people_wanted, why_skipped
 from .smoothing import fill_missing, foot_lock_offsets, gaussian_smooth, smooth_quaternions
 
 FrameProgress = Callable[[int, int, str], None]  # (done, total, note)
@@ -47,6 +48,7 @@ class SequenceOptions:
     # sports2d clip (fast jumps) it shakes more than the crop search (docs/research-log.md).
     detector: str = "full"
     video: bool = True
+    people: str | int = "all"  # whom to follow: "all", "largest" or the N most prominent (``--people``)
     warm_fit: FitOptions = field(
         default_factory=lambda: FitOptions(
             rigid_steps=3, pose_steps=8, full_steps=0, lr=0.03, init_prior=0.2, mirror_guard=False
@@ -54,20 +56,21 @@ class SequenceOptions:
     )
 
 
-@dataclass
+@dataclass(eq=False)
 class _Track:
-    """Per-frame fits as they come in (None: the person was not found in that frame)."""
+    """One person's per-frame fits as they come in (None: not found in that frame)."""
 
     pose: list[np.ndarray | None] = field(default_factory=list)  # (J, 3) axis-angle
     global_rot: list[np.ndarray | None] = field(default_factory=list)  # (3,) axis-angle
     transl: list[np.ndarray | None] = field(default_factory=list)
     keypoints2d: list[np.ndarray] = field(default_factory=list)  # (21, 3), zeros where missing
     landmarks3d: list[np.ndarray] = field(default_factory=list)  # (21, 3), NaN where missing
-    notes: list[str] = field(default_factory=list)
-    camera: Camera | None = None
+    why: list[str | None] = field(default_factory=list)  # per frame: why the person is missing (None: found)
     first: Detection | None = None  # the first fitted frame's detection, as the fit labelled it
-    shape: torch.Tensor | None = None  # the clip's body shape (1, S), from the first fitted frame
-    seconds: dict[str, float] = field(default_factory=lambda: {"detect": 0.0, "fit": 0.0})
+    shape: torch.Tensor | None = None  # the person's body shape (1, S), from their first frame
+    prev: BodyParams | None = None  # the last frame's fit
+    missed: int = 0  # frames since last found
+    seconds: dict[str, float] = field(default_factory=lambda: {"fit": 0.0})
 
     def add(self, params: BodyParams, det: Detection) -> None:
         self.pose.append(params.pose[0].numpy())
@@ -75,18 +78,39 @@ class _Track:
         self.transl.append(params.transl[0].numpy())
         self.keypoints2d.append(det.keypoints2d.astype(np.float32))
         self.landmarks3d.append(det.landmarks3d.astype(np.float32))
+        self.why.append(None)
+        self.prev, self.missed = params, 0
 
     def last_keypoints(self) -> np.ndarray | None:
         """The last found frame's keypoints, as the fit labelled them."""
         found = [k for k, p in zip(self.keypoints2d, self.pose) if p is not None]
         return found[-1] if found else None
 
-    def skip(self, why: str) -> None:
+    def skip(self, why: str | None) -> None:
+        """A frame without the person (``why`` None: before they came into the clip)."""
         self.pose.append(None), self.global_rot.append(None), self.transl.append(None)
         self.keypoints2d.append(np.zeros((kpl.NUM, 3), np.float32))
         self.landmarks3d.append(np.full((kpl.NUM, 3), np.nan, np.float32))
-        self.notes.append(why)
+        self.why.append(why)
+        self.missed += 1
 
+    def found_frames(self) -> int:
+        return sum(p is not None for p in self.pose)
+
+    def notes(self) -> list[str]:
+        """Why each frame filled in (within the frames the person is in) was missing."""
+        return [w for w, here in zip(self.why, self.present()) if here and w is not None]
+
+    def present(self) -> np.ndarray:
+        """(N,) bool: from the first to the last frame the person was found in."""
+        known = np.flatnonzero([p is not None for p in self.pose])
+        out = np.zeros(len(self.pose), bool)
+        out[known[0] : known[-1] + 1] = True
+        return out
+
+
+MIN_TRACK_FRAMES = 10  # a person found in fewer frames is left out of the result (a passing false find)
+LONG_ABSENCE = 15  # frames: a person taken back after this long gets the full fit again (their pose changed)
 
 # The detector's left/right labels are kept unless the swapped ones lie this much closer to the
 # last frame's: at video rates a person does not turn round between two frames.
@@ -102,6 +126,16 @@ def same_labelling(det: Detection, last: np.ndarray | None) -> Detection:
     w = np.minimum(det.keypoints2d[:, 2], last[:, 2])
     dist = lambda d: float((w * np.linalg.norm(d.keypoints2d[:, :2] - last[:, :2], axis=1)).sum())  # noqa: E731
     return flipped if dist(flipped) < RELABEL_MARGIN * dist(det) else det
+
+
+@dataclass
+class _Frame:
+    """One frame as detection hands it to the fit: the followed people found in it."""
+
+    index: int
+    found: dict[int, Detection]  # by person id
+    size: tuple[int, int]
+    why: str = ""  # why the frame has nobody (unreadable, nobody found)
 
 
 class SequenceReconstructor:
@@ -125,69 +159,104 @@ class SequenceReconstructor:
         model = self.options.detector
         video = VideoPoseDetector(model) if self.options.video else None
         # Without VIDEO mode the crops are searched with the tracking model; with it, frames where
-        # the person is lost are searched with the photo detector's (measured on the kit's clips,
+        # a person is lost are searched with the photo detector's (measured on the kit's clips,
         # docs/research-log.md).
         crops = PoseDetector(model) if not self.options.video and model != self.rec.detector.model else None
         tracker = Tracker(self.rec.detector, video, crops)
         t_start = time.perf_counter()
+        self._detect_seconds = 0.0  # added to by the detection thread
+        nobody: dict[int, str] = {}
         try:
-            track = self._fit_frames(source, tracker, report)
+            tracks, camera = self._fit_frames(source, tracker, report, nobody)
         finally:
             for d in (video, crops):
                 if d is not None:
                     d.close()
-        if track.first is None or track.camera is None or track.shape is None:
-            raise ReconError("no_person", "The person was not found in any frame; check the clip and frame range.")
+        enough = min(MIN_TRACK_FRAMES, (n + 1) // 2)
+        kept = [t for t in tracks if t.found_frames() >= enough] or sorted(tracks, key=_Track.found_frames)[-1:]
+        # Frames nobody is in are noted once; a frame someone is in but was not found in, under
+        # their name (below).
+        someone = np.any([t.present() for t in kept], axis=0) if kept else np.zeros(n, bool)
+        notes = [why for i, why in sorted(nobody.items()) if not someone[i]]
+        notes += [f"a person seen in only {t.found_frames()} frames was left out" for t in tracks
+                  if not any(t is k for k in kept)]  # fmt: skip
+        if not kept or camera is None:
+            raise ReconError("no_person", "No person was found in any frame; check the clip and frame range.")
         elapsed = time.perf_counter() - t_start
-        raw, motion = self._smooth(track)
-        detected = np.array([p is not None for p in track.pose])
-        clip = ClipFrames(
-            indices=np.asarray(source.indices, np.int32), detected=detected, keypoints2d=np.stack(track.keypoints2d),
-            landmarks3d=np.stack(track.landmarks3d), raw=raw, fps=float(out_fps or source.fps), notes=track.notes,
-        )  # fmt: skip
-        timings = {
+        fps = float(out_fps or source.fps)
+        kept.sort(key=lambda t: float(t.first.box[0] + t.first.box[2]))  # left to right: Person 1, 2, ...
+        people = []
+        for t in kept:
+            raw, motion = self._smooth(t)
+            present = t.present()
+            detected = np.array([p is not None for p in t.pose])
+            clip = ClipFrames(detected=detected, keypoints2d=np.stack(t.keypoints2d),
+                              landmarks3d=np.stack(t.landmarks3d), raw=raw, fps=fps, present=present)  # fmt: skip
+            # The first frame's labelling is followed frame to frame, so no track is reported mirrored.
+            people.append(assemble_person(self.rec.body, motion, camera, t.first, clip=clip))
+        result = assemble_result(self.rec.body, camera, str(source.path), people,
+                                 people_found=tracker.people_at_start, fps=fps,
+                                 frame_indices=np.asarray(source.indices, np.int32))  # fmt: skip
+        for k, t in enumerate(kept):  # each person's filled frames, under the name the rig gives them
+            notes += [f"Person {k + 1}: {why}" for why in t.notes()]
+        result.notes = np.array(notes, dtype=str)
+        result.timings = {
             "total": elapsed,
             "per_frame": elapsed / max(1, n),
-            "detect_per_frame": track.seconds["detect"] / max(1, n),
-            "fit_per_frame": track.seconds["fit"] / max(1, n),
+            "detect_per_frame": self._detect_seconds / max(1, n),
+            "fit_per_frame": sum(t.seconds["fit"] for t in tracks) / max(1, n),
         }
-        # The first frame's labelling is followed by the tracker, so the clip is not reported mirrored.
-        return assemble_result(self.rec.body, motion, track.camera, track.first, str(source.path),
-                               people_found=tracker.people_at_start, timings=timings, clip=clip)  # fmt: skip
+        return result
 
-    def _fit_frames(self, source: FrameSource, tracker: Tracker, report: FrameProgress) -> _Track:
-        """Detect and fit every frame: the first found gets the full fit, later ones a warm start."""
-        track = _Track()
+    def _fit_frames(self, source: FrameSource, tracker: Tracker, report: FrameProgress, nobody: dict[int, str]
+                    ) -> tuple[list[_Track], Camera | None]:  # fmt: skip
+        """Detect and fit every frame: each person's first frame gets the full fit, later ones a
+        warm start from their previous frame. ``nobody`` gets the frames no one was found in, and why."""
+        tracks: dict[int, _Track] = {}
+        camera: Camera | None = None
         n = len(source)
-        prev: BodyParams | None = None
         # Reading and tracking run one frame ahead on a thread while the main thread fits:
         # MediaPipe and torch both release the GIL, so the two cores work together.
-        for done, (index, det, why, size) in enumerate(_prefetch(self._detections(source, tracker, track.seconds))):
-            if det is not None:
-                det = to_body_convention(det, self.rec.body.detector_offsets)
-                if track.camera is None:
-                    track.camera = Camera.for_image(*size)
-                elif size != (track.camera.width, track.camera.height):
-                    det, why = None, f"frame {index} has a different size ({size[0]}x{size[1]})"
-            if det is None:
-                track.skip(why or f"frame {index} unreadable")
-                report(done + 1, n, track.notes[-1])
-                continue
-            assert track.camera is not None
-            t = time.perf_counter()
-            if prev is None:
-                person = self.rec.fit_person(det, track.camera)
-                params, det = person.fit.params, person.detection
+        for done, frame in enumerate(_prefetch(self._detections(source, tracker))):
+            if frame.found and camera is None:
+                camera = Camera.for_image(*frame.size)
+            elif frame.found and frame.size != (camera.width, camera.height):
+                frame = _Frame(frame.index, {}, frame.size, f"frame {frame.index} has a different size")
+            if not frame.found:
+                nobody[done] = frame.why or f"frame {frame.index}: nobody found"
+            for pid, det in frame.found.items():
+                track = tracks.get(pid)
+                if track is None:  # a person seen for the first time: frames before are not theirs
+                    track = tracks[pid] = _Track()
+                    for _ in range(done):
+                        track.skip(None)
+                self._fit_one(track, to_body_convention(det, self.rec.body.detector_offsets), camera)
+            for pid, track in tracks.items():
+                if pid not in frame.found:
+                    track.skip(frame.why or f"frame {frame.index}: not found")
+            report(done + 1, n, frame.why)
+        return [tracks[k] for k in sorted(tracks)], camera
+
+    def _fit_one(self, track: _Track, det: Detection, camera: Camera) -> None:
+        """This frame's fit of one person: the full fit at their first frame (and after a long
+        absence, keeping their shape), else a warm start from their last frame."""
+        t = time.perf_counter()
+        if track.shape is None or track.missed > LONG_ABSENCE:
+            person = self.rec.fit_person(det, camera)
+            params, det = person.fit.params, person.detection
+            if track.shape is None:
                 track.first, track.shape = det, params.shape
-            else:
-                params = self.warm.fit(
-                    [det], track.camera, BodyParams(prev.global_rot, prev.transl, prev.pose, track.shape)
-                ).params
-            track.seconds["fit"] += time.perf_counter() - t
-            prev = params
-            track.add(params, det)
-            report(done + 1, n, "")
-        return track
+            else:  # taken back after a long absence: their own shape, from the new fit's pose
+                det = same_labelling(det, track.last_keypoints())
+                params = self.warm.fit([det], camera, BodyParams(params.global_rot, params.transl, params.pose,
+                                                                 track.shape)).params  # fmt: skip
+        else:
+            det = same_labelling(det, track.last_keypoints())
+            prev = track.prev
+            params = self.warm.fit([det], camera, BodyParams(prev.global_rot, prev.transl, prev.pose,
+                                                             track.shape)).params  # fmt: skip
+        track.seconds["fit"] += time.perf_counter() - t
+        track.add(params, det)
 
     def _smooth(self, track: _Track) -> tuple[Motion, Motion]:
         """The raw motion (gaps filled) and the smoothed one, with planted feet held still."""
@@ -211,24 +280,31 @@ class SequenceReconstructor:
             )
         return raw, smooth
 
-    @staticmethod
-    def _detections(source: FrameSource, tracker: Tracker, seconds: dict):
+    def _detections(self, source: FrameSource, tracker: Tracker):
+        """Each frame's followed people (``_Frame``); the people to follow are chosen at the
+        first frame anyone is found (``choose_people``), and newcomers later on as they come."""
+        wanted = people_wanted(self.options.people)
         for index, rgb, why in source:
-            det = None
-            size = (0, 0)
-            if rgb is not None:
-                size = (rgb.shape[1], rgb.shape[0])
-                t = time.perf_counter()
-                time_s = index / (source.fps or 30.0)
-                try:
-                    det = tracker.start(rgb, time_s) if tracker.box is None else tracker.next(rgb, time_s)
-                except ReconError:
-                    det = None
-                seconds["detect"] += time.perf_counter() - t
-                if det is None:
-                    why = why or f"person not found in frame {index}"
-            yield index, det, why, size
-
+            if rgb is None:
+                yield _Frame(index, {}, (0, 0), why or f"frame {index} unreadable")
+                continue
+            size = (rgb.shape[1], rgb.shape[0])
+            t = time.perf_counter()
+            time_s = index / (source.fps or 30.0)
+            found: dict[int, Detection] = {}
+            try:
+                if not tracker.started:
+                    chosen, _ = choose_people(tracker.start(rgb, time_s), self.options.people, *size)
+                    found = {tracker.follow(d, rgb): d for d in chosen}
+                else:
+                    found, newcomers = tracker.next(rgb, time_s)
+                    for d in newcomers:
+                        if (wanted is None or len(tracker.people) < wanted) and why_skipped(d, *size) is None:
+                            found[tracker.follow(d, rgb)] = d
+            except ReconError:
+                found = {}
+            self._detect_seconds += time.perf_counter() - t
+            yield _Frame(index, found, size, "" if found else (why or f"frame {index}: nobody found"))
 
 def _prefetch(items, depth: int = 2):
     """Iterate ``items`` on a background thread, at most ``depth`` ahead (memory stays flat)."""

@@ -56,10 +56,16 @@ def check(zip_path: str, photo: str, clip_result: str, out_dir: str) -> dict:
     for obj in list(bpy.data.objects):  # an empty scene again, the add-on still enabled
         bpy.data.objects.remove(obj)
     res = bpy.ops.human_recon.import_result(filepath=clip_result)
-    arm = [o for o in bpy.data.objects if o.type == "ARMATURE"]
-    keys = _keyframe_counts(arm[0]) if arm else {}
-    found["clip"] = {"result": sorted(res), "armatures": len(arm), "curves": len(keys),
-                     "keys_per_curve": sorted(set(keys.values()))}  # fmt: skip
+    arm = sorted((o for o in bpy.data.objects if o.type == "ARMATURE"), key=lambda o: o.name)
+    keys = [_keyframe_counts(a) for a in arm]
+    scene = bpy.context.scene
+    hidden = []  # each armature's hide_viewport at the clip's first and last frame
+    for f in (scene.frame_start, scene.frame_end):
+        scene.frame_set(f)
+        hidden.append([a.hide_viewport for a in arm])
+    found["clip"] = {"result": sorted(res), "armatures": [a.name for a in arm], "curves": [len(k) for k in keys],
+                     "keys_per_curve": sorted({n for k in keys for n in k.values()}),
+                     "hidden_first_last": hidden}  # fmt: skip
 
     # The set-up: Blender's own Python, with no python3.11 (nor python3.13) to be found on PATH.
     runner = mod.runner

@@ -128,8 +128,9 @@ def test_evaluated_mesh_matches_inference(built):
     objs, res = built
     world = _evaluated_world_vertices(objs["MESH"])
     # Blender's world is the body's model space: take the camera-space mesh back into it.
-    R, t = res.global_rotation[0], res.root_translation[0]
-    expected = (res.vertices_cam - t) @ R
+    (p,) = res.people
+    R, t = p.global_rotation[0], p.root_translation[0]
+    expected = (p.vertices_cam - t) @ R
     err = np.linalg.norm(world - expected, axis=1)
     assert err.max() < 1e-3, err.max()  # within 1 mm per vertex
 
@@ -147,7 +148,7 @@ def test_camera_projection_matches_inference(built):
     w, h = (int(x) for x in res.image_size)
     assert (scene.render.resolution_x, scene.render.resolution_y) == (w, h)
     world = _evaluated_world_vertices(objs["MESH"])
-    ours = project_np(res.vertices_cam.astype(np.float64), res.camera_K)
+    ours = project_np(res.people[0].vertices_cam.astype(np.float64), res.camera_K)
     idx = np.random.default_rng(1).choice(len(world), 500, replace=False)
     theirs = []
     for i in idx:
@@ -158,10 +159,108 @@ def test_camera_projection_matches_inference(built):
     assert cam.data.background_images[0].image.filepath.endswith("person.jpg")
 
 
+def _base_name(obj) -> str:
+    """An object's name without the ".001" Blender adds when the name is taken."""
+    name, _, suffix = obj.name.rpartition(".")
+    return name if name and suffix.isdigit() else obj.name
+
+
+@pytest.fixture(scope="module")
+def two_people_photo(tmp_path_factory):
+    """Frame 100 of the sports2d clip as a photo: a man on a box (against the light) and a woman
+    walking in front of it, on the right."""
+    clip = ROOT / "tests" / "data" / "demo.mp4"
+    if not clip.exists():
+        pytest.skip("run scripts/fetch_test_data.sh for the test clip")
+    from PIL import Image
+
+    from inference.io.frames import open_frames
+
+    ((_, rgb, _),) = list(open_frames(clip, start=100, end=101))
+    path = tmp_path_factory.mktemp("two") / "two people.jpg"
+    Image.fromarray(rgb).save(path, quality=92)
+    return path
+
+
+def test_two_people_two_rigs_one_camera(installed, two_people_photo, tmp_path):
+    """Everyone in the photo is rigged: one collection, an armature and a skinned mesh per person
+    named left to right, one camera through which each body lands on its own person."""
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    from inference.camera import project_np
+    from inference.io.result import ReconResult
+
+    names = {c.name for c in bpy.data.collections}
+    assert bpy.ops.human_recon.reconstruct_image(filepath=str(two_people_photo), result_dir=str(tmp_path)) == {
+        "FINISHED"
+    }
+    coll = _new_collection(names)
+    assert coll.name == "two people"
+    res = ReconResult.load(tmp_path / "two people.npz")
+    assert len(res.people) == 2 and res.people_found == 2
+    # Left to right: the man on the box, then the woman.
+    assert res.people[0].person_box[2] < res.people[1].person_box[0] + 200
+    arms = sorted((o for o in coll.objects if o.type == "ARMATURE"), key=lambda o: o.name)
+    meshes = sorted((o for o in coll.objects if o.type == "MESH"), key=lambda o: o.name)
+    cams = [o for o in coll.objects if o.type == "CAMERA"]
+    # Names as Blender gives them (an earlier import's "Person 1" makes this one "Person 1.001").
+    assert [_base_name(o) for o in arms] == ["Person 1", "Person 2"] and len(cams) == 1
+    assert [_base_name(o) for o in meshes] == ["Person 1 Body", "Person 2 Body"]
+    scene = bpy.context.scene
+    assert scene.camera == cams[0]
+    w, h = (int(x) for x in res.image_size)
+    rng = np.random.default_rng(2)
+    for arm, mesh, person in zip(arms, meshes, res.people):
+        assert len(arm.data.bones) == 104 and mesh.modifiers["Armature"].object == arm and mesh.parent == arm
+        world = _evaluated_world_vertices(mesh)
+        ours = project_np(person.vertices_cam.astype(np.float64), res.camera_K)
+        idx = rng.choice(len(world), 300, replace=False)
+        theirs = []
+        for i in idx:
+            p = world_to_camera_view(scene, cams[0], Vector(world[i]))
+            theirs.append((p.x * w, (1 - p.y) * h))
+        err = np.linalg.norm(np.array(theirs) - ours[idx], axis=1)
+        assert err.max() < 1.0, (arm.name, err.max())
+        x0, y0, x1, y1 = person.person_box  # each body lies on its own person
+        inside = (ours[:, 0] > x0 - 20) & (ours[:, 0] < x1 + 20) & (ours[:, 1] > y0 - 20) & (ours[:, 1] < y1 + 20)
+        assert inside.mean() > 0.95
+
+
+def test_clip_with_a_newcomer_one_action_each_hidden_until_they_come(installed, tmp_path):
+    """Frames 30-75 of the sports2d clip: the man is there throughout, the woman walks in at
+    about frame 58. Two armatures, each with its own action; hers hides her before she comes."""
+    clip = ROOT / "tests" / "data" / "demo.mp4"
+    if not clip.exists():
+        pytest.skip("run scripts/fetch_test_data.sh for the test clip")
+    result_io = sys.modules[f"{ADDON}.result_io"]
+    names = {c.name for c in bpy.data.collections}
+    res = bpy.ops.human_recon.import_sequence(filepath=str(clip), start=30, end=75, result_dir=str(tmp_path))
+    assert res == {"FINISHED"}
+    coll = _new_collection(names)
+    r = result_io.load_result(tmp_path / "demo.npz")
+    assert len(r.people) == 2
+    arms = sorted((o for o in coll.objects if o.type == "ARMATURE"), key=lambda o: o.name)
+    meshes = sorted((o for o in coll.objects if o.type == "MESH"), key=lambda o: o.name)
+    assert [_base_name(o) for o in arms] == ["Person 1", "Person 2"]
+    assert arms[0].animation_data.action != arms[1].animation_data.action
+    scene = bpy.context.scene
+    assert (scene.frame_start, scene.frame_end) == (1, 45)
+    man, woman = r.people
+    assert man.present.all() and not woman.present[:20].any() and woman.present[-5:].all()
+    first = int(np.argmax(woman.present))
+    for f, shown in ((0, False), (first - 1, False), (first, True), (44, True)):
+        scene.frame_set(scene.frame_start + f)
+        assert arms[1].hide_viewport == meshes[1].hide_viewport == (not shown), f
+        assert arms[1].hide_render == (not shown) and not arms[0].hide_viewport
+
+
 def test_glb_has_one_skin_with_all_bones(built, tmp_path):
     objs, res = built
     path = tmp_path / "person.glb"
-    bpy.ops.export_scene.gltf(filepath=str(path), export_format="GLB")
+    for obj in bpy.context.view_layer.objects:  # this photo's rig only (other tests built more)
+        obj.select_set(obj in (objs["ARMATURE"], objs["MESH"]))
+    bpy.ops.export_scene.gltf(filepath=str(path), export_format="GLB", use_selection=True)
     data = path.read_bytes()
     magic, _, _ = struct.unpack_from("<4sII", data, 0)
     length, kind = struct.unpack_from("<I4s", data, 12)
@@ -309,13 +408,14 @@ def test_import_sequence_keyframes_one_armature(installed, tmp_path, body):
     # At a keyframe, Blender's evaluated body gives the inference's keypoints for that frame.
     mesh = next(o for o in coll.objects if o.type == "MESH")
     m0 = np.eye(4)
-    m0[:3, :3], m0[:3, 3] = r.global_rotation[0], r.root_translation[0]
+    (p,) = r.people  # the woman walks in at about frame 58
+    m0[:3, :3], m0[:3, 3] = p.global_rotation[0], p.root_translation[0]
     for k in (0, 7):
         scene.frame_set(scene.frame_start + k)
         world = _evaluated_world_vertices(mesh)
         cam = world @ m0[:3, :3].T + m0[:3, 3]
         kp = body.keypoints(torch.tensor(cam, dtype=torch.float32)[None])[0, :17].numpy()
-        assert np.abs(kp - r.frame_keypoints3d_cam[k]).max() < 2e-3, k
+        assert np.abs(kp - p.frame_keypoints3d_cam[k]).max() < 2e-3, k
 
 
 def test_smpl_rig_reproduces_smplx_vertices(installed, tmp_path, body):
@@ -348,14 +448,16 @@ def test_smpl_rig_reproduces_smplx_vertices(installed, tmp_path, body):
     keys = [k.name for k in mesh.data.shape_keys.key_blocks]
     assert keys[:2] == ["Basis", "Shape000"] and "Shape009" in keys and "Pose206" in keys
     assert np.allclose(
-        [mesh.data.shape_keys.key_blocks[f"Shape{k:03d}"].value for k in range(10)], r.extra["betas"], atol=1e-5
+        [mesh.data.shape_keys.key_blocks[f"Shape{k:03d}"].value for k in range(10)], r.people[0].extra["betas"],
+        atol=1e-5,
     )
     # Blender's evaluated body, back in camera space, is smplx's (pose correctives included).
     world = _evaluated_world_vertices(mesh)
     to_world = np.array(arm.matrix_world)
     model_space = (world - to_world[:3, 3]) @ to_world[:3, :3]
-    cam = model_space @ r.global_rotation[0].T + r.root_translation[0]
-    assert np.abs(cam - r.vertices_cam).max() < 1e-3
+    (p,) = r.people
+    cam = model_space @ p.global_rotation[0].T + p.root_translation[0]
+    assert np.abs(cam - p.vertices_cam).max() < 1e-3
     # SMPL is Y-up: the armature stands upright in Blender's Z-up world.
     assert np.allclose(to_world[:3, :3] @ [0, 1, 0], [0, 0, 1], atol=1e-6)
 
@@ -410,4 +512,4 @@ def test_smpl_clip_keys_pose_correctives(installed, tmp_path):
     scene = bpy.context.scene
     scene.frame_set(scene.frame_start + 2)
     values = np.array([keys.key_blocks[f"Pose{k:03d}"].value for k in range(207)])
-    assert np.abs(values - r.pose_feature(2)).max() < 1e-5
+    assert np.abs(values - r.people[0].pose_feature(2)).max() < 1e-5

@@ -40,8 +40,8 @@ def test_regressor_benchmark_rejects_a_folder_without_renders_before_it_starts(t
 
 
 def test_real_benchmark_scores_photos_with_the_kits_scorer(reconstructor):
-    """Two photos of the kit through the photo pipeline, scored by the kit's own eval.py: the
-    people in them are found and placed within what a monocular fit does; the other 78 photos
+    """Two photos of the kit through the photo pipeline, scored by the kit's own eval.py: both
+    people in each are found and placed within what a monocular fit does; the other 78 photos
     count as missed, not as zero error."""
     from benchmarks.real import DEFAULT_KIT, paired_difference, run_real_benchmark
 
@@ -50,13 +50,14 @@ def test_real_benchmark_scores_photos_with_the_kits_scorer(reconstructor):
     report = run_real_benchmark(photos="cam0[24]_f000.jpg", reconstructor=reconstructor)
     assert report["photo_run"]["photos"] == 2 and not report["photo_run"]["failed"]
     overall = report["photos"]["overall"]
-    assert overall["gt_people"] == 156 and overall["found"] == 2 and overall["missed"] == 154
+    assert overall["gt_people"] == 156 and overall["found"] == 4 and overall["missed"] == 152
     assert overall["false_positives"] == 0
-    assert 20.0 < overall["pa_mpjpe_mm"]["mean"] < 120.0 and overall["mpjpe_mm"]["n"] == 2
+    assert 20.0 < overall["pa_mpjpe_mm"]["mean"] < 120.0 and overall["mpjpe_mm"]["n"] == 4
     found = [p for p in report["photo_people"] if p["found"]]
-    assert sorted(p["image"] for p in found) == ["cam02_f000", "cam04_f000"]
+    assert sorted((p["image"], p["person"]) for p in found) == [
+        ("cam02_f000", "man"), ("cam02_f000", "woman"), ("cam04_f000", "man"), ("cam04_f000", "woman")]
     same = paired_difference(found, found)
-    assert same["pa_mpjpe_mm"]["mean"] == 0.0 and same["pa_mpjpe_mm"]["n"] == 2
+    assert same["pa_mpjpe_mm"]["mean"] == 0.0 and same["pa_mpjpe_mm"]["n"] == 4
 
 
 def test_real_benchmark_refuses_a_folder_that_is_not_the_kit(tmp_path):

@@ -1,9 +1,10 @@
 """The extension in every Blender version it claims besides .venv's (test_addon.py covers 5.0.1
 in depth): 4.2 LTS, 4.5 LTS and 5.3 (CPython 3.13), each in its own environment made by
 ``scripts/setup_blenders.sh`` (``.ci/run`` does it). In each: the zip validates with that
-Blender's own tool and installs, a photo becomes a rig, a clip result becomes one keyframed
-action, "Set up environment" makes the environment from Blender's own Python with no other
-Python on PATH, and a cancelled set-up leaves nothing behind."""
+Blender's own tool and installs, a photo becomes a rig, a two-person clip result becomes two
+armatures with an action each (the newcomer hidden until she comes), "Set up environment"
+makes the environment from Blender's own Python with no other Python on PATH, and a
+cancelled set-up leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ ENVS = ROOT / ".venv-blender"
 VERSIONS = sorted((p.name for p in ENVS.glob("*") if (p / "bin" / "python").exists()),
                   key=lambda v: tuple(int(x) for x in v.split(".")))  # fmt: skip
 CLIP = ROOT / "tests" / "data" / "demo.mp4"
-CLIP_FRAMES = 6
+CLIP_START, CLIP_FRAMES = 30, 45  # the man throughout; the woman walks in at about frame 58
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,8 @@ def inputs(tmp_path_factory, cache_dir):
         pytest.skip("run scripts/fetch_test_data.sh for the test clip")
     folder = tmp_path_factory.mktemp("versions")
     clip_result = folder / "clip.npz"
-    proc = run_cli("sequence", str(CLIP), "--end", str(CLIP_FRAMES), "-o", str(clip_result), cache_dir=cache_dir)
+    proc = run_cli("sequence", str(CLIP), "--start", str(CLIP_START), "--end", str(CLIP_START + CLIP_FRAMES),
+                   "-o", str(clip_result), cache_dir=cache_dir)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return build_addon.build(folder / "dist"), clip_result
 
@@ -58,8 +60,10 @@ def test_extension_in_blender(version, inputs, tmp_path, cache_dir):
     assert photo["result"] == ["FINISHED"] and photo["armatures"] == photo["meshes"] == photo["cameras"] == 1
     assert photo["bones"] == 104 and photo["skinned"]
     clip = found["clip"]
-    assert clip["result"] == ["FINISHED"] and clip["armatures"] == 1
-    assert clip["curves"] > 400 and clip["keys_per_curve"] == [CLIP_FRAMES]
+    assert clip["result"] == ["FINISHED"] and clip["armatures"] == ["Person 1", "Person 2"]
+    assert min(clip["curves"]) > 400 and clip["keys_per_curve"] == [CLIP_FRAMES]
+    # The woman (Person 2) is hidden until she walks in; the man never is.
+    assert clip["hidden_first_last"] == [[False, True], [False, False]]
     # Set-up: Blender's own Python makes the environment; nothing else was on PATH.
     assert found["base_python"] == found["sys_executable"]
     assert found["setup"] == {"error": None, "python": found["setup"]["python"], "exists": True, "outdated": False}

@@ -29,7 +29,7 @@ def test_reconstruct_one_photo(tmp_path, cache_dir):
     proc = run_cli("reconstruct", str(PERSON), "--output", str(out), "--json-progress", cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr
     ev = _events(proc)
-    assert ev[0]["event"] == "start" and ev[0]["schema_version"] == 1
+    assert ev[0]["event"] == "start" and ev[0]["schema_version"] == 2
     stages = [e["stage"] for e in ev if e["event"] == "progress"]
     assert {"detect", "regress", "fit"} <= set(stages)
     fractions = [e["fraction"] for e in ev if e["event"] == "progress"]

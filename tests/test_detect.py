@@ -104,17 +104,17 @@ def test_two_people_from_one_detector_call(reconstructor):
 
 def test_several_small_people_are_found_and_the_result_says_so(reconstructor):
     """OpenCV's vtest.avi (a real street scene): people a sixth of the frame high, too small for
-    the whole-image pass, are found by the crop search; the result says how many were found and
-    that the most prominent one was reconstructed. A crowd is said to be one."""
+    the whole-image pass, are found by the crop search; with ``people="largest"`` the most
+    prominent one is reconstructed and the result says who was left out and why."""
     from inference.io.frames import open_frames
-    from inference.pipeline import crowd_note
 
     ((_, rgb, _),) = list(open_frames(opencv_photo("vtest.avi"), start=600, end=601))
-    result = reconstructor.reconstruct(rgb, name="vtest#600")
-    assert result.people_found >= 2
-    assert any(f"{result.people_found} people found" in n for n in result.notes), result.notes
-    assert result.silhouette_iou > 0.5 and result.person_box[3] - result.person_box[1] < 0.35 * rgb.shape[0]
-    assert crowd_note(1) == [] and "crowd" in crowd_note(6)[0] and "crowd" not in crowd_note(2)[0]
+    result = reconstructor.reconstruct(rgb, name="vtest#600", people="largest")
+    assert result.people_found >= 2 and len(result.people) == 1
+    skipped = [n for n in result.notes if "skipped" in n]
+    assert len(skipped) == result.people_found - 1, result.notes
+    (p,) = result.people
+    assert p.silhouette_iou > 0.5 and p.person_box[3] - p.person_box[1] < 0.35 * rgb.shape[0]
 
 
 def test_bundles_are_the_documented_ones():

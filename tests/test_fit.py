@@ -30,7 +30,7 @@ def results(reconstructor):
 
     def get(name):
         if name not in cache:
-            cache[name] = reconstructor.reconstruct(PHOTOS[name]())
+            cache[name] = reconstructor.reconstruct(PHOTOS[name](), people="largest")
         return cache[name]
 
     return get
@@ -38,7 +38,7 @@ def results(reconstructor):
 
 @pytest.mark.parametrize("name", list(PHOTOS))
 def test_fit_matches_mask_and_keypoints(results, name):
-    r = results(name)
+    (r,) = results(name).people
     assert r.silhouette_iou >= 0.75, r.silhouette_iou
     # Every visible keypoint lands within 5% of the person's height (mean well under).
     box_h = float(r.person_box[3] - r.person_box[1])
@@ -52,7 +52,7 @@ def test_video_frame_array_reconstructs_like_its_file(reconstructor, results):
     # The regressor benchmark feeds clip frames as arrays; the result must match the photo's.
     r = reconstructor.reconstruct(load_image(PERSON), name="demo.mp4#7")
     assert r.image_path == "demo.mp4#7"
-    np.testing.assert_allclose(r.vertices_cam, results("person").vertices_cam, atol=1e-4)
+    np.testing.assert_allclose(r.people[0].vertices_cam, results("person").people[0].vertices_cam, atol=1e-4)
 
 
 def test_trained_start_drops_the_rigid_stage_shortens_the_pose_stage_frees_the_phenotype_and_lightens_the_silhouette():
@@ -67,10 +67,11 @@ def test_trained_start_drops_the_rigid_stage_shortens_the_pose_stage_frees_the_p
 
 
 def test_result_mesh_and_skeleton(results, body):
-    r = results("person")
+    result = results("person")
+    (r,) = result.people
     assert r.vertices_cam.shape == (body.num_vertices, 3) and r.rest_vertices.shape == (body.num_vertices, 3)
     assert (r.vertices_cam[:, 2] > 0.5).all()  # in front of the camera
-    assert len(r.bone_names) == len(body.bone_names) == r.bone_rotations.shape[1]
+    assert len(result.bone_names) == len(body.bone_names) == r.bone_rotations.shape[1]
     q = r.bone_rotations[0]
     assert np.allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
     # Global placement + local rotations reproduce the posed mesh (what the rig builder relies on).
@@ -89,7 +90,7 @@ def test_result_mesh_and_skeleton(results, body):
 
 
 def test_arms_up_pose_is_recovered(results):
-    r = results("person")
+    (r,) = results("person").people
     kp = r.keypoints3d_cam  # camera space, y down
     nose, lw, rw = kp[0], kp[9], kp[10]
     assert lw[1] < nose[1] and rw[1] < nose[1]  # both hands above the head

@@ -97,7 +97,7 @@ def test_cli_starts_from_the_network_when_asked(tmp_path, cache_dir):
     assert r.returncode == 0, r.stderr
     events = [json.loads(line) for line in r.stdout.splitlines()]
     result = [e for e in events if e["event"] == "result"][0]
-    assert out.exists() and result["silhouette_iou"] > 0.6
+    assert out.exists() and result["silhouette_iou"][0] > 0.6
 
 
 def test_resnet_branch_is_trained_and_used(body, regressor):

@@ -20,13 +20,30 @@ def test_round_trip(result, tmp_path):
     path = result.save(tmp_path / "r.npz")
     back = ReconResult.load(path)
     assert back.schema_version == SCHEMA_VERSION and back.body_model == "anny"
-    assert np.array_equal(back.vertices_cam, result.vertices_cam)
+    assert len(back.people) == len(result.people) == 1
+    p, q = back.people[0], result.people[0]
+    assert np.array_equal(p.vertices_cam, q.vertices_cam) and np.array_equal(p.bone_rotations, q.bone_rotations)
     assert list(back.bone_names) == list(result.bone_names)
     assert back.timings.keys() == result.timings.keys()
-    assert back.mirrored == result.mirrored and back.silhouette_iou == result.silhouette_iou
+    assert p.mirrored == q.mirrored and p.silhouette_iou == q.silhouette_iou
     with np.load(path, allow_pickle=False) as z:  # plain arrays only: no pickle needed to read it
-        assert z["keypoints3d_cam"].shape == (17, 3) and z["camera_K"].shape == (3, 3)
-        assert z["bone_rest_matrices"].shape == (len(result.bone_names), 4, 4)
+        # Per-person arrays have a leading person axis; shared ones do not.
+        assert int(z["person_count"]) == 1 and z["keypoints3d_cam"].shape == (1, 17, 3)
+        assert z["camera_K"].shape == (3, 3) and z["faces"].ndim == 2
+        assert z["bone_rest_matrices"].shape == (1, len(result.bone_names), 4, 4)
+        assert z["bone_rotations"].shape == (1, 1, len(result.bone_names), 4)
+
+
+def test_round_trip_of_several_people(result, tmp_path):
+    """Two people (the same one twice, the second moved): each comes back as written."""
+    from dataclasses import replace
+
+    moved = replace(result.people[0], root_translation=result.people[0].root_translation + [0.5, 0, 1.0],
+                    mirrored=True)  # fmt: skip
+    two = replace(result, people=[result.people[0], moved])
+    back = ReconResult.load(two.save(tmp_path / "two.npz"))
+    assert len(back.people) == 2 and back.people[1].mirrored and not back.people[0].mirrored
+    assert np.allclose(back.people[1].root_translation - back.people[0].root_translation, [0.5, 0, 1.0])
 
 
 def test_written_file_has_ordinary_permissions(result, tmp_path):
@@ -79,4 +96,4 @@ def test_python_api_returns_a_typed_result(cache_dir, tmp_path):
 
     r = inference.reconstruct_image(PERSON, cache_dir=cache_dir)
     assert isinstance(r, inference.ReconResult) and r.schema_version == inference.SCHEMA_VERSION
-    assert r.silhouette_iou > 0.7 and r.save(tmp_path / "api.npz").exists()
+    assert r.people[0].silhouette_iou > 0.7 and r.save(tmp_path / "api.npz").exists()

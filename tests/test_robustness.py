@@ -50,7 +50,7 @@ def test_odd_pixel_formats_reconstruct(reconstructor, tmp_path):
     }
     for name, img in variants.items():
         img.save(tmp_path / name)
-        r = reconstructor.reconstruct(tmp_path / name)
+        (r,) = reconstructor.reconstruct(tmp_path / name).people
         assert r.silhouette_iou > 0.6, name
 
 
@@ -62,21 +62,23 @@ def test_exif_rotated_photo_is_upright(reconstructor, tmp_path):
     src.transpose(Image.Transpose.ROTATE_270).save(path, exif=exif.tobytes(), quality=95)
     r = reconstructor.reconstruct(path)
     assert tuple(r.image_size) == (460, 540)
-    nose_y, ankles_y = r.keypoints2d[0, 1], r.keypoints2d[15:17, 1].mean()
+    kp = r.people[0].keypoints2d
+    nose_y, ankles_y = kp[0, 1], kp[15:17, 1].mean()
     assert nose_y < ankles_y - 200  # head above feet: the body stands, not lies
 
 
 def test_person_cut_off_at_the_frame_edge(reconstructor, tmp_path):
     Image.open(PERSON).crop((0, 0, 460, 330)).save(tmp_path / "upper.jpg")  # legs cut off at the knees
-    r = reconstructor.reconstruct(tmp_path / "upper.jpg")
+    (r,) = reconstructor.reconstruct(tmp_path / "upper.jpg").people
     vis = r.keypoints2d[:, 2] > 0.5
     assert vis[:13].sum() >= 11  # head, arms and hips are seen
     err = np.linalg.norm(r.keypoints2d_fit[vis] - r.keypoints2d[vis, :2], axis=1).mean()
     assert err < 0.05 * (r.person_box[3] - r.person_box[1])
 
 
-def test_several_people_largest_is_chosen_and_reported(tmp_path, cache_dir):
-    # Two copies of the person side by side, one at 70% size: the bigger one is taken.
+def test_several_people_each_rigged_left_to_right_in_depth_order(tmp_path, cache_dir):
+    # Two copies of the person side by side, the left one at 70% size (so farther away): both are
+    # reconstructed, named left to right, the smaller one behind; --people largest takes the bigger.
     big = Image.open(PERSON)
     small = big.resize((322, 378))
     canvas = Image.new("RGB", (722, 540), (120, 130, 140))
@@ -87,9 +89,20 @@ def test_several_people_largest_is_chosen_and_reported(tmp_path, cache_dir):
     out = tmp_path / "résultat 1.npz"
     proc = run_cli("reconstruct", str(path), "-o", str(out), "--json-progress", cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr
-    assert '"people_found": 2' in proc.stdout
+    assert '"people_found": 2' in proc.stdout and '"people": 2' in proc.stdout
     r = ReconResult.load(out)
-    assert r.people_found == 2 and (r.person_box[0] + r.person_box[2]) / 2 > 400
+    assert r.people_found == 2 and len(r.people) == 2
+    left, right = r.people
+    assert (left.person_box[0] + left.person_box[2]) / 2 < 200 < 400 < (right.person_box[0] + right.person_box[2]) / 2
+    assert left.silhouette_iou > 0.6 and right.silhouette_iou > 0.6
+    # The same body at 70% of the size in the photo stands about 1/0.7 times as far.
+    depth = left.root_translation[0, 2] / right.root_translation[0, 2]
+    assert 1.2 < depth < 1.7, depth
+    proc = run_cli("reconstruct", str(path), "-o", str(out), "--overwrite", "--people", "largest", cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stderr
+    r = ReconResult.load(out)
+    assert len(r.people) == 1 and (r.people[0].person_box[0] + r.people[0].person_box[2]) / 2 > 400
+    assert any("--people largest" in n for n in r.notes), r.notes
 
 
 def test_killed_run_leaves_no_file(tmp_path, cache_dir):
@@ -104,7 +117,7 @@ def test_killed_run_leaves_no_file(tmp_path, cache_dir):
         if delay < 3:  # still loading models: certainly nothing written
             assert proc.returncode == 130 and not out.exists()
         if out.exists():  # the signal came after the rename: then the file is whole
-            assert ReconResult.load(out).vertices_cam.shape[0] > 0
+            assert ReconResult.load(out).people[0].vertices_cam.shape[0] > 0
             out.unlink()
         assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 

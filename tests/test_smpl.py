@@ -185,7 +185,8 @@ def test_amass_arrays_round_trip_through_smplx(tmp_path, smpl_path):
     rec = Reconstructor(body_model="smpl", smpl_model=str(smpl_path), quality="fast")
     rec.reconstruct(PERSON).save(tmp_path / "r.npz")
     with np.load(tmp_path / "r.npz", allow_pickle=False) as z:
-        poses, betas, trans = z["poses"], z["betas"], z["trans"]
+        assert int(z["person_count"]) == 1  # AMASS arrays per person: a leading person axis
+        poses, betas, trans = z["poses"][0], z["betas"][0], z["trans"][0]
         assert poses.shape == (1, 72) and betas.shape == (10,) and trans.shape == (1, 3)
         assert str(z["gender"]) == "neutral" and float(z["mocap_framerate"]) > 0
     model = smplx.SMPL(str(smpl_path), data_struct=Struct(**make_smpl_arrays()), num_betas=10)
@@ -194,7 +195,7 @@ def test_amass_arrays_round_trip_through_smplx(tmp_path, smpl_path):
         body_pose=torch.tensor(poses[:, 3:]), transl=torch.tensor(trans),
     )  # fmt: skip
     r = ReconResult.load(tmp_path / "r.npz")
-    assert np.abs(out.vertices[0].detach().numpy() - r.vertices_cam).max() < 1e-4
+    assert np.abs(out.vertices[0].detach().numpy() - r.people[0].vertices_cam).max() < 1e-4
     assert r.model_up_axis == "Y" and list(r.bone_names)[:2] == ["pelvis", "left_hip"]
 
 
@@ -204,7 +205,7 @@ def test_anny_result_converts_to_smpl(reconstructor, smpl):
     from .conftest import PERSON
 
     result = reconstructor.reconstruct(PERSON)
-    conv = anny_to_smpl(result, reconstructor.body, smpl, steps=120)
+    conv = anny_to_smpl(result, result.people[0], reconstructor.body, smpl, steps=120)
     assert conv.amass["poses"].shape == (1, 72) and conv.amass["trans"].shape == (1, 3)
     # The fit pulls SMPL's keypoints onto Anny's (the synthetic SMPL body is not human-shaped,
     # so its surface cannot match closely; a real SMPL file can).
@@ -224,6 +225,7 @@ def test_smpl_clip_gives_amass_arrays_per_frame(smpl_path):
         pytest.skip("run scripts/fetch_test_data.sh for the test clip")
     rec = Reconstructor(body_model="smpl", smpl_model=str(smpl_path), quality="fast")
     r = SequenceReconstructor(rec).run(open_frames(clip, end=6))
-    assert r.extra["poses"].shape == (6, 72) and r.extra["trans"].shape == (6, 3)
+    p = r.people[0]
+    assert p.extra["poses"].shape == (6, 72) and p.extra["trans"].shape == (6, 3)
     assert float(r.extra["mocap_framerate"]) == pytest.approx(30.0)
-    assert r.bone_rotations.shape == (6, 24, 4)
+    assert p.bone_rotations.shape == (6, 24, 4)

@@ -21,7 +21,17 @@ BODY_MODEL_ITEMS = [
     ("anny", "Anny", "Open body model (Apache-2.0 / CC0), no registration"),
     ("smpl", "SMPL", "Your SMPL model file (set it in the preferences); SMPL rig conventions"),
 ]
+PEOPLE_ITEMS = [
+    ("all", "Everyone", "Everyone found (people cut off or mostly hidden are skipped, and the report says so)"),
+    ("largest", "Largest", "Only the most prominent person"),
+    ("count", "Most prominent", "The most prominent people, up to a number"),
+]
 TIMEOUT_S = 600.0
+
+
+def people_arg(choice: str, count: int) -> str:
+    """The ``--people`` value of the panel's choice."""
+    return str(max(1, count)) if choice == "count" else choice
 
 
 def _start(context, op) -> tuple[runner.InferenceRun, str]:
@@ -67,8 +77,16 @@ def _finish(op, context, run: runner.InferenceRun) -> set[str]:
     except Exception as exc:  # never leave the user with a half-built scene or a traceback
         op.report({"ERROR"}, f"Could not build the rig ({type(exc).__name__}: {exc}).")
         return {"CANCELLED"}
-    op.report({"INFO"}, f"Reconstructed {built['armature'].name} ({len(result.bone_names)} bones)")
+    op.report({"INFO"}, _summary("Reconstructed", result, built))
     return {"FINISHED"}
+
+
+def _summary(verb: str, result, built: dict) -> str:
+    """One line for the status bar: who was built, over how many frames, and what was skipped."""
+    names = ", ".join(rig["armature"].name for rig in built["people"])
+    frames = f", {result.frames} frames" if result.frames > 1 else ""
+    skipped = sum("skipped" in n or "left out" in n for n in result.notes)
+    return f"{verb} {names} ({len(result.bone_names)} bones{frames})" + (f"; {skipped} skipped" if skipped else "")
 
 
 class _InferenceOperator:
@@ -172,6 +190,8 @@ class HUMAN_RECON_OT_reconstruct_image(_InferenceOperator, bpy.types.Operator):
     filepath: bpy.props.StringProperty(name="Photo", subtype="FILE_PATH", default="")
     quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="balanced")
     body_model: bpy.props.EnumProperty(name="Body model", items=BODY_MODEL_ITEMS, default="anny")
+    people: bpy.props.EnumProperty(name="People", items=PEOPLE_ITEMS, default="all")
+    people_count: bpy.props.IntProperty(name="Up to", description="How many people", default=2, min=1, max=8)
     pose_correctives: bpy.props.BoolProperty(
         name="Pose correctives", description="SMPL: add the 207 pose-corrective shape keys", default=True
     )
@@ -184,9 +204,11 @@ class HUMAN_RECON_OT_reconstruct_image(_InferenceOperator, bpy.types.Operator):
         if not self.filepath:
             self.filepath = props.image_path
         self.quality, self.body_model = props.quality, props.body_model
+        self.people, self.people_count = props.people, props.people_count
 
     def runner_args(self, path: str, out: str, cache_dir: str) -> list[str]:
-        return runner.reconstruct_args(path, out, self.quality, self.body_model, cache_dir)
+        return runner.reconstruct_args(path, out, self.quality, self.body_model, cache_dir,
+                                       people_arg(self.people, self.people_count))  # fmt: skip
 
 
 class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
@@ -203,6 +225,8 @@ class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
     step: bpy.props.IntProperty(name="Step", description="Use every n-th frame", default=1, min=1)
     quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="balanced")
     body_model: bpy.props.EnumProperty(name="Body model", items=BODY_MODEL_ITEMS, default="anny")
+    people: bpy.props.EnumProperty(name="People", items=PEOPLE_ITEMS, default="all")
+    people_count: bpy.props.IntProperty(name="Up to", description="How many people", default=2, min=1, max=8)
     pose_correctives: bpy.props.BoolProperty(
         name="Pose correctives", description="SMPL: pose-corrective shape keys, keyed per frame", default=True
     )
@@ -212,11 +236,11 @@ class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
         if not self.filepath:
             self.filepath = props.clip_path
         self.quality, self.body_model = props.quality, props.body_model
+        self.people, self.people_count = props.people, props.people_count
 
     def runner_args(self, path: str, out: str, cache_dir: str) -> list[str]:
-        return runner.sequence_args(
-            path, out, self.start, self.end or None, self.step, self.quality, self.body_model, cache_dir
-        )
+        return runner.sequence_args(path, out, self.start, self.end or None, self.step, self.quality,
+                                    self.body_model, cache_dir, people_arg(self.people, self.people_count))  # fmt: skip
 
 
 class HUMAN_RECON_OT_import_result(bpy.types.Operator):
@@ -248,7 +272,7 @@ class HUMAN_RECON_OT_import_result(bpy.types.Operator):
         except Exception as exc:  # never a half-built scene or a traceback
             self.report({"ERROR"}, f"Could not build the rig ({type(exc).__name__}: {exc}).")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Imported {built['armature'].name} ({len(result.rotations)} frames)")
+        self.report({"INFO"}, _summary("Imported", result, built))
         return {"FINISHED"}
 
 

@@ -5,6 +5,7 @@ import bpy
 
 from .operators import (
     BODY_MODEL_ITEMS,
+    PEOPLE_ITEMS,
     QUALITY_ITEMS,
     HUMAN_RECON_OT_import_result,
     HUMAN_RECON_OT_import_sequence,
@@ -19,6 +20,8 @@ class HumanReconSceneProps(bpy.types.PropertyGroup):
     )
     body_model: bpy.props.EnumProperty(name="Body model", items=BODY_MODEL_ITEMS, default="anny")
     quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="balanced")
+    people: bpy.props.EnumProperty(name="People", items=PEOPLE_ITEMS, default="all")
+    people_count: bpy.props.IntProperty(name="Up to", description="How many people", default=2, min=1, max=8)
     running: bpy.props.BoolProperty(default=False, options={"SKIP_SAVE"})
     progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
 
@@ -35,6 +38,10 @@ class VIEW3D_PT_human_recon(bpy.types.Panel):
         layout.prop(props, "image_path")
         layout.prop(props, "body_model")
         layout.prop(props, "quality")
+        row = layout.row()
+        row.prop(props, "people")
+        if props.people == "count":
+            row.prop(props, "people_count")
         if props.running:
             layout.progress(factor=props.progress, text="Reconstructing... (Esc cancels)")
         else:

@@ -2,14 +2,14 @@
 
 See docs/result-contract.md. OpenCV camera axes (x right, y down, z forward)
 differ from Blender's camera (x right, y up, looking down -z) by a flip of y
-and z; the body's model space becomes Blender's world space, so the body
-stands upright at the origin and the camera is placed where the photo was
-taken from.
+and z; the first person's model space becomes Blender's world space, so that
+person stands upright at the origin, the others stand where the camera saw
+them, and the camera is placed where the photo was taken from.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,62 +18,35 @@ from .runner import SCHEMA_VERSION, RunnerError
 
 CV_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0, 1.0])
 REQUIRED = (
-    "schema_version", "image_path", "image_size", "camera_K", "faces", "rest_vertices", "vertices_cam",
-    "bone_names", "bone_parents", "bone_rest_heads", "bone_rest_tails", "bone_rest_matrices",
+    "schema_version", "person_count", "image_path", "image_size", "camera_K", "faces", "rest_vertices",
+    "vertices_cam", "bone_names", "bone_parents", "bone_rest_heads", "bone_rest_tails", "bone_rest_matrices",
     "skin_indices", "skin_weights", "bone_rotations", "global_rotation", "root_translation",
 )  # fmt: skip
 
 
+def _rotation(q) -> np.ndarray:
+    """3x3 matrix of a quaternion w, x, y, z (normalised here)."""
+    w, x, y, z = np.asarray(q, np.float64) / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])  # fmt: skip
+
+
 @dataclass
-class Result:
-    path: Path
-    image_path: str
-    width: int
-    height: int
-    K: np.ndarray
-    faces: np.ndarray
+class Person:
+    """One person of a result: their rest skeleton and mesh, and their motion."""
+
     rest_vertices: np.ndarray
-    vertices_cam: np.ndarray
-    bone_names: list[str]
-    bone_parents: np.ndarray
     heads: np.ndarray
     tails: np.ndarray
     rest_matrices: np.ndarray
-    skin_indices: np.ndarray
-    skin_weights: np.ndarray
     rotations: np.ndarray  # (N, J, 4) w x y z
     global_rotation: np.ndarray  # (N, 3, 3)
     root_translation: np.ndarray  # (N, 3)
-    body_model: str
-    fps: float = 0.0
-    up_axis: str = "Z"
-    smpl_v_template: np.ndarray | None = None  # SMPL: (V, 3) for the shape keys' basis
-    smpl_shapedirs: np.ndarray | None = None  # (V, 3, 10)
-    smpl_posedirs: np.ndarray | None = None  # (V, 3, 207)
-    betas: np.ndarray | None = None  # (10,)
-
-    def model_to_world(self) -> np.ndarray:
-        """Blender is Z-up: a Y-up model (SMPL) is turned +90 degrees about X."""
-        if self.up_axis == "Y":
-            return np.array([[1.0, 0, 0, 0], [0, 0, -1.0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0]])
-        return np.eye(4)
-
-    def pose_feature(self, frame: int) -> np.ndarray:
-        """SMPL's pose-corrective weights: (R - I) of joints 1..23, flattened (207,)."""
-        import math
-
-        q = self.rotations[frame, 1:]  # w x y z
-        out = []
-        for w, x, y, z in q:
-            n = math.sqrt(w * w + x * x + y * y + z * z)
-            w, x, y, z = w / n, x / n, y / n, z / n
-            R = np.array([
-                [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-            ])  # fmt: skip
-            out.append((R - np.eye(3)).ravel())
-        return np.concatenate(out)
+    present: np.ndarray  # (N,) bool: the person is in the clip at that frame
+    betas: np.ndarray | None = None  # SMPL: (10,)
 
     def model_to_camera(self, frame: int = 0) -> np.ndarray:
         """4x4 model space -> OpenCV camera space."""
@@ -82,9 +55,55 @@ class Result:
         m[:3, 3] = self.root_translation[frame]
         return m
 
-    def camera_matrix_world(self, frame: int = 0) -> np.ndarray:
-        """Blender camera object's world matrix, world = the body's model space."""
-        return np.linalg.inv(self.model_to_camera(frame)) @ CV_TO_BLENDER_CAMERA
+    def pose_feature(self, frame: int) -> np.ndarray:
+        """SMPL's pose-corrective weights: (R - I) of joints 1..23, flattened (207,)."""
+        return np.concatenate([(_rotation(q) - np.eye(3)).ravel() for q in self.rotations[frame, 1:]])
+
+
+@dataclass
+class Result:
+    """A result file: what its people share (camera, topology, skeleton), and the people."""
+
+    path: Path
+    image_path: str
+    width: int
+    height: int
+    K: np.ndarray
+    faces: np.ndarray
+    bone_names: list[str]
+    bone_parents: np.ndarray
+    skin_indices: np.ndarray
+    skin_weights: np.ndarray
+    body_model: str
+    people: list[Person]
+    fps: float = 0.0
+    up_axis: str = "Z"
+    notes: list[str] = field(default_factory=list)
+    smpl_v_template: np.ndarray | None = None  # SMPL: (V, 3) for the shape keys' basis
+    smpl_shapedirs: np.ndarray | None = None  # (V, 3, 10)
+    smpl_posedirs: np.ndarray | None = None  # (V, 3, 207)
+
+    @property
+    def frames(self) -> int:
+        return len(self.people[0].rotations)
+
+    def model_to_world(self) -> np.ndarray:
+        """Blender is Z-up: a Y-up model (SMPL) is turned +90 degrees about X."""
+        if self.up_axis == "Y":
+            return np.array([[1.0, 0, 0, 0], [0, 0, -1.0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0]])
+        return np.eye(4)
+
+    def person_matrix_world(self, k: int) -> np.ndarray:
+        """Person k's armature object in Blender's world, which is the first person's model space
+        at the first frame (so Person 1 stands upright at the origin and the others where the
+        camera saw them)."""
+        ref = self.people[0].model_to_camera(0)
+        return self.model_to_world() @ np.linalg.inv(ref) @ self.people[k].model_to_camera(0)
+
+    def camera_matrix_world(self) -> np.ndarray:
+        """Blender camera object's world matrix."""
+        ref = self.people[0].model_to_camera(0)
+        return self.model_to_world() @ np.linalg.inv(ref) @ CV_TO_BLENDER_CAMERA
 
     def lens(self, sensor_width: float = 36.0) -> tuple[float, float, float]:
         """(focal length mm, shift_x, shift_y) for a horizontal sensor fit of ``sensor_width`` mm."""
@@ -113,6 +132,18 @@ def load_result(path: str | Path) -> Result:
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise RunnerError("bad_result", f"{path.name} lacks {', '.join(missing)}; re-run the reconstruction.")
+    count = int(data["person_count"])
+    f64 = lambda key, k: data[key][k].astype(np.float64)  # noqa: E731
+    people = []
+    for k in range(count):
+        n = len(data["bone_rotations"][k])
+        present = data["frame_present"][k].astype(bool) if "frame_present" in data else np.ones(n, bool)
+        people.append(Person(
+            rest_vertices=f64("rest_vertices", k), heads=f64("bone_rest_heads", k), tails=f64("bone_rest_tails", k),
+            rest_matrices=f64("bone_rest_matrices", k), rotations=f64("bone_rotations", k),
+            global_rotation=f64("global_rotation", k), root_translation=f64("root_translation", k), present=present,
+            betas=data["betas"][k] if "betas" in data else None,
+        ))  # fmt: skip
     w, h = (int(x) for x in data["image_size"])
     return Result(
         path=path,
@@ -121,23 +152,16 @@ def load_result(path: str | Path) -> Result:
         height=h,
         K=data["camera_K"].astype(np.float64),
         faces=data["faces"].astype(np.int32),
-        rest_vertices=data["rest_vertices"].astype(np.float64),
-        vertices_cam=data["vertices_cam"].astype(np.float64),
         bone_names=[str(b) for b in data["bone_names"]],
         bone_parents=data["bone_parents"].astype(np.int64),
-        heads=data["bone_rest_heads"].astype(np.float64),
-        tails=data["bone_rest_tails"].astype(np.float64),
-        rest_matrices=data["bone_rest_matrices"].astype(np.float64),
         skin_indices=data["skin_indices"].astype(np.int64),
         skin_weights=data["skin_weights"].astype(np.float64),
-        rotations=data["bone_rotations"].astype(np.float64),
-        global_rotation=data["global_rotation"].astype(np.float64),
-        root_translation=data["root_translation"].astype(np.float64),
         body_model=str(data.get("body_model", "anny")),
+        people=people,
         fps=float(data["fps"]) if "fps" in data else 0.0,
         up_axis=str(data.get("model_up_axis", "Z")),
+        notes=[str(n) for n in data.get("notes", [])],
         smpl_v_template=data.get("smpl_v_template"),
         smpl_shapedirs=data.get("smpl_shapedirs"),
         smpl_posedirs=data.get("smpl_posedirs"),
-        betas=data.get("betas"),
     )

@@ -1,6 +1,8 @@
-"""Builds the Blender scene from a result: armature, skinned mesh, pose, matching camera.
+"""Builds the Blender scene from a result: per person an armature and a skinned mesh, posed
+(or keyframed), and the one camera that matches the photo.
 
-Everything goes into one new collection named after the photo. If anything
+Everything goes into one new collection named after the photo; the people are named left to
+right, ``Person 1``, ``Person 2``, .... If anything
 fails half-way, whatever was created is removed again, so the scene is either
 complete or unchanged.
 """
@@ -14,7 +16,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from .result_io import Result
+from .result_io import Person, Result
 
 SENSOR_WIDTH = 36.0
 
@@ -31,6 +33,7 @@ class SceneBuilder:
         self.data: list[tuple[object, object]] = []  # (collection of datablocks, datablock)
         self.collection: bpy.types.Collection | None = None
         self.saved_render = None
+        self.curves: dict[str, _Curves] = {}  # each animated object's F-curves, by object name
 
     def rollback(self) -> None:
         if self.saved_render is not None:
@@ -67,21 +70,27 @@ class SceneBuilder:
         coll = bpy.data.collections.new(name)
         self.collection = coll
         scene.collection.children.link(coll)
-
-        arm_obj = self._armature(r, coll, name)
-        arm_obj.matrix_world = _matrix(r.model_to_world())
-        mesh_obj = self._mesh(r, coll, name, arm_obj)
-        self._pose(r, arm_obj, frame=0)
-        if len(r.rotations) > 1:
-            self._animate(r, arm_obj, scene)
-        if r.smpl_shapedirs is not None:
-            self._smpl_shape_keys(r, mesh_obj, scene)
+        rigs = []
+        for k, person in enumerate(r.people):  # left to right, as the result orders them
+            label = f"Person {k + 1}"
+            arm_obj = self._armature(r, person, coll, label)
+            arm_obj.matrix_world = _matrix(r.person_matrix_world(k))
+            mesh_obj = self._mesh(r, person, coll, label, arm_obj)
+            self._pose(r, person, arm_obj, frame=0)
+            if r.frames > 1:
+                self._animate(r, person, arm_obj, scene)
+                if not person.present.all():
+                    self._visibility(person, (arm_obj, mesh_obj), scene)
+            if r.smpl_shapedirs is not None:
+                self._smpl_shape_keys(r, person, mesh_obj, scene)
+            rigs.append({"armature": arm_obj, "mesh": mesh_obj})
         cam_obj = self._camera(r, coll, name, scene)
-        return {"collection": coll, "armature": arm_obj, "mesh": mesh_obj, "camera": cam_obj}
+        return {"collection": coll, "people": rigs, "armature": rigs[0]["armature"], "mesh": rigs[0]["mesh"],
+                "camera": cam_obj}  # fmt: skip
 
-    def _armature(self, r: Result, coll, name: str):
+    def _armature(self, r: Result, person: Person, coll, name: str):
         arm = self._track(bpy.data.armatures, bpy.data.armatures.new(f"{name} Rig"))
-        obj = bpy.data.objects.new(f"{name} Rig", arm)
+        obj = bpy.data.objects.new(name, arm)
         self.objects.append(obj)
         coll.objects.link(obj)
         view_layer = bpy.context.view_layer
@@ -93,10 +102,10 @@ class SceneBuilder:
             bones = []
             for i, bname in enumerate(r.bone_names):
                 eb = arm.edit_bones.new(bname)
-                eb.head = r.heads[i].tolist()
-                eb.tail = r.tails[i].tolist()
+                eb.head = person.heads[i].tolist()
+                eb.tail = person.tails[i].tolist()
                 # The rest frame fixes the roll (the Y axis already runs head to tail).
-                eb.matrix = _matrix(r.rest_matrices[i])
+                eb.matrix = _matrix(person.rest_matrices[i])
                 bones.append(eb)
             for i, p in enumerate(r.bone_parents):
                 if p >= 0:
@@ -106,9 +115,9 @@ class SceneBuilder:
             view_layer.objects.active = prev_active
         return obj
 
-    def _mesh(self, r: Result, coll, name: str, arm_obj):
+    def _mesh(self, r: Result, person: Person, coll, name: str, arm_obj):
         me = self._track(bpy.data.meshes, bpy.data.meshes.new(f"{name} Body"))
-        me.from_pydata(r.rest_vertices.tolist(), [], r.faces.tolist())
+        me.from_pydata(person.rest_vertices.tolist(), [], r.faces.tolist())
         me.update()
         obj = bpy.data.objects.new(f"{name} Body", me)
         self.objects.append(obj)
@@ -123,17 +132,18 @@ class SceneBuilder:
         obj.parent = arm_obj
         return obj
 
-    def _pose(self, r: Result, arm_obj, frame: int) -> None:
+    def _pose(self, r: Result, person: Person, arm_obj, frame: int) -> None:
         for i, bname in enumerate(r.bone_names):
             pb = arm_obj.pose.bones[bname]
             pb.rotation_mode = "QUATERNION"
-            pb.rotation_quaternion = r.rotations[frame, i].tolist()
+            pb.rotation_quaternion = person.rotations[frame, i].tolist()
 
-    def _animate(self, r: Result, arm_obj, scene) -> None:
+    def _animate(self, r: Result, person: Person, arm_obj, scene) -> None:
         """One action: every bone's rotation per frame, and the root's motion on the root bone."""
-        n = len(r.rotations)
+        n = r.frames
         frames = np.arange(n, dtype=np.float64) + scene.frame_start
         bag = self._new_action(arm_obj, "OBJECT", f"{arm_obj.name} Motion")
+        self.curves[arm_obj.name] = bag
 
         def curve(path: str, index: int, values: np.ndarray, group: str) -> None:
             _write_curve(bag, path, index, frames, values, group)
@@ -141,15 +151,15 @@ class SceneBuilder:
         for j, bname in enumerate(r.bone_names):
             if j == 0:
                 continue  # the root carries the body's motion, below
-            q = r.rotations[:, j]
+            q = person.rotations[:, j]
             for c in range(4):
                 curve(f'pose.bones["{bname}"].rotation_quaternion', c, q[:, c], bname)
-        # Root motion: the body moves relative to frame 0, the camera stays put.
+        # Root motion: the body moves relative to its first frame, the camera stays put.
         root = r.bone_names[0]
-        L = r.rest_matrices[0]
+        L = person.rest_matrices[0]
         Linv = np.linalg.inv(L)
-        m0inv = np.linalg.inv(r.model_to_camera(0))
-        basis = np.stack([Linv @ m0inv @ r.model_to_camera(f) @ L for f in range(n)])
+        m0inv = np.linalg.inv(person.model_to_camera(0))
+        basis = np.stack([Linv @ m0inv @ person.model_to_camera(f) @ L for f in range(n)])
         from mathutils import Matrix as M
 
         quats = np.array([list(M(b[:3, :3].tolist()).to_quaternion()) for b in basis])
@@ -166,14 +176,25 @@ class SceneBuilder:
             scene.render.fps = max(1, round(r.fps))
             scene.render.fps_base = scene.render.fps / r.fps
 
-    def _smpl_shape_keys(self, r: Result, mesh_obj, scene) -> None:
+    def _visibility(self, person: Person, objects, scene) -> None:
+        """A person who is not in the whole clip is hidden (viewport and render) in the frames
+        before they come in and after they leave: keys on each object, held constant."""
+        frames = np.arange(len(person.present), dtype=np.float64) + scene.frame_start
+        hidden = (~person.present).astype(np.float64)
+        for obj in objects:
+            bag = self.curves.get(obj.name) or self._new_action(obj, "OBJECT", f"{obj.name} Visibility")
+            for path in ("hide_viewport", "hide_render"):
+                _write_curve(bag, path, 0, frames, hidden, "Visibility", interpolation=0)  # CONSTANT
+            obj.hide_viewport = obj.hide_render = bool(hidden[0])
+
+    def _smpl_shape_keys(self, r: Result, person: Person, mesh_obj, scene) -> None:
         """SMPL add-on conventions: Basis = the template, Shape000-009 = the betas, and
         Pose000-206 = pose correctives whose values follow the pose (keyed per frame)."""
         me = mesh_obj.data
         me.vertices.foreach_set("co", r.smpl_v_template.astype(np.float64).ravel())
         basis = mesh_obj.shape_key_add(name="Basis", from_mix=False)
         basis.data.foreach_set("co", r.smpl_v_template.astype(np.float64).ravel())
-        betas = r.betas if r.betas is not None else np.zeros(10)
+        betas = person.betas if person.betas is not None else np.zeros(10)
         for k in range(r.smpl_shapedirs.shape[2]):
             key = mesh_obj.shape_key_add(name=f"Shape{k:03d}", from_mix=False)
             key.slider_min, key.slider_max = -10.0, 10.0
@@ -181,8 +202,8 @@ class SceneBuilder:
             key.value = float(betas[k])
         if not self.pose_correctives or r.smpl_posedirs is None:
             return
-        n = len(r.rotations)
-        feats = np.stack([r.pose_feature(f) for f in range(n)])  # (N, 207)
+        n = r.frames
+        feats = np.stack([person.pose_feature(f) for f in range(n)])  # (N, 207)
         keys = []
         for k in range(r.smpl_posedirs.shape[2]):
             key = mesh_obj.shape_key_add(name=f"Pose{k:03d}", from_mix=False)
@@ -220,7 +241,7 @@ class SceneBuilder:
         obj = bpy.data.objects.new(f"{name} Camera", cam)
         self.objects.append(obj)
         coll.objects.link(obj)
-        obj.matrix_world = _matrix(r.model_to_world() @ r.camera_matrix_world(0))
+        obj.matrix_world = _matrix(r.camera_matrix_world())
         if r.image_path and os.path.isfile(r.image_path):
             img = self._track(bpy.data.images, bpy.data.images.load(r.image_path, check_existing=True))
             bg = cam.background_images.new()
@@ -258,15 +279,17 @@ class _Curves:
         return fc
 
 
-def _write_curve(curves: _Curves, path: str, index: int, frames: np.ndarray, values: np.ndarray, group: str) -> None:
-    """One F-curve with a key per frame, written in bulk (a key_insert per key is far slower)."""
+def _write_curve(curves: _Curves, path: str, index: int, frames: np.ndarray, values: np.ndarray, group: str,
+                 interpolation: int = 1) -> None:  # fmt: skip
+    """One F-curve with a key per frame, written in bulk (a key_insert per key is far slower).
+    ``interpolation``: 1 LINEAR (frames are samples), 0 CONSTANT."""
     n = len(frames)
     fc = curves.new(path, index, group)
     fc.keyframe_points.add(n)
     co = np.empty(2 * n)
     co[0::2], co[1::2] = frames, values
     fc.keyframe_points.foreach_set("co", co)
-    fc.keyframe_points.foreach_set("interpolation", [1] * n)  # LINEAR: frames are samples
+    fc.keyframe_points.foreach_set("interpolation", [interpolation] * n)
     fc.update()
 
 

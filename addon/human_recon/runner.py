@@ -22,7 +22,7 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent / "inference_pkg"
 if not (PACKAGE_DIR / "inference").is_dir():
     PACKAGE_DIR = Path(__file__).resolve().parents[2]
-SCHEMA_VERSION = 1  # result files this add-on reads
+SCHEMA_VERSION = 2  # result files this add-on reads
 
 
 class RunnerError(Exception):
@@ -210,17 +210,20 @@ class InferenceRun:
 
 
 def reconstruct_args(image: str, output: str, quality: str = "balanced", body_model: str = "anny",
-                     cache_dir: str = "") -> list[str]:
-    args = ["reconstruct", image, "--output", output, "--overwrite", "--quality", quality, "--body-model", body_model]
+                     cache_dir: str = "", people: str = "all") -> list[str]:  # fmt: skip
+    """``people``: "all", "largest" or a count, as ``--people`` takes it."""
+    args = ["reconstruct", image, "--output", output, "--overwrite", "--quality", quality, "--body-model", body_model,
+            "--people", people]  # fmt: skip
     if cache_dir:
         args += ["--cache-dir", cache_dir]
     return args
 
 
 def sequence_args(clip: str, output: str, start: int = 0, end: int | None = None, step: int = 1,
-                  quality: str = "balanced", body_model: str = "anny", cache_dir: str = "") -> list[str]:
+                  quality: str = "balanced", body_model: str = "anny", cache_dir: str = "",
+                  people: str = "all") -> list[str]:  # fmt: skip
     args = ["sequence", clip, "--output", output, "--overwrite", "--start", str(start), "--step", str(step),
-            "--quality", quality, "--body-model", body_model]  # fmt: skip
+            "--quality", quality, "--body-model", body_model, "--people", people]  # fmt: skip
     if end is not None:
         args += ["--end", str(end)]
     if cache_dir:

@@ -1,14 +1,17 @@
-"""Finding everyone in a photo, and following one person through a clip.
+"""Finding everyone in a photo, and following several people through a clip.
 
 Photos: the detector's whole-image passes (``PoseDetector.detect_all``), or, when they find
-nobody, its search of upscaled crops for people small in the frame. Clips: the most prominent
-person at the start is locked on. In each later frame the video landmarker's people
-(``VideoPoseDetector``, which follows landmarks from frame to frame) are checked against the
-last frames; when none of them is ours, a crop around the last box is searched. A detection is
-ours when its joints are where ours were, so the lock holds when someone else passes close by.
+nobody, its search of upscaled crops for people small in the frame. Clips: the people chosen at
+the start are followed. In each later frame the video landmarker's people (``VideoPoseDetector``,
+which follows landmarks from frame to frame) are given to the followed people whose joints they
+lie nearest; a person it loses is searched in a crop around their last box for a few frames. A
+detection is someone's when its joints are where theirs were, so identities hold when people
+pass close by; after a longer absence, only their look can take them back.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,6 +33,15 @@ SAME_PLACE_PER_MISSED_FRAME = 0.1
 MIN_JOINT_CONF = 0.5
 MIN_SHARED_JOINTS = 4
 REMEMBERED = 3  # frames whose joints a detection is compared with
+SEARCH_FRAMES = 10  # a lost person's last box is searched for this many frames (each search costs passes)
+INSIDE = 0.6  # a newcomer with this share of its box inside a followed person's box is them
+DUPLICATE_PLACE = 0.15  # two skeletons whose joints lie this close (fraction of the body) are one person
+# A person's look: a 12 x 4 hue-saturation histogram, updated at this rate per frame found. Taken
+# back after a long absence only at this similarity or more, and this much above anyone else's.
+LOOK_BINS = (12, 4)
+LOOK_RATE = 0.1
+LOOK_MIN = 0.8
+LOOK_MARGIN = 0.1
 
 
 def _body_size(keypoints: np.ndarray) -> float:
@@ -47,78 +59,191 @@ def find_people(detector: PoseDetector, rgb: np.ndarray) -> list[Detection]:
     return people
 
 
+@dataclass(eq=False)
+class Followed:
+    """One person followed through a clip."""
+
+    id: int
+    box: np.ndarray  # the last box the person was found in
+    keypoints: list[np.ndarray] = field(default_factory=list)  # (K, 3) of the last few frames found
+    missed: int = 0  # frames since the person was last found
+    look: np.ndarray | None = None  # appearance: colour histogram, a running mean over the frames found
+
+    def found(self, det: Detection, look: np.ndarray | None) -> None:
+        self.box, self.missed = det.box.copy(), 0
+        self.keypoints = [det.keypoints2d.copy()] + self.keypoints[: REMEMBERED - 1]
+        if look is not None:
+            self.look = look if self.look is None else (1 - LOOK_RATE) * self.look + LOOK_RATE * look
+
+
 class Tracker:
-    """Locks on the most prominent person at the start and follows that one person."""
+    """Follows several people through a clip: one detector pass per frame serves everyone.
+
+    Each followed person keeps an identity (``Followed.id``). A detection is given to the person
+    whose joints it lies nearest (``place_cost``), within a tolerance that grows while the
+    person is missing. Someone missing for longer than the last few frames is taken back only
+    when their look (a colour histogram of their segmentation mask) matches theirs and tells
+    them apart from everyone else followed; otherwise the detection is a newcomer (a new track):
+    identities are never swapped. ``next`` returns the followed people found, and the newcomers,
+    whom the caller may ``follow``."""
 
     def __init__(self, detector: PoseDetector, video: VideoPoseDetector | None = None,
                  crops: PoseDetector | None = None) -> None:  # fmt: skip
-        """``detector`` finds the person at the start; ``video`` follows them; ``crops`` (default:
-        ``detector``) searches around the last box when there is no ``video`` or it loses them."""
+        """``detector`` finds the people at the start; ``video`` follows them; ``crops`` (default:
+        ``detector``) searches around a lost person's last box when there is no ``video`` or it
+        loses them."""
         self.detector = detector
         self.video = video
         self.crops = crops or detector
-        self.box: np.ndarray | None = None
-        self.keypoints: list[np.ndarray] = []  # (K, 3) of the last few frames the person was found in
-        self.missed = 0  # frames since the person was last found
+        self.people: list[Followed] = []
         self.people_at_start = 0
+        self.started = False
 
-    def start(self, rgb: np.ndarray, time_s: float = 0.0) -> Detection:
-        people = find_people(self.detector, rgb)  # raises no_person
+    def start(self, rgb: np.ndarray, time_s: float = 0.0) -> list[Detection]:
+        """Everyone in the first frame, most prominent first (raises ``no_person``); ``follow``
+        those to be followed."""
+        people = find_people(self.detector, rgb)
         self.people_at_start = len(people)
-        self._found(people[0])
+        self.started = True
         if self.video is not None:
             self.video.detect_all(rgb, time_s)  # the video landmarker starts following from here
-        return people[0]
+        return people
 
-    def next(self, rgb: np.ndarray, time_s: float = 0.0) -> Detection | None:
-        """The tracked person in this frame, or None (lost, or someone else)."""
-        assert self.box is not None
-        det = self._ours(self.video.detect_all(rgb, time_s)) if self.video is not None else None
-        if det is None:  # one pass over the crop, and a second with the others painted over if need be
-            crop = self._search_crop(rgb)
-            det = self._ours(self.crops.detect_all_in_crop(rgb, crop, second_pass=False))
-            det = det or self._ours(self.crops.detect_all_in_crop(rgb, crop))
-        if det is None:
-            self.missed += 1
-        else:
-            self._found(det)
-        return det
+    def follow(self, det: Detection, rgb: np.ndarray) -> int:
+        """Follow ``det``'s person from this frame on; returns their id."""
+        person = Followed(len(self.people), det.box.copy())
+        person.found(det, look(rgb, det))
+        self.people.append(person)
+        return person.id
 
-    def _found(self, det: Detection) -> None:
-        self.box, self.missed = det.box.copy(), 0
-        self.keypoints = [det.keypoints2d.copy()] + self.keypoints[: REMEMBERED - 1]
+    def next(self, rgb: np.ndarray, time_s: float = 0.0) -> tuple[dict[int, Detection], list[Detection]]:
+        """The followed people found in this frame (by id), and the people found who are none of
+        them (most prominent first)."""
+        people = self.video.detect_all(rgb, time_s) if self.video is not None else []
+        looks = {id(d): look(rgb, d) for d in people}
+        found = self._assign(people, looks)
+        for person in self.people:  # recently lost: search a tight crop around their last box
+            if person.id in found or person.missed >= SEARCH_FRAMES:
+                continue
+            crop = self._search_crop(person, rgb)
+            for second_pass in (False, True):
+                near = [d for d in self.crops.detect_all_in_crop(rgb, crop, second_pass=second_pass)
+                        if not any(_same_person(d, f) for f in found.values())]  # fmt: skip
+                looks |= {id(d): look(rgb, d) for d in near}
+                got = self._assign(near, looks, only=person)
+                if got:
+                    found.update(got)
+                    break
+        for person in self.people:
+            if person.id in found:
+                person.found(found[person.id], looks[id(found[person.id])])
+            else:
+                person.missed += 1
+        # Newcomers come from the whole-frame pass only (a crop may hold part of someone followed).
+        # Someone who looks like a lost person may be them: not a newcomer (once they have been
+        # gone for a few frames, their look takes them back, in ``_cost``).
+        # A skeleton lying mostly inside someone's box (found now, or lost a moment ago) is a
+        # second, partial reading of them, not a newcomer.
+        lost = [p.look for p in self.people if p.missed > 0 and p.look is not None]
+        taken = {id(d) for d in found.values()}
+        boxes = [f.box for f in found.values()] + [p.box for p in self.people if 0 < p.missed <= SEARCH_FRAMES]
 
-    def _ours(self, people: list[Detection]) -> Detection | None:
-        """Of the people found, the one that is our person, or None."""
-        best, best_cost = None, SAME_PLACE + SAME_PLACE_PER_MISSED_FRAME * self.missed
-        for det in people:
-            place = self._place_cost(det, self.keypoints)
-            if place is None:  # too few joints to compare: the boxes must agree
-                if best is None and box_iou(det.box, self.box) > 0.5:
-                    best = det
-            elif place < best_cost:
-                best, best_cost = det, place
-        return best
+        def newcomer(d: Detection) -> bool:
+            mine = looks[id(d)]
+            return (id(d) not in taken and not any(_same_person(d, f) for f in found.values())
+                    and not any(_inside(d.box, b) > INSIDE for b in boxes)
+                    and not (mine is not None and any(similarity(lk, mine) >= LOOK_MIN for lk in lost)))  # fmt: skip
+
+        return found, [d for d in people if newcomer(d)]
+
+    def _assign(self, people: list[Detection], looks: dict[int, np.ndarray | None],
+                only: Followed | None = None) -> dict[int, Detection]:  # fmt: skip
+        """Detections to followed people (``looks``: each detection's look by ``id``), the
+        cheapest pairs first."""
+        pairs = []
+        for person in [only] if only is not None else self.people:
+            for k, det in enumerate(people):
+                cost = self._cost(person, det, looks[id(det)])
+                if cost is not None:
+                    pairs.append((cost, person.id, k))
+        found: dict[int, Detection] = {}
+        used: set[int] = set()
+        for cost, pid, k in sorted(pairs, key=lambda p: p[0]):
+            if pid not in found and k not in used:
+                found[pid] = people[k]
+                used.add(k)
+        return found
+
+    def _cost(self, person: Followed, det: Detection, det_look: np.ndarray | None) -> float | None:
+        """How well ``det`` fits as ``person`` (lower is better), or None if it cannot be them."""
+        if person.missed > REMEMBERED:  # long gone: the look must say it is them, and no one else
+            if det_look is None or person.look is None:
+                return None
+            mine = similarity(det_look, person.look)
+            others = [similarity(det_look, p.look) for p in self.people if p is not person and p.look is not None]
+            if mine < LOOK_MIN or any(mine < o + LOOK_MARGIN for o in others):
+                return None
+            return 1.0 - mine
+        place = place_cost(det, person.keypoints)
+        if place is None:  # too few joints to compare: the boxes must agree
+            return 0.99 * SAME_PLACE if box_iou(det.box, person.box) > 0.5 else None
+        tolerance = SAME_PLACE + SAME_PLACE_PER_MISSED_FRAME * person.missed
+        return place if place < tolerance else None
 
     @staticmethod
-    def _place_cost(det: Detection, history: list[np.ndarray]) -> float | None:
-        """Mean distance of the body joints from those of one of ``history``'s frames (the
-        nearest, either labelling: one frame's skeleton may be off), as a fraction of the body's
-        size; None when too few joints are seen in both."""
-        costs = []
-        for last in history:
-            both = (det.keypoints2d[kpl.BODY, 2] > MIN_JOINT_CONF) & (last[kpl.BODY, 2] > MIN_JOINT_CONF)
-            if both.sum() < MIN_SHARED_JOINTS:
-                continue
-            ref = last[kpl.BODY][both, :2]
-            dist = min(float(np.linalg.norm(k[kpl.BODY][both, :2] - ref, axis=1).mean())
-                       for k in (det.keypoints2d, det.keypoints2d[kpl.MIRROR]))  # fmt: skip
-            costs.append(dist / max(_body_size(last), 1.0))
-        return min(costs) if costs else None
-
-    def _search_crop(self, rgb: np.ndarray) -> tuple[int, int, int, int]:
-        assert self.box is not None
+    def _search_crop(person: Followed, rgb: np.ndarray) -> tuple[int, int, int, int]:
         h, w = rgb.shape[:2]
-        x0, y0, x1, y1 = self.box
+        x0, y0, x1, y1 = person.box
         grow = max(x1 - x0, y1 - y0) * TRACK_MARGIN
         return (int(max(0, x0 - grow)), int(max(0, y0 - grow)), int(min(w, x1 + grow)), int(min(h, y1 + grow)))
+
+
+def place_cost(det: Detection, history: list[np.ndarray]) -> float | None:
+    """Mean distance of the body joints from those of one of ``history``'s frames (the
+    nearest, either labelling: one frame's skeleton may be off), as a fraction of the body's
+    size; None when too few joints are seen in both."""
+    costs = []
+    for last in history:
+        both = (det.keypoints2d[kpl.BODY, 2] > MIN_JOINT_CONF) & (last[kpl.BODY, 2] > MIN_JOINT_CONF)
+        if both.sum() < MIN_SHARED_JOINTS:
+            continue
+        ref = last[kpl.BODY][both, :2]
+        dist = min(float(np.linalg.norm(k[kpl.BODY][both, :2] - ref, axis=1).mean())
+                   for k in (det.keypoints2d, det.keypoints2d[kpl.MIRROR]))  # fmt: skip
+        costs.append(dist / max(_body_size(last), 1.0))
+    return min(costs) if costs else None
+
+
+def _inside(a: np.ndarray, b: np.ndarray) -> float:
+    """The share of box ``a`` that lies inside box ``b``."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return float(w * h / max((a[2] - a[0]) * (a[3] - a[1]), 1e-9))
+
+
+def _same_person(a: Detection, b: Detection) -> bool:
+    """Two skeletons of one person (the crop search may find again whom the video pass found)."""
+    cost = place_cost(a, [b.keypoints2d])
+    return box_iou(a.box, b.box) > 0.7 if cost is None else cost < DUPLICATE_PLACE
+
+
+def look(rgb: np.ndarray, det: Detection) -> np.ndarray | None:
+    """A person's look: the hue-saturation histogram of the pixels of their segmentation mask
+    (normalised; None when the mask is nearly empty). Clothes tell two people apart where
+    their places cannot (after one was hidden or lost)."""
+    import cv2
+
+    x0, y0, x1, y1 = (int(v) for v in det.box)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    mask = (det.mask[y0:y1, x0:x1] > 0.5).astype(np.uint8)
+    if mask.sum() < 100:
+        return None
+    hsv = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2HSV)
+    hist = cv2.calcHist([hsv], [0, 1], mask, list(LOOK_BINS), [0, 180, 0, 256]).ravel()
+    return hist / max(float(hist.sum()), 1.0)
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Bhattacharyya coefficient of two normalised histograms: 1 alike, 0 nothing in common."""
+    return float(np.sqrt(np.maximum(a, 0) * np.maximum(b, 0)).sum())
