@@ -58,9 +58,10 @@ def _prediction(joints3d: np.ndarray, K: np.ndarray, box: np.ndarray | None = No
 
 
 def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False, photos: str = "cam*_f*.jpg",
-                   people: str | int = "all") -> dict:  # fmt: skip
+                   people: str | int = "all", depths: dict | None = None) -> dict:  # fmt: skip
     """Run the photo pipeline on the kit's photos (``photos``: a glob); one prediction file each,
-    with every person reconstructed (``people``: as ``--people``)."""
+    with every person reconstructed (``people``: as ``--people``). ``depths`` gets, per photo,
+    each prediction's root depth (m)."""
     from inference.errors import ReconError
 
     calib = json.loads((kit / "calibration.json").read_text())["cameras"]
@@ -74,6 +75,8 @@ def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False, phot
         try:
             r = rec.reconstruct(photo, focal_px=focal, name=photo.name, people=people)
             found = [_prediction(p.keypoints3d_cam, r.camera_K, p.person_box) for p in r.people]
+            if depths is not None:
+                depths[photo.stem] = [float(kpl.pelvis(p.keypoints3d_cam)[0, 2]) for p in r.people]
         except ReconError as err:
             found, failed[photo.name] = [], err.code
         seconds.append(time.perf_counter() - t)
@@ -116,6 +119,44 @@ def predict_clips(rec, kit: Path, out_dir: Path, tracks: dict) -> dict:
                     "per_person": [{"frames_present": int(p.frame_present.sum()), "frames_filled": int(p.frames_filled)}
                                    | motion_metrics(p) for p in r.people]}  # fmt: skip
     return out
+
+
+def both_found(records: list[dict]) -> dict:
+    """Photos whose ground truth has two people, and in how many both were found."""
+    by_image: dict[str, list[bool]] = {}
+    for r in records:
+        by_image.setdefault(r["image"], []).append(bool(r["found"]))
+    two = [v for v in by_image.values() if len(v) == 2]
+    return {"photos_with_two": len(two), "both_found": sum(all(v) for v in two)}
+
+
+def depth_order(kit: Path, records: list[dict], depths: dict) -> dict:
+    """Of the photos where both people were found, in how many the nearer one (the ground truth's
+    pelvis depth in that camera) is the nearer one in the reconstruction too; only pairs whose
+    true depths differ by more than 0.2 m count (closer pairs have no clear order)."""
+    gt = json.loads((kit / "gt.json").read_text())["frames"]
+    pairs = right = 0
+    by_image: dict[str, list[dict]] = {}
+    for r in records:
+        if r["found"]:
+            by_image.setdefault(r["image"], []).append(r)
+    for image, recs in by_image.items():
+        if len(recs) != 2:
+            continue
+        cam, frame = image[:5], str(int(image.split("_f")[1]))
+        true = []
+        for r in recs:
+            joints = gt[frame]["people"][r["person"]]["cams"][cam]
+            hips = [joints[7], joints[8]]
+            if any(h is None for h in hips):
+                break
+            true.append((hips[0][2] + hips[1][2]) / 2)
+        if len(true) != 2 or abs(true[0] - true[1]) < 0.2:
+            continue
+        ours = [depths[Path(image).stem][r["pred"]] for r in recs]
+        pairs += 1
+        right += (true[0] < true[1]) == (ours[0] < ours[1])
+    return {"pairs": pairs, "right": right}
 
 
 def identity_switches(records: list[dict], tracks: dict) -> dict:
@@ -195,9 +236,12 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
     try:
         if photos:  # "": clips only
             with tempfile.TemporaryDirectory() as tmp:
-                report["photo_run"] = predict_photos(rec, kit, Path(tmp), true_focal, photos, people)
+                depths: dict = {}
+                report["photo_run"] = predict_photos(rec, kit, Path(tmp), true_focal, photos, people, depths)
                 scores = score(kit, Path(tmp))
             report["photos"] = summarise(scores)
+            report["photo_both_found"] = both_found(scores["people"])
+            report["photo_depth_order"] = depth_order(kit, scores["people"], depths)
             report["photo_people"] = scores["people"]
         if clips:
             with tempfile.TemporaryDirectory() as tmp:

@@ -261,6 +261,18 @@ class Fitter:
         log.lap("full")
         return self._result(x, best, log, losses)
 
+    def fit_each(self, detections: list[Detection], camera: Camera, init: BodyParams) -> BodyParams:
+        """Each detection's own body fitted, all at once (row i of ``init`` is detection i's
+        start, its shape kept): rigid and pose stages only, no choice between rows. A clip's
+        warm-started frame fits everyone in it in one batch, which costs little more than one."""
+        targets = _Targets.of(detections, camera)
+        x = _Variables.of(init, self.limits)
+        log = _Log()
+        rest = self._rigid_stage(x, targets, log)
+        self._pose_stage(x, targets, rest, log)
+        pose = self.limits.full_pose(x.pose_sub.detach())
+        return BodyParams(global_rot=x.grot.detach(), transl=x.transl.detach(), pose=pose, shape=x.shape.detach())
+
     def _rigid_stage(self, x: _Variables, t: _Targets, log: _Log) -> RestState:
         """Global rotation and translation only. The body does not change, so it is skinned once;
         returns its rest state for the pose stage."""

@@ -86,3 +86,8 @@ class BodyParams:
 
     def select(self, i: int) -> "BodyParams":
         return BodyParams(*(t[i : i + 1] for t in (self.global_rot, self.transl, self.pose, self.shape)))
+
+    @staticmethod
+    def stack(batches: list["BodyParams"]) -> "BodyParams":
+        """One batch of the bodies of ``batches``, in order."""
+        return BodyParams(*(torch.cat(ts) for ts in zip(*((b.global_rot, b.transl, b.pose, b.shape) for b in batches))))

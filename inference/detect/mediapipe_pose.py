@@ -14,6 +14,7 @@ import atexit
 import os
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -152,10 +153,14 @@ class PoseDetector:
         first = self._run(rgb)
         if not first or not second_pass:
             return first
+        return first + self._second_pass(rgb, first)
+
+    def _second_pass(self, rgb: np.ndarray, first: list) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The people ``first`` did not find: the image searched again with theirs painted over."""
         painted = _painted([mask for _, _, mask in first])
         second = rgb.copy()
         second[painted] = GREY
-        return first + [p for p in self._run(second) if _share_on(p[0], painted) < 0.5]
+        return [p for p in self._run(second) if _share_on(p[0], painted) < 0.5]
 
     def detect_all(self, rgb: np.ndarray) -> list[Detection]:
         """Everyone in the whole image (no crop search), most prominent first, without repeats."""
@@ -192,26 +197,35 @@ class PoseDetector:
         people = self.detect_all_in_crop(rgb, crop)
         return people[0] if people else None
 
-    def detect_all_in_crop(self, rgb: np.ndarray, crop: tuple[int, int, int, int],
-                           second_pass: bool = True) -> list[Detection]:  # fmt: skip
+    def detect_all_in_crop(self, rgb: np.ndarray, crop: tuple[int, int, int, int], second_pass: bool = True,
+                           enough: Callable[[list[Detection]], bool] | None = None) -> list[Detection]:  # fmt: skip
         """Everyone in ``crop`` (x0, y0, x1, y1) of the image, upscaled if small, in full-image
-        pixels, most prominent first (``second_pass``: as ``detect_all``; False: one pass)."""
+        pixels, most prominent first (``second_pass``: as ``detect_all``; False: one pass). The
+        second pass is skipped when ``enough`` says the first pass's people will do."""
         import cv2
 
         x0, y0, x1, y1 = crop
         h, w = rgb.shape[:2]
-        part = rgb[y0:y1, x0:x1]
+        part = np.ascontiguousarray(rgb[y0:y1, x0:x1])
         scale = max(1.0, 512.0 / max(part.shape[:2]))
         if scale > 1.0:
             part = cv2.resize(part, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-        people = []
-        for lm, world, mask_part in self._passes(np.ascontiguousarray(part), second_pass):
-            lm[:, 0] = lm[:, 0] / scale + x0
-            lm[:, 1] = lm[:, 1] / scale + y0
-            mask = np.zeros((h, w), np.float32)
-            mask[y0:y1, x0:x1] = cv2.resize(mask_part, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-            people.append(_make(lm, world, mask, w, h))
-        return _distinct([d for d in people if d is not None])
+
+        def in_image(found: list) -> list[Detection]:
+            people = []
+            for lm, world, mask_part in found:
+                lm[:, 0] = lm[:, 0] / scale + x0
+                lm[:, 1] = lm[:, 1] / scale + y0
+                mask = np.zeros((h, w), np.float32)
+                mask[y0:y1, x0:x1] = cv2.resize(mask_part, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+                people.append(_make(lm, world, mask, w, h))
+            return [d for d in people if d is not None]
+
+        raw = self._run(part)
+        first = in_image(raw)
+        if not raw or not second_pass or (enough is not None and enough(_distinct(first))):
+            return _distinct(first)
+        return _distinct(first + in_image(self._second_pass(part, raw)))
 
 
 class VideoPoseDetector:

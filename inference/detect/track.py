@@ -33,12 +33,17 @@ SAME_PLACE_PER_MISSED_FRAME = 0.1
 MIN_JOINT_CONF = 0.5
 MIN_SHARED_JOINTS = 4
 REMEMBERED = 3  # frames whose joints a detection is compared with
-SEARCH_FRAMES = 10  # a lost person's last box is searched for this many frames (each search costs passes)
+# A lost person's last box is searched from their SEARCH_AFTER-th missed frame to their
+# SEARCH_FRAMES-th (each search costs one or two heavy passes; a lone missed frame is filled in).
+SEARCH_AFTER = 0
+SEARCH_FRAMES = 10
 INSIDE = 0.6  # a newcomer with this share of its box inside a followed person's box is them
 DUPLICATE_PLACE = 0.15  # two skeletons whose joints lie this close (fraction of the body) are one person
-# A person's look: a 12 x 4 hue-saturation histogram, updated at this rate per frame found. Taken
+# A person's look: an 8 x 3 x 4 hue-saturation-value histogram (value tells a white shirt from
+# black shorts, which hue and saturation cannot), updated at this rate per frame found. Taken
 # back after a long absence only at this similarity or more, and this much above anyone else's.
-LOOK_BINS = (12, 4)
+LOOK_BINS = (8, 3, 4)
+APART = 0.05  # a person whose box shares more than this with someone else's is not apart
 LOOK_RATE = 0.1
 LOOK_MIN = 0.8
 LOOK_MARGIN = 0.1
@@ -67,12 +72,14 @@ class Followed:
     box: np.ndarray  # the last box the person was found in
     keypoints: list[np.ndarray] = field(default_factory=list)  # (K, 3) of the last few frames found
     missed: int = 0  # frames since the person was last found
-    look: np.ndarray | None = None  # appearance: colour histogram, a running mean over the frames found
+    # Appearance: a colour histogram, a running mean over the frames the person was found in apart
+    # from everyone else (where people overlap, a mask holds some of the other person).
+    look: np.ndarray | None = None
 
-    def found(self, det: Detection, look: np.ndarray | None) -> None:
+    def found(self, det: Detection, look: np.ndarray | None, apart: bool = True) -> None:
         self.box, self.missed = det.box.copy(), 0
         self.keypoints = [det.keypoints2d.copy()] + self.keypoints[: REMEMBERED - 1]
-        if look is not None:
+        if look is not None and (apart or self.look is None):
             self.look = look if self.look is None else (1 - LOOK_RATE) * self.look + LOOK_RATE * look
 
 
@@ -123,20 +130,23 @@ class Tracker:
         looks = {id(d): look(rgb, d) for d in people}
         found = self._assign(people, looks)
         for person in self.people:  # recently lost: search a tight crop around their last box
-            if person.id in found or person.missed >= SEARCH_FRAMES:
+            if person.id in found or not SEARCH_AFTER <= person.missed < SEARCH_FRAMES:
                 continue
-            crop = self._search_crop(person, rgb)
-            for second_pass in (False, True):
-                near = [d for d in self.crops.detect_all_in_crop(rgb, crop, second_pass=second_pass)
-                        if not any(_same_person(d, f) for f in found.values())]  # fmt: skip
-                looks |= {id(d): look(rgb, d) for d in near}
-                got = self._assign(near, looks, only=person)
-                if got:
-                    found.update(got)
-                    break
+            # One pass over the crop, and a second with the people in it painted over if need be.
+            def theirs(people: list[Detection], person: Followed = person) -> dict[int, Detection]:
+                near = [d for d in people if not any(_same_person(d, f) for f in found.values())]
+                looks.update({id(d): look(rgb, d) for d in near})
+                return self._assign(near, looks, only=person)
+
+            people_in_crop = self.crops.detect_all_in_crop(rgb, self._search_crop(person, rgb),
+                                                           enough=lambda ps: bool(theirs(ps)))  # fmt: skip
+            found.update(theirs(people_in_crop))
         for person in self.people:
             if person.id in found:
-                person.found(found[person.id], looks[id(found[person.id])])
+                det = found[person.id]
+                others = [p.box for p in self.people if p is not person and p.missed <= SEARCH_FRAMES]
+                apart = not any(_inside(det.box, b) > APART for b in others)
+                person.found(det, looks[id(det)], apart)
             else:
                 person.missed += 1
         # Newcomers come from the whole-frame pass only (a crop may hold part of someone followed).
@@ -184,11 +194,23 @@ class Tracker:
             if mine < LOOK_MIN or any(mine < o + LOOK_MARGIN for o in others):
                 return None
             return 1.0 - mine
+        if self._looks_like_someone_else(person, det_look):
+            return None
         place = place_cost(det, person.keypoints)
         if place is None:  # too few joints to compare: the boxes must agree
             return 0.99 * SAME_PLACE if box_iou(det.box, person.box) > 0.5 else None
         tolerance = SAME_PLACE + SAME_PLACE_PER_MISSED_FRAME * person.missed
         return place if place < tolerance else None
+
+    def _looks_like_someone_else(self, person: Followed, det_look: np.ndarray | None) -> bool:
+        """Where two people overlap, the landmarks can slide from one onto the other while the
+        joints stay near: a detection that looks clearly more like another followed person than
+        like ``person`` is not theirs."""
+        if det_look is None or person.look is None:
+            return False
+        mine = similarity(det_look, person.look)
+        return any(similarity(det_look, p.look) > mine + LOOK_MARGIN
+                   for p in self.people if p is not person and p.look is not None)  # fmt: skip
 
     @staticmethod
     def _search_crop(person: Followed, rgb: np.ndarray) -> tuple[int, int, int, int]:
@@ -228,7 +250,7 @@ def _same_person(a: Detection, b: Detection) -> bool:
 
 
 def look(rgb: np.ndarray, det: Detection) -> np.ndarray | None:
-    """A person's look: the hue-saturation histogram of the pixels of their segmentation mask
+    """A person's look: the hue-saturation-value histogram of the pixels of their segmentation mask
     (normalised; None when the mask is nearly empty). Clothes tell two people apart where
     their places cannot (after one was hidden or lost)."""
     import cv2
@@ -240,7 +262,7 @@ def look(rgb: np.ndarray, det: Detection) -> np.ndarray | None:
     if mask.sum() < 100:
         return None
     hsv = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2HSV)
-    hist = cv2.calcHist([hsv], [0, 1], mask, list(LOOK_BINS), [0, 180, 0, 256]).ravel()
+    hist = cv2.calcHist([hsv], [0, 1, 2], mask, list(LOOK_BINS), [0, 180, 0, 256, 0, 256]).ravel()
     return hist / max(float(hist.sum()), 1.0)
 
 
