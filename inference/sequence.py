@@ -165,6 +165,7 @@ class SequenceReconstructor:
         t_start = time.perf_counter()
         self._detect_seconds = 0.0  # added to by the detection thread
         self._fit_seconds = 0.0
+        self._start_notes: list[str] = []  # who was not followed from the first frame, and why
         nobody: dict[int, str] = {}
         try:
             tracks, camera = self._fit_frames(source, tracker, report, nobody)
@@ -177,7 +178,7 @@ class SequenceReconstructor:
         # Frames nobody is in are noted once; a frame someone is in but was not found in, under
         # their name (below).
         someone = np.any([t.present() for t in kept], axis=0) if kept else np.zeros(n, bool)
-        notes = [why for i, why in sorted(nobody.items()) if not someone[i]]
+        notes = self._start_notes + [why for i, why in sorted(nobody.items()) if not someone[i]]
         notes += [f"a person seen in only {t.found_frames()} frames was left out" for t in tracks
                   if not any(t is k for k in kept)]  # fmt: skip
         if not kept or camera is None:
@@ -298,7 +299,8 @@ class SequenceReconstructor:
             found: dict[int, Detection] = {}
             try:
                 if not tracker.started:
-                    chosen, _ = choose_people(tracker.start(rgb, time_s), self.options.people, *size)
+                    chosen, skipped = choose_people(tracker.start(rgb, time_s), self.options.people, *size)
+                    self._start_notes = [f"frame {index}: {note}" for note in skipped]
                     found = {tracker.follow(d, rgb): d for d in chosen}
                 else:
                     found, newcomers = tracker.next(rgb, time_s)

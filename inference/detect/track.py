@@ -33,10 +33,7 @@ SAME_PLACE_PER_MISSED_FRAME = 0.1
 MIN_JOINT_CONF = 0.5
 MIN_SHARED_JOINTS = 4
 REMEMBERED = 3  # frames whose joints a detection is compared with
-# A lost person's last box is searched from their SEARCH_AFTER-th missed frame to their
-# SEARCH_FRAMES-th (each search costs one or two heavy passes; a lone missed frame is filled in).
-SEARCH_AFTER = 0
-SEARCH_FRAMES = 10
+SEARCH_FRAMES = 10  # a lost person's last box is searched this many frames (each search: 1-2 heavy passes)
 INSIDE = 0.6  # a newcomer with this share of its box inside a followed person's box is them
 DUPLICATE_PLACE = 0.15  # two skeletons whose joints lie this close (fraction of the body) are one person
 # A person's look: an 8 x 3 x 4 hue-saturation-value histogram (value tells a white shirt from
@@ -130,7 +127,7 @@ class Tracker:
         looks = {id(d): look(rgb, d) for d in people}
         found = self._assign(people, looks)
         for person in self.people:  # recently lost: search a tight crop around their last box
-            if person.id in found or not SEARCH_AFTER <= person.missed < SEARCH_FRAMES:
+            if person.id in found or person.missed >= SEARCH_FRAMES:
                 continue
             # One pass over the crop, and a second with the people in it painted over if need be.
             def theirs(people: list[Detection], person: Followed = person) -> dict[int, Detection]:
@@ -149,11 +146,10 @@ class Tracker:
                 person.found(det, looks[id(det)], apart)
             else:
                 person.missed += 1
-        # Newcomers come from the whole-frame pass only (a crop may hold part of someone followed).
-        # Someone who looks like a lost person may be them: not a newcomer (once they have been
-        # gone for a few frames, their look takes them back, in ``_cost``).
-        # A skeleton lying mostly inside someone's box (found now, or lost a moment ago) is a
-        # second, partial reading of them, not a newcomer.
+        # Newcomers come from the whole-frame pass only (a crop may hold part of someone followed),
+        # and are none of: a second, partial reading of someone (a skeleton mostly inside their
+        # box, found now or lost a moment ago); someone who looks like a lost person (once gone
+        # for a few frames, their look takes them back, in ``_cost``).
         lost = [p.look for p in self.people if p.missed > 0 and p.look is not None]
         taken = {id(d) for d in found.values()}
         boxes = [f.box for f in found.values()] + [p.box for p in self.people if 0 < p.missed <= SEARCH_FRAMES]
