@@ -85,8 +85,7 @@ class SceneBuilder:
                 self._smpl_shape_keys(r, person, mesh_obj, scene)
             rigs.append({"armature": arm_obj, "mesh": mesh_obj})
         cam_obj = self._camera(r, coll, name, scene)
-        return {"collection": coll, "people": rigs, "armature": rigs[0]["armature"], "mesh": rigs[0]["mesh"],
-                "camera": cam_obj}  # fmt: skip
+        return {"collection": coll, "people": rigs, "camera": cam_obj}
 
     def _armature(self, r: Result, person: Person, coll, name: str):
         arm = self._track(bpy.data.armatures, bpy.data.armatures.new(f"{name} Rig"))
@@ -294,5 +293,6 @@ def _write_curve(curves: _Curves, path: str, index: int, frames: np.ndarray, val
 
 
 def build_scene(result: Result, context, name: str | None = None, pose_correctives: bool = True) -> dict:
-    """Build armature, skinned mesh, pose and camera; all or nothing."""
+    """Build each person's armature, skinned mesh and pose, and the camera; all or nothing.
+    Returns the collection, ``people`` (per person ``armature`` and ``mesh``) and ``camera``."""
     return SceneBuilder().build(result, context, name, pose_correctives)
