@@ -94,3 +94,15 @@ def test_cancelled_set_up_removes_the_half_made_environment(runner, tmp_path):
     run.cancel()
     assert run.finished and run.error.code == "cancelled" and "\n" not in run.error.message
     assert not venv.exists()
+
+
+def test_child_arguments_are_the_clis(runner):
+    """What the add-on asks the inference child for parses as the command line means it."""
+    from inference.cli import build_parser
+
+    photo = build_parser().parse_args(runner.reconstruct_args("a.jpg", "a.npz", "fast", "anny", "", "2"))
+    assert (photo.command, photo.images, photo.people, photo.quality) == ("reconstruct", ["a.jpg"], 2, "fast")
+    clip = build_parser().parse_args(runner.sequence_args("c.mp4", "c.npz", 5, 40, 2, people="largest",
+                                                          track_model="heavy"))  # fmt: skip
+    assert (clip.start, clip.end, clip.step, clip.people, clip.track_model) == (5, 40, 2, "largest", "heavy")
+    assert build_parser().parse_args(runner.sequence_args("c.mp4", "c.npz")).track_model == "full"

@@ -26,6 +26,10 @@ PEOPLE_ITEMS = [
     ("largest", "Largest", "Only the most prominent person"),
     ("count", "Most prominent", "The most prominent people, up to a number"),
 ]
+TRACK_MODEL_ITEMS = [
+    ("full", "Fast", "Follow people with the full pose model: faster, keeps fast acrobatics"),
+    ("heavy", "Accurate", "Follow people with the heavy pose model: more accurate on ordinary motion, slower"),
+]
 TIMEOUT_S = 600.0
 
 
@@ -227,6 +231,7 @@ class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
     body_model: bpy.props.EnumProperty(name="Body model", items=BODY_MODEL_ITEMS, default="anny")
     people: bpy.props.EnumProperty(name="People", items=PEOPLE_ITEMS, default="all")
     people_count: bpy.props.IntProperty(name="Up to", description="How many people", default=2, min=1, max=8)
+    track_model: bpy.props.EnumProperty(name="Follow", items=TRACK_MODEL_ITEMS, default="full")
     pose_correctives: bpy.props.BoolProperty(
         name="Pose correctives", description="SMPL: pose-corrective shape keys, keyed per frame", default=True
     )
@@ -237,10 +242,12 @@ class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
             self.filepath = props.clip_path
         self.quality, self.body_model = props.quality, props.body_model
         self.people, self.people_count = props.people, props.people_count
+        self.track_model = props.track_model
 
     def runner_args(self, path: str, out: str, cache_dir: str) -> list[str]:
         return runner.sequence_args(path, out, self.start, self.end or None, self.step, self.quality,
-                                    self.body_model, cache_dir, people_arg(self.people, self.people_count))  # fmt: skip
+                                    self.body_model, cache_dir, people_arg(self.people, self.people_count),
+                                    self.track_model)  # fmt: skip
 
 
 class HUMAN_RECON_OT_import_result(bpy.types.Operator):

@@ -7,6 +7,7 @@ from .operators import (
     BODY_MODEL_ITEMS,
     PEOPLE_ITEMS,
     QUALITY_ITEMS,
+    TRACK_MODEL_ITEMS,
     HUMAN_RECON_OT_import_result,
     HUMAN_RECON_OT_import_sequence,
     HUMAN_RECON_OT_reconstruct_image,
@@ -22,6 +23,7 @@ class HumanReconSceneProps(bpy.types.PropertyGroup):
     quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="balanced")
     people: bpy.props.EnumProperty(name="People", items=PEOPLE_ITEMS, default="all")
     people_count: bpy.props.IntProperty(name="Up to", description="How many people", default=2, min=1, max=8)
+    track_model: bpy.props.EnumProperty(name="Follow", items=TRACK_MODEL_ITEMS, default="full")
     running: bpy.props.BoolProperty(default=False, options={"SKIP_SAVE"})
     progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
 
@@ -49,6 +51,7 @@ class VIEW3D_PT_human_recon(bpy.types.Panel):
             op.filepath = props.image_path
             layout.separator()
             layout.prop(props, "clip_path")
+            layout.prop(props, "track_model", expand=True)
             op = layout.operator(HUMAN_RECON_OT_import_sequence.bl_idname, icon="ANIM")
             op.filepath = props.clip_path
             layout.separator()

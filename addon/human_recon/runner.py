@@ -221,9 +221,11 @@ def reconstruct_args(image: str, output: str, quality: str = "balanced", body_mo
 
 def sequence_args(clip: str, output: str, start: int = 0, end: int | None = None, step: int = 1,
                   quality: str = "balanced", body_model: str = "anny", cache_dir: str = "",
-                  people: str = "all") -> list[str]:  # fmt: skip
+                  people: str = "all", track_model: str = "full") -> list[str]:  # fmt: skip
+    """``track_model``: the pose model that follows people from frame to frame (``--track-model``)."""
     args = ["sequence", clip, "--output", output, "--overwrite", "--start", str(start), "--step", str(step),
-            "--quality", quality, "--body-model", body_model, "--people", people]  # fmt: skip
+            "--quality", quality, "--body-model", body_model, "--people", people,
+            "--track-model", track_model]  # fmt: skip
     if end is not None:
         args += ["--end", str(end)]
     if cache_dir:
