@@ -23,7 +23,8 @@ def runner():
 def test_set_up_environment(runner, tmp_path):
     req = tmp_path / "requirements.txt"
     req.write_text("")  # nothing to install: the venv and pip still run for real
-    py = runner.setup_environment(tmp_path / "venv", req, base_python=sys.executable)
+    # min_free_bytes=0: the venv and pip are under test here, not the disk check (below).
+    py = runner.setup_environment(tmp_path / "venv", req, base_python=sys.executable, min_free_bytes=0)
     assert (tmp_path / "venv" / "bin" / "python").exists() and py.endswith("python")
 
 
@@ -31,7 +32,7 @@ def test_failed_setup_says_why_and_cleans_up(runner, tmp_path):
     req = tmp_path / "requirements.txt"
     req.write_text("human-recon-no-such-package==0.0.0\n")
     with pytest.raises(runner.RunnerError) as exc:
-        runner.setup_environment(tmp_path / "venv", req, base_python=sys.executable)
+        runner.setup_environment(tmp_path / "venv", req, base_python=sys.executable, min_free_bytes=0)
     assert exc.value.code in ("setup_failed", "offline") and "\n" not in exc.value.message
     assert not (tmp_path / "venv").exists()
     with pytest.raises(runner.RunnerError) as exc:
