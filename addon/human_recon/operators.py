@@ -8,6 +8,7 @@ from pathlib import Path
 import bpy
 
 from . import runner
+from .modal import TimerModal
 from .preferences import prefs, resolve_python
 from .result_io import load_result
 from .rig import build_scene
@@ -93,12 +94,11 @@ def _summary(verb: str, result, built: dict) -> str:
     return f"{verb} {names} ({len(result.bone_names)} bones{frames})" + (f"; {skipped} skipped" if skipped else "")
 
 
-class _InferenceOperator:
+class _InferenceOperator(TimerModal):
     """Shared run logic: blocking ``execute()`` (headless), modal ``invoke()`` with progress and Esc."""
 
     input_kind = "photo"
     _run: runner.InferenceRun | None = None
-    _timer = None
     _tmpdir: str = ""
 
     def execute(self, context):
@@ -123,10 +123,7 @@ class _InferenceOperator:
         except runner.RunnerError as err:
             self.report({"ERROR"}, err.message)
             return {"CANCELLED"}
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.1, window=context.window)
-        wm.progress_begin(0, 100)
-        wm.modal_handler_add(self)
+        self.begin_modal(context, 0.1)
         context.scene.human_recon.running = True
         return {"RUNNING_MODAL"}
 
@@ -154,11 +151,7 @@ class _InferenceOperator:
             _cleanup(self._tmpdir)
 
     def _end(self, context) -> None:
-        wm = context.window_manager
-        if self._timer is not None:
-            wm.event_timer_remove(self._timer)
-            self._timer = None
-        wm.progress_end()
+        self.end_modal(context)
         context.workspace.status_text_set(None)
         context.scene.human_recon.running = False
         context.scene.human_recon.progress = 0.0

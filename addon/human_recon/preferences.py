@@ -6,6 +6,7 @@ from pathlib import Path
 import bpy
 
 from . import runner
+from .modal import TimerModal
 
 ADDON_ID = __package__
 
@@ -33,7 +34,7 @@ def requirements_file() -> Path:
     return runner.PACKAGE_DIR / "requirements.txt"
 
 
-class HUMAN_RECON_OT_setup_environment(bpy.types.Operator):
+class HUMAN_RECON_OT_setup_environment(TimerModal, bpy.types.Operator):
     """Make a Python environment with the packages inference needs, from Blender's own Python
     (about 9 GB, a few minutes; Esc cancels)"""
 
@@ -41,7 +42,6 @@ class HUMAN_RECON_OT_setup_environment(bpy.types.Operator):
     bl_label = "Set up environment"
 
     _run: runner.SetupRun | None = None
-    _timer = None
 
     def _start(self) -> runner.SetupRun | None:
         try:
@@ -78,17 +78,14 @@ class HUMAN_RECON_OT_setup_environment(bpy.types.Operator):
         self._run = self._start()
         if self._run is None:
             return {"CANCELLED"}
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.25, window=context.window)
-        wm.progress_begin(0, 100)
-        wm.modal_handler_add(self)
+        self.begin_modal(context, 0.25)
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
         run = self._run
         if event.type == "ESC":
             run.cancel()
-            self._end(context)
+            self.end_modal(context)
             return self._finish(context, run)
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
@@ -100,15 +97,9 @@ class HUMAN_RECON_OT_setup_environment(bpy.types.Operator):
             area.tag_redraw()
         if not run.finished:
             return {"RUNNING_MODAL"}
-        self._end(context)
+        self.end_modal(context)
         return self._finish(context, run)
 
-    def _end(self, context) -> None:
-        wm = context.window_manager
-        if self._timer is not None:
-            wm.event_timer_remove(self._timer)
-            self._timer = None
-        wm.progress_end()
 
 
 class HumanReconPreferences(bpy.types.AddonPreferences):
