@@ -127,17 +127,8 @@ class Tracker:
         looks = {id(d): look(rgb, d) for d in people}
         found = self._assign(people, looks)
         for person in self.people:  # recently lost: search a tight crop around their last box
-            if person.id in found or person.missed >= SEARCH_FRAMES:
-                continue
-            # One pass over the crop, and a second with the people in it painted over if need be.
-            def theirs(people: list[Detection], person: Followed = person) -> dict[int, Detection]:
-                near = [d for d in people if not any(_same_person(d, f) for f in found.values())]
-                looks.update({id(d): look(rgb, d) for d in near})
-                return self._assign(near, looks, only=person)
-
-            people_in_crop = self.crops.detect_all_in_crop(rgb, self._search_crop(person, rgb),
-                                                           enough=lambda ps: bool(theirs(ps)))  # fmt: skip
-            found.update(theirs(people_in_crop))
+            if person.id not in found and person.missed < SEARCH_FRAMES:
+                found.update(self._search_lost(person, rgb, found, looks))
         for person in self.people:
             if person.id in found:
                 det = found[person.id]
@@ -161,6 +152,25 @@ class Tracker:
                     and not (mine is not None and any(similarity(lk, mine) >= LOOK_MIN for lk in lost)))  # fmt: skip
 
         return found, [d for d in people if newcomer(d)]
+
+    def _search_lost(self, person: Followed, rgb: np.ndarray, found: dict[int, Detection],
+                     looks: dict[int, np.ndarray | None]) -> dict[int, Detection]:  # fmt: skip
+        """``person`` in a crop around their last box: one pass, and a second with the people in
+        it painted over only if the first does not find them (``looks`` gets the new ones')."""
+
+        def theirs(people: list[Detection]) -> dict[int, Detection]:
+            near = [d for d in people if not any(_same_person(d, f) for f in found.values())]
+            looks.update({id(d): look(rgb, d) for d in near})
+            return self._assign(near, looks, only=person)
+
+        first: dict[int, Detection] = {}
+
+        def enough(people: list[Detection]) -> bool:
+            first.update(theirs(people))  # kept: when it is enough, the crop's answer is these people
+            return bool(first)
+
+        people = self.crops.detect_all_in_crop(rgb, self._search_crop(person, rgb), enough=enough)
+        return first or theirs(people)
 
     def _assign(self, people: list[Detection], looks: dict[int, np.ndarray | None],
                 only: Followed | None = None) -> dict[int, Detection]:  # fmt: skip
