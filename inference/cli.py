@@ -1,4 +1,4 @@
-"""Command line: ``python -m inference reconstruct|sequence|convert|version``.
+"""Command line: ``python -m inference reconstruct|sequence|convert|export|version``.
 
 With ``--json-progress`` stdout carries only JSON lines (the protocol the
 Blender add-on reads)::
@@ -273,6 +273,26 @@ def cmd_convert(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace, out: Output) -> int:
+    from .export import export
+    from .io.images import check_input_file
+
+    dest = Path(args.output)
+    suffix = {"fbx": ".fbx", "bvh": ".bvh", "glb": ".glb"}[args.format]
+    if dest.suffix.lower() != suffix:
+        raise ReconError("bad_argument", f"--output must end in {suffix} for --format {args.format} (got {dest.name}).")
+    _check_output(dest, args.overwrite)
+    src = check_input_file(args.result)
+    out.event("start", version=_version(), schema_version=_schema(), total=1)
+    t0 = time.perf_counter()
+    info = export(src, dest, args.format, args.rig, args.person)
+    secs = time.perf_counter() - t0
+    out.event("result", path=str(dest), format=args.format, seconds=round(secs, 3), **info)
+    out.say(f"{args.result} -> {dest}  ({info['people']} rig(s), {info['frames']} frames, {secs:.1f} s)")
+    out.event("done", ok=1, failed=0)
+    return EXIT_OK
+
+
 def _version() -> str:
     from . import __version__
 
@@ -354,6 +374,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--cache-dir", default=None)
     c.add_argument("--json-progress", action="store_true")
 
+    e = sub.add_parser("export", help="write a result's rigs as FBX, BVH or glTF (needs bpy, Blender as a module)")
+    e.add_argument("result", help="a result .npz (photo or clip)")
+    e.add_argument("--format", required=True, choices=["fbx", "bvh", "glb"])
+    e.add_argument("--output", "-o", required=True, help="file to write (.fbx, .bvh or .glb)")
+    e.add_argument("--rig", default=None, choices=["anny", "smpl"],
+                   help="the rig to write: the result's own (anny, or smpl for --body-model smpl results)")
+    e.add_argument("--person", type=int, default=None, help="one person (1: the leftmost); default: everyone")
+    e.add_argument("--overwrite", action="store_true")
+    e.add_argument("--json-progress", action="store_true")
+
     sub.add_parser("version", help="print the package and result-schema versions")
     return p
 
@@ -374,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_sequence(args, out)
         if args.command == "convert":
             return cmd_convert(args, out)
+        if args.command == "export":
+            return cmd_export(args, out)
         raise AssertionError(args.command)  # argparse allows only the commands above
     except ReconError as err:
         out.error(err)

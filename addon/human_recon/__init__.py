@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, panel, preferences
+from . import handoff, operators, panel, preferences
 
-_classes = preferences.classes + operators.classes + panel.classes
+_classes = preferences.classes + operators.classes + handoff.classes + panel.classes
 
 
 def register() -> None:

@@ -1,8 +1,17 @@
 """The "Human Recon" sidebar panel in the 3D Viewport."""
 
-
 import bpy
 
+from .handoff import (
+    FORMAT_ITEMS,
+    PRESET_ITEMS,
+    HUMAN_RECON_OT_export_motion,
+    HUMAN_RECON_OT_fill_bone_map,
+    HUMAN_RECON_OT_load_bone_map,
+    HUMAN_RECON_OT_save_bone_map,
+    HUMAN_RECON_OT_transfer_motion,
+    HumanReconBoneMapEntry,
+)
 from .operators import (
     BODY_MODEL_ITEMS,
     PEOPLE_ITEMS,
@@ -12,6 +21,10 @@ from .operators import (
     HUMAN_RECON_OT_import_sequence,
     HUMAN_RECON_OT_reconstruct_image,
 )
+
+
+def _is_armature(_self, obj) -> bool:
+    return obj.type == "ARMATURE"
 
 
 class HumanReconSceneProps(bpy.types.PropertyGroup):
@@ -24,6 +37,17 @@ class HumanReconSceneProps(bpy.types.PropertyGroup):
     people: bpy.props.EnumProperty(name="People", items=PEOPLE_ITEMS, default="all")
     people_count: bpy.props.IntProperty(name="Up to", description="How many people", default=2, min=1, max=8)
     track_model: bpy.props.EnumProperty(name="Follow", items=TRACK_MODEL_ITEMS, default="full")
+    transfer_source: bpy.props.PointerProperty(
+        name="Source", type=bpy.types.Object, poll=_is_armature, description="The Human Recon rig (Person 1, ...)"
+    )
+    transfer_target: bpy.props.PointerProperty(
+        name="Target", type=bpy.types.Object, poll=_is_armature, description="Your character's armature"
+    )
+    transfer_preset: bpy.props.EnumProperty(name="Bone map", items=PRESET_ITEMS, default="AUTO")
+    plant_feet: bpy.props.BoolProperty(name="Plant feet", description="Keep planted feet planted (IK)", default=True)
+    bone_map: bpy.props.CollectionProperty(type=HumanReconBoneMapEntry)
+    show_map: bpy.props.BoolProperty(name="Edit bone map", default=False)
+    export_format: bpy.props.EnumProperty(name="Format", items=FORMAT_ITEMS, default="fbx")
     running: bpy.props.BoolProperty(default=False, options={"SKIP_SAVE"})
     progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
 
@@ -58,4 +82,57 @@ class VIEW3D_PT_human_recon(bpy.types.Panel):
             layout.operator(HUMAN_RECON_OT_import_result.bl_idname, icon="IMPORT")
 
 
-classes = (HumanReconSceneProps, VIEW3D_PT_human_recon)
+class VIEW3D_PT_human_recon_transfer(bpy.types.Panel):
+    bl_label = "Transfer motion"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Human Recon"
+    bl_parent_id = "VIEW3D_PT_human_recon"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        props = context.scene.human_recon
+        layout = self.layout
+        layout.prop(props, "transfer_source")
+        layout.prop(props, "transfer_target")
+        layout.prop(props, "transfer_preset")
+        layout.prop(props, "plant_feet")
+        row = layout.row()
+        row.enabled = props.transfer_source is not None and props.transfer_target is not None
+        op = row.operator(HUMAN_RECON_OT_transfer_motion.bl_idname, icon="ARMATURE_DATA")
+        op.source = props.transfer_source.name if props.transfer_source else ""
+        op.target = props.transfer_target.name if props.transfer_target else ""
+        op.preset, op.plant_feet = props.transfer_preset, props.plant_feet
+        layout.prop(props, "show_map", icon="TRIA_DOWN" if props.show_map else "TRIA_RIGHT", emboss=False)
+        if not props.show_map:
+            return
+        row = layout.row(align=True)
+        row.operator(HUMAN_RECON_OT_fill_bone_map.bl_idname, icon="FILE_REFRESH")
+        row.operator(HUMAN_RECON_OT_load_bone_map.bl_idname, text="", icon="FILEBROWSER")
+        row.operator(HUMAN_RECON_OT_save_bone_map.bl_idname, text="", icon="FILE_TICK")
+        target = props.transfer_target
+        col = layout.column(align=True)
+        for entry in props.bone_map:
+            if target is not None and target.type == "ARMATURE":
+                col.prop_search(entry, "bone", target.data, "bones", text=entry.role)
+            else:
+                col.prop(entry, "bone", text=entry.role)
+
+
+class VIEW3D_PT_human_recon_export(bpy.types.Panel):
+    bl_label = "Export"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Human Recon"
+    bl_parent_id = "VIEW3D_PT_human_recon"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        props = context.scene.human_recon
+        self.layout.prop(props, "export_format")
+        op = self.layout.operator(HUMAN_RECON_OT_export_motion.bl_idname, text="Export selected rig", icon="EXPORT")
+        op.format = props.export_format
+
+
+classes = (HumanReconSceneProps, VIEW3D_PT_human_recon, VIEW3D_PT_human_recon_transfer,
+           VIEW3D_PT_human_recon_export)  # fmt: skip

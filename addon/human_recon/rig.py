@@ -145,7 +145,7 @@ class SceneBuilder:
         self.curves[arm_obj.name] = bag
 
         def curve(path: str, index: int, values: np.ndarray, group: str) -> None:
-            _write_curve(bag, path, index, frames, values, group)
+            write_curve(bag, path, index, frames, values, group)
 
         for j, bname in enumerate(r.bone_names):
             if j == 0:
@@ -183,7 +183,7 @@ class SceneBuilder:
         for obj in objects:
             bag = self.curves.get(obj.name) or self._new_action(obj, "OBJECT", f"{obj.name} Visibility")
             for path in ("hide_viewport", "hide_render"):
-                _write_curve(bag, path, 0, frames, hidden, "Visibility", interpolation=0)  # CONSTANT
+                write_curve(bag, path, 0, frames, hidden, "Visibility", interpolation=0)  # CONSTANT
             obj.hide_viewport = obj.hide_render = bool(hidden[0])
 
     def _smpl_shape_keys(self, r: Result, person: Person, mesh_obj, scene) -> None:
@@ -214,20 +214,12 @@ class SceneBuilder:
             bag = self._new_action(me.shape_keys, "KEY", f"{mesh_obj.name} Correctives")
             frames = np.arange(n, dtype=np.float64) + scene.frame_start
             for k, key in enumerate(keys):
-                _write_curve(bag, f'key_blocks["{key.name}"].value', 0, frames, feats[:, k], "Pose correctives")
+                write_curve(bag, f'key_blocks["{key.name}"].value', 0, frames, feats[:, k], "Pose correctives")
 
     def _new_action(self, owner, id_type: str, name: str) -> "_Curves":
-        """A new action assigned to ``owner``; returns where its F-curves are made: the channelbag
-        of its one slot (Blender 4.4+: layered actions), or the action itself (4.2-4.3)."""
-        action = self._track(bpy.data.actions, bpy.data.actions.new(name))
-        owner.animation_data_create()
-        owner.animation_data.action = action
-        if not hasattr(action, "slots"):
-            return _Curves(legacy_action=action)
-        slot = action.slots.new(id_type=id_type, name=owner.name)
-        owner.animation_data.action_slot = slot
-        strip = action.layers.new("Layer").strips.new(type="KEYFRAME")
-        return _Curves(channelbag=strip.channelbag(slot, ensure=True))
+        action, curves = new_action(owner, id_type, name)
+        self._track(bpy.data.actions, action)
+        return curves
 
     def _camera(self, r: Result, coll, name: str, scene):
         cam = self._track(bpy.data.cameras, bpy.data.cameras.new(f"{name} Camera"))
@@ -258,6 +250,20 @@ class SceneBuilder:
         return obj
 
 
+def new_action(owner, id_type: str, name: str) -> tuple[bpy.types.Action, "_Curves"]:
+    """A new action assigned to ``owner``, and where its F-curves are made: the channelbag of
+    its one slot (Blender 4.4+: layered actions), or the action itself (4.2-4.3)."""
+    action = bpy.data.actions.new(name)
+    owner.animation_data_create()
+    owner.animation_data.action = action
+    if not hasattr(action, "slots"):
+        return action, _Curves(legacy_action=action)
+    slot = action.slots.new(id_type=id_type, name=owner.name)
+    owner.animation_data.action_slot = slot
+    strip = action.layers.new("Layer").strips.new(type="KEYFRAME")
+    return action, _Curves(channelbag=strip.channelbag(slot, ensure=True))
+
+
 class _Curves:
     """Where an action's F-curves are made, alike on every supported Blender: a layered action's
     channelbag (4.4+; its ``fcurves.new`` takes no group before 5.0, so groups are set after),
@@ -278,7 +284,7 @@ class _Curves:
         return fc
 
 
-def _write_curve(curves: _Curves, path: str, index: int, frames: np.ndarray, values: np.ndarray, group: str,
+def write_curve(curves: _Curves, path: str, index: int, frames: np.ndarray, values: np.ndarray, group: str,
                  interpolation: int = 1) -> None:  # fmt: skip
     """One F-curve with a key per frame, written in bulk (a key_insert per key is far slower).
     ``interpolation``: 1 LINEAR (frames are samples), 0 CONSTANT."""

@@ -1,0 +1,230 @@
+"""Transfer motion in Blender: read a Human Recon rig's motion and another armature, run the
+math (``retarget``), and bake one action on the target. All or nothing: on any failure the
+target keeps the action and rotation modes it had."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from . import bonemaps
+from .retarget import Skeleton, matrix_to_quaternion, quaternion_to_matrix, solve
+from .rig import new_action, write_curve
+
+MAX_FRAME = 1048574  # Blender's last frame
+
+
+class TransferError(ValueError):
+    """A transfer that cannot be made; the message says what to do."""
+
+
+@dataclass
+class Report:
+    preset: str
+    bones: int
+    frames: int
+    leg_ratio: float
+    planted_frames: dict[str, int]
+    action: str
+    seconds: float = 0.0
+
+    def line(self, source: str, target: str) -> str:
+        planted = sum(self.planted_frames.values())
+        feet = f"; feet planted on {planted} frame-feet" if self.planted_frames else ""
+        label = bonemaps.PRESET_LABELS.get(self.preset, "custom")
+        return (f"Transferred {self.frames} frames from {source} to {target} ({label} map, {self.bones} bones, "
+                f"legs x{self.leg_ratio:.2f}{feet}) as action '{self.action}'")  # fmt: skip
+
+
+def skeleton(obj) -> Skeleton:
+    bones = list(obj.data.bones)
+    index = {b.name: i for i, b in enumerate(bones)}
+    return Skeleton(
+        names=[b.name for b in bones],
+        parents=np.array([index[b.parent.name] if b.parent else -1 for b in bones]),
+        rest=np.array([b.matrix_local for b in bones], dtype=np.float64),
+        world=np.array(obj.matrix_world, dtype=np.float64),
+    )
+
+
+def action_fcurves(obj) -> list:
+    """The F-curves that animate ``obj``: its action's slot (Blender 4.4+) or the action's own."""
+    ad = obj.animation_data
+    if ad is None or ad.action is None:
+        return []
+    action = ad.action
+    if hasattr(action, "layers"):
+        slot = getattr(ad, "action_slot", None)
+        curves = []
+        for layer in action.layers:
+            for strip in layer.strips:
+                bag = strip.channelbag(slot) if slot is not None else None
+                if bag is not None:
+                    curves.extend(bag.fcurves)
+        if curves or not hasattr(action, "fcurves"):
+            return curves
+    return list(action.fcurves)
+
+
+def _euler_matrix(angles: np.ndarray, order: str) -> np.ndarray:
+    c, s = np.cos(angles), np.sin(angles)
+    one, zero = np.ones(len(angles)), np.zeros(len(angles))
+    axes = {
+        "X": np.stack([np.stack([one, zero, zero], -1), np.stack([zero, c[:, 0], -s[:, 0]], -1),
+                       np.stack([zero, s[:, 0], c[:, 0]], -1)], -2),
+        "Y": np.stack([np.stack([c[:, 1], zero, s[:, 1]], -1), np.stack([zero, one, zero], -1),
+                       np.stack([-s[:, 1], zero, c[:, 1]], -1)], -2),
+        "Z": np.stack([np.stack([c[:, 2], -s[:, 2], zero], -1), np.stack([s[:, 2], c[:, 2], zero], -1),
+                       np.stack([zero, zero, one], -1)], -2),
+    }  # fmt: skip
+    return axes[order[2]] @ axes[order[1]] @ axes[order[0]]  # the first letter turns first
+
+
+def sample_motion(obj, scene) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, pose bases (F, J, 4, 4)): every frame of the rig's action, or its current pose."""
+    curves: dict[tuple[str, str], dict[int, object]] = {}
+    for fc in action_fcurves(obj):
+        if fc.data_path.startswith('pose.bones["') and not fc.mute:
+            name, _, prop = fc.data_path[len('pose.bones["') :].partition('"].')
+            curves.setdefault((name, prop), {})[fc.array_index] = fc
+    if curves:
+        lo, hi = obj.animation_data.action.frame_range
+        frames = np.arange(int(round(lo)), int(round(hi)) + 1)
+    else:
+        frames = np.array([scene.frame_current])
+    n = len(frames)
+    out = np.empty((n, len(obj.pose.bones), 4, 4))
+
+    def channel(pb, prop: str, size: int) -> np.ndarray:
+        now = np.array(getattr(pb, prop), dtype=np.float64).reshape(size)
+        vals = np.repeat(now[None], n, axis=0)
+        for i, fc in curves.get((pb.name, prop), {}).items():
+            if i < size:
+                vals[:, i] = [fc.evaluate(float(f)) for f in frames]
+        return vals
+
+    for j, pb in enumerate(obj.pose.bones):
+        mode = pb.rotation_mode
+        if mode == "QUATERNION":
+            rot = quaternion_to_matrix(channel(pb, "rotation_quaternion", 4))
+        elif mode == "AXIS_ANGLE":
+            aa = channel(pb, "rotation_axis_angle", 4)
+            rot = np.array([np.array(Matrix.Rotation(a[0], 3, a[1:])) for a in aa])
+        else:
+            rot = _euler_matrix(channel(pb, "rotation_euler", 3), mode)
+        m = np.repeat(np.eye(4)[None], n, axis=0)
+        m[:, :3, :3] = rot * channel(pb, "scale", 3)[:, None, :]
+        m[:, :3, 3] = channel(pb, "location", 3)
+        out[:, j] = m
+    return frames, out
+
+
+def _armature(name: str, what: str):
+    obj = bpy.data.objects.get(name) if name else None
+    if obj is None or obj.type != "ARMATURE":
+        found = f"'{name}' is not an armature" if obj is not None else f"no object named '{name}'"
+        raise TransferError(f"{what.capitalize()}: {found}; pick an armature.")
+    return obj
+
+
+def target_map(target, preset: str, custom: dict[str, str] | None) -> tuple[str, dict[str, str]]:
+    """(preset used, role -> target bone) for a preset name, AUTO, or a custom map."""
+    names = [b.name for b in target.data.bones]
+    if custom is not None:
+        try:
+            bonemaps.check(custom, names, f"'{target.name}'")
+        except bonemaps.BoneMapError as exc:
+            raise TransferError(str(exc)) from None
+        return "CUSTOM", dict(custom)
+    if preset == "AUTO":
+        found_preset, found = bonemaps.detect(names)
+        if not found_preset:
+            raise TransferError(
+                f"No known bones on '{target.name}' (tried Mixamo, Rigify, UE5, SMPL, Anny); map these bones in "
+                f"the panel or load a bone map: {bonemaps.expected_bones()}.")  # fmt: skip
+        return found_preset, found
+    found = bonemaps.resolve(preset, names)
+    missing = [r for r in bonemaps.REQUIRED if r not in found]
+    if missing:
+        want = ", ".join(bonemaps.PRESETS[preset][r][0] for r in missing)
+        raise TransferError(f"'{target.name}' lacks the {bonemaps.PRESET_LABELS[preset]} bones {want}; "
+                            "choose another preset or map the bones in the panel.")  # fmt: skip
+    return preset, found
+
+
+def transfer_motion(context, source_name: str, target_name: str, preset: str = "AUTO",
+                    custom: dict[str, str] | None = None, plant_feet: bool = False) -> Report:  # fmt: skip
+    """Bake ``source``'s motion on ``target`` as one new action; raise TransferError on bad input."""
+    import time
+
+    t0 = time.perf_counter()
+    source, target = _armature(source_name, "source"), _armature(target_name, "target")
+    if source == target:
+        raise TransferError("Source and target are the same armature; pick another target.")
+    if target.library is not None or getattr(target, "override_library", None) is not None:
+        raise TransferError(f"'{target.name}' is linked from another file; make it local first.")
+    if target.mode != "OBJECT" or (context.object is not None and context.object.mode == "EDIT"):
+        raise TransferError(f"Leave {context.object.mode.title() if context.object else ''} Mode first.")
+    src_preset, src_map = bonemaps.detect([b.name for b in source.data.bones])
+    if src_preset not in ("ANNY", "SMPL"):
+        raise TransferError(f"'{source.name}' is not a Human Recon rig (Anny or SMPL bones); "
+                            "import a result first and pick its armature (Person 1, ...).")  # fmt: skip
+    used, tgt_map = target_map(target, preset, custom)
+    scene = context.scene
+    frames, src_basis = sample_motion(source, scene)
+    if frames[-1] > MAX_FRAME or frames[0] < -MAX_FRAME:
+        raise TransferError(f"The clip runs to frame {frames[-1]}, past Blender's last frame {MAX_FRAME}; "
+                            "move the source's action to an earlier start.")  # fmt: skip
+    src, tgt = skeleton(source), skeleton(target)
+    tgt_basis = np.array([pb.matrix_basis for pb in target.pose.bones], dtype=np.float64)
+    fps = scene.render.fps / scene.render.fps_base
+    plan = solve(src, src_basis, {r: src.index(b) for r, b in src_map.items()}, tgt, tgt_basis,
+                 {r: tgt.index(b) for r, b in tgt_map.items()}, fps=fps, plant_feet=plant_feet)  # fmt: skip
+    action = _bake(target, plan, frames, f"{target.name} from {source.name}")
+    context.view_layer.update()
+    planted = {s: int(sum(b - a for a, b in spans)) for s, spans in plan.contacts.items()}
+    return Report(preset=used, bones=len(plan.mapped), frames=len(frames), leg_ratio=plan.leg_ratio,
+                  planted_frames=planted, action=action.name, seconds=time.perf_counter() - t0)  # fmt: skip
+
+
+def _bake(target, plan, frames: np.ndarray, name: str):
+    """One new action on ``target`` with the plan's rotations (in each bone's own rotation mode)
+    and the hips' location; the target's previous action is restored if anything fails."""
+    ad = target.animation_data
+    previous = (ad.action, getattr(ad, "action_slot", None)) if ad is not None else (None, None)
+    action, curves = new_action(target, "OBJECT", name)
+    try:
+        f = frames.astype(np.float64)
+        for j in plan.mapped:
+            pb = target.pose.bones[j]
+            path = f'pose.bones["{bpy.utils.escape_identifier(pb.name)}"]'
+            rot = plan.basis[:, j, :3, :3]
+            if pb.rotation_mode == "QUATERNION":
+                values, prop = matrix_to_quaternion(rot), "rotation_quaternion"
+            elif pb.rotation_mode == "AXIS_ANGLE":
+                aa = [Matrix(r.tolist()).to_quaternion().to_axis_angle() for r in rot]
+                values, prop = np.array([[a, *axis] for axis, a in aa]), "rotation_axis_angle"
+            else:
+                eul, prev = [], None
+                for r in rot:
+                    m = Matrix(r.tolist())
+                    e = m.to_euler(pb.rotation_mode) if prev is None else m.to_euler(pb.rotation_mode, prev)
+                    eul.append(list(e))
+                    prev = e
+                values, prop = np.array(eul), "rotation_euler"
+            for c in range(values.shape[1]):
+                write_curve(curves, f"{path}.{prop}", c, f, values[:, c], pb.name)
+            if j == plan.hips:
+                for c in range(3):
+                    write_curve(curves, f"{path}.location", c, f, plan.basis[:, j, c, 3], pb.name)
+        return action
+    except BaseException:
+        if previous[0] is not None or target.animation_data is not None:
+            target.animation_data.action = previous[0]
+            if previous[1] is not None:
+                target.animation_data.action_slot = previous[1]
+        bpy.data.actions.remove(action)
+        raise
