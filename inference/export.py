@@ -48,7 +48,8 @@ def export(result_path: Path, dest: Path, fmt: str, rig_name: str | None, person
                          f"--rig {result.body_model}, or reconstruct again with --body-model {rig_name}.")  # fmt: skip
     count = len(result.people)
     if person is not None and not 1 <= person <= count:
-        raise ReconError("bad_argument", f"--person {person}: {result_path.name} holds {count} people.")
+        held = f"{count} person" if count == 1 else f"{count} people"
+        raise ReconError("bad_argument", f"--person {person}: {result_path.name} holds {held}.")
     if fmt == "bvh" and person is None and count > 1:
         raise ReconError("bad_argument", f"A BVH file holds one skeleton and {result_path.name} holds {count} "
                          "people; choose one with --person N.")  # fmt: skip

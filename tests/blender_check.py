@@ -67,6 +67,8 @@ def check(zip_path: str, photo: str, clip_result: str, out_dir: str) -> dict:
                      "keys_per_curve": sorted({n for k in keys for n in k.values()}),
                      "hidden_first_last": hidden}  # fmt: skip
 
+    found["transfer"] = _transfer_and_export(bpy, arm[0], out_dir)
+
     # The set-up: Blender's own Python, with no python3.11 (nor python3.13) to be found on PATH.
     runner = mod.runner
     os.environ["PATH"] = tempfile.mkdtemp()
@@ -92,6 +94,34 @@ def check(zip_path: str, photo: str, clip_result: str, out_dir: str) -> dict:
         found["cancel"] = {"made_before": made, "error": run.error and run.error.code,
                            "left": venv.exists(), "seconds": round(time.time() - t0, 1)}  # fmt: skip
     return found
+
+
+def _transfer_and_export(bpy, source, out_dir: str) -> dict:
+    """Transfer motion onto a copy of the rig made larger, then export it as FBX and BVH: the
+    largest angle between the two rigs' forearm directions, and the files' sizes."""
+    target = source.copy()
+    target.data = source.data.copy()
+    target.animation_data_clear()
+    target.name = "Target"
+    target.scale = (1.2, 1.2, 1.2)
+    bpy.context.scene.collection.objects.link(target)
+    res = bpy.ops.human_recon.transfer_motion(source=source.name, target=target.name)
+    lo, hi = target.animation_data.action.frame_range
+    worst = 0.0
+    for f in range(int(lo), int(hi) + 1, 7):
+        bpy.context.scene.frame_set(f)
+        d = [(o.matrix_world @ o.pose.bones["lowerarm01.L"].head) - (o.matrix_world @ o.pose.bones["upperarm01.L"].head)
+             for o in (source, target)]  # fmt: skip
+        worst = max(worst, d[0].angle(d[1]) * 57.29578)
+    sizes = {}
+    for fmt in ("fbx", "bvh"):
+        for o in bpy.context.view_layer.objects:
+            o.select_set(o == target)
+        bpy.context.view_layer.objects.active = target
+        path = os.path.join(out_dir, f"target.{fmt}")
+        bpy.ops.human_recon.export_motion(filepath=path, format=fmt)
+        sizes[fmt] = os.path.getsize(path) if os.path.exists(path) else 0
+    return {"result": sorted(res), "frames": int(hi - lo + 1), "worst_degrees": round(worst, 3), "sizes": sizes}
 
 
 def _validate(zip_path: str) -> bool:

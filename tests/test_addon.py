@@ -7,45 +7,19 @@ subprocess with this test run's interpreter.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
-import shutil
 import struct
 import sys
-import tempfile
 import time
 
 import numpy as np
 import pytest
 
-from .conftest import PERSON, ROOT, opencv_photo
+from .conftest import ADDON, PERSON, ROOT, opencv_photo
 
-if "BLENDER_USER_RESOURCES" not in os.environ:
-    _user = tempfile.mkdtemp(prefix="hr_blender_user_")
-    os.environ["BLENDER_USER_RESOURCES"] = _user
-    atexit.register(shutil.rmtree, _user, ignore_errors=True)  # registered before bpy's own: runs after it
 bpy = pytest.importorskip("bpy")
 import build_addon  # noqa: E402
-
-ADDON = "bl_ext.user_default.human_recon"
-
-
-@pytest.fixture(scope="module")
-def addon_zip(tmp_path_factory):
-    return build_addon.build(tmp_path_factory.mktemp("dist"))
-
-
-@pytest.fixture(scope="module")
-def installed(addon_zip, cache_dir):
-    os.environ["HUMAN_RECON_PYTHON"] = sys.executable
-    os.environ["HUMAN_RECON_CACHE_DIR"] = cache_dir
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.ops.extensions.package_install_files(filepath=str(addon_zip), repo="user_default", enable_on_install=True)
-    import addon_utils
-
-    assert addon_utils.check(ADDON)[1], "extension not enabled"
-    return sys.modules[ADDON]
 
 
 def _scene_state():
@@ -163,23 +137,6 @@ def _base_name(obj) -> str:
     """An object's name without the ".001" Blender adds when the name is taken."""
     name, _, suffix = obj.name.rpartition(".")
     return name if name and suffix.isdigit() else obj.name
-
-
-@pytest.fixture(scope="module")
-def two_people_photo(tmp_path_factory):
-    """Frame 100 of the sports2d clip as a photo: a man on a box (against the light) and a woman
-    walking in front of it, on the right."""
-    clip = ROOT / "tests" / "data" / "demo.mp4"
-    if not clip.exists():
-        pytest.skip("run scripts/fetch_test_data.sh for the test clip")
-    from PIL import Image
-
-    from inference.io.frames import open_frames
-
-    ((_, rgb, _),) = list(open_frames(clip, start=100, end=101))
-    path = tmp_path_factory.mktemp("two") / "two people.jpg"
-    Image.fromarray(rgb).save(path, quality=92)
-    return path
 
 
 def test_two_people_two_rigs_one_camera(installed, two_people_photo, tmp_path):

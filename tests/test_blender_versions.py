@@ -64,6 +64,10 @@ def test_extension_in_blender(version, inputs, tmp_path, cache_dir):
     assert min(clip["curves"]) > 400 and clip["keys_per_curve"] == [CLIP_FRAMES]
     # The woman (Person 2) is hidden until she walks in; the man never is.
     assert clip["hidden_first_last"] == [[False, True], [False, False]]
+    # Transfer motion reads this version's actions and bakes one; its exporters write the result.
+    transfer = found["transfer"]
+    assert transfer["result"] == ["FINISHED"] and transfer["frames"] == CLIP_FRAMES
+    assert transfer["worst_degrees"] < 1.0 and min(transfer["sizes"].values()) > 10_000, transfer
     # Set-up: Blender's own Python makes the environment; nothing else was on PATH.
     assert found["base_python"] == found["sys_executable"]
     assert found["setup"] == {"error": None, "python": found["setup"]["python"], "exists": True, "outdated": False}

@@ -14,7 +14,7 @@ from . import bonemaps
 from .retarget import Skeleton, matrix_to_quaternion, quaternion_to_matrix, solve
 from .rig import new_action, write_curve
 
-MAX_FRAME = 1048574  # Blender's last frame
+MAX_FRAMES = 20000  # about 11 minutes at 30 fps; longer clips go in parts (memory grows with frames x bones)
 
 
 class TransferError(ValueError):
@@ -174,10 +174,12 @@ def transfer_motion(context, source_name: str, target_name: str, preset: str = "
                             "import a result first and pick its armature (Person 1, ...).")  # fmt: skip
     used, tgt_map = target_map(target, preset, custom)
     scene = context.scene
+    action = source.animation_data.action if source.animation_data else None
+    if action is not None and action.frame_range[1] - action.frame_range[0] + 1 > MAX_FRAMES:
+        lo, hi = action.frame_range
+        raise TransferError(f"The source's action spans frames {lo:.0f}-{hi:.0f}, more than {MAX_FRAMES} frames; "
+                            "transfer it in parts (set the action's manual frame range).")  # fmt: skip
     frames, src_basis = sample_motion(source, scene)
-    if frames[-1] > MAX_FRAME or frames[0] < -MAX_FRAME:
-        raise TransferError(f"The clip runs to frame {frames[-1]}, past Blender's last frame {MAX_FRAME}; "
-                            "move the source's action to an earlier start.")  # fmt: skip
     src, tgt = skeleton(source), skeleton(target)
     tgt_basis = np.array([pb.matrix_basis for pb in target.pose.bones], dtype=np.float64)
     fps = scene.render.fps / scene.render.fps_base
