@@ -1,4 +1,4 @@
-"""One entry point for every benchmark: ``python -m benchmarks photos|clip|regressor|real``.
+"""One entry point for every benchmark: ``python -m benchmarks photos|clip|regressor|real|transfer``.
 
 Each prints one JSON report (``--json``: on one line; ``--output FILE``: also written there).
 Tables and the numbers measured so far: docs/benchmarks.md.
@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--photos", default="cam*_f*.jpg",
                     help="a glob of the kit's photos to run (default: all 80; '': none, clips only)")
     rl.add_argument("--people", default="all", help="whom to reconstruct: all (default), largest or N")
+    t = sub.add_parser("transfer", parents=[common], help="speed and fidelity of Transfer motion and export")
+    t.add_argument("--result", default=None, help="a clip's result to transfer (default: reconstruct --clip)")
+    t.add_argument("--clip", default=str(Path(__file__).resolve().parent.parent / "tests" / "data" / "demo.mp4"))
+    t.add_argument("--frames", type=int, default=300, help="frames of the clip, played forward then back")
+    t.add_argument("--repeats", type=int, default=3)
     return p
 
 
@@ -70,6 +75,10 @@ def run(args: argparse.Namespace) -> dict:
 
         return run_real_benchmark(args.kit, clips=args.clips, true_focal=args.true_focal, cache_dir=args.cache_dir,
                                   compare=args.compare, photos=args.photos, people=args.people)  # fmt: skip
+    if args.benchmark == "transfer":
+        from .transfer import run_transfer_benchmark
+
+        return run_transfer_benchmark(args.result, args.clip, args.frames, args.repeats, args.cache_dir)
     from .regressor import run_regressor_benchmark
 
     return run_regressor_benchmark(

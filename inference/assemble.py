@@ -77,6 +77,7 @@ class ClipFrames:
     raw: Motion  # the motion before smoothing and foot locking
     fps: float
     present: np.ndarray | None = None  # (N,) bool: the person is in the clip (None: every frame)
+    foot_contact: np.ndarray | None = None  # (N, 2) bool: left, right foot planted
 
 
 def assemble_person(body: BodyModel, motion: Motion, camera: Camera, detection: Detection, *,
@@ -185,5 +186,7 @@ def _per_frame(body: BodyModel, motion: Motion, detection: Detection, clip: Clip
         frame_keypoints3d_raw=keypoints_over_frames(body, clip.raw)[:, :n].astype(np.float32),
         frame_keypoints2d=np.asarray(clip.keypoints2d)[:, :n].astype(np.float32),
         frame_landmarks3d=np.asarray(clip.landmarks3d)[:, :n].astype(np.float32),
+        frame_foot_contact=np.zeros((len(detected), 2), bool) if clip.foot_contact is None
+        else np.asarray(clip.foot_contact, bool) & present[:, None],
         frames_filled=int((present & ~detected).sum()),
     )

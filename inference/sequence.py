@@ -29,7 +29,7 @@ from .fit import FitOptions, Fitter
 from .io.frames import FrameSource
 from .io.result import ReconResult
 from .pipeline import Reconstructor, choose_people, people_wanted, why_skipped
-from .smoothing import fill_missing, foot_lock_offsets, gaussian_smooth, smooth_quaternions
+from .smoothing import fill_missing, foot_contacts, foot_lock_offsets, gaussian_smooth, smooth_quaternions
 
 FrameProgress = Callable[[int, int, str], None]  # (done, total, note)
 
@@ -191,8 +191,10 @@ class SequenceReconstructor:
             raw, motion = self._smooth(t)
             present = t.present()
             detected = np.array([p is not None for p in t.pose])
-            clip = ClipFrames(detected=detected, keypoints2d=np.stack(t.keypoints2d),
-                              landmarks3d=np.stack(t.landmarks3d), raw=raw, fps=fps, present=present)  # fmt: skip
+            keypoints2d = np.stack(t.keypoints2d)
+            contact = foot_contacts(keypoints2d[:, kpl.ANKLES], t.first.height, self.options.contact_speed)
+            clip = ClipFrames(detected=detected, keypoints2d=keypoints2d, landmarks3d=np.stack(t.landmarks3d),
+                              raw=raw, fps=fps, present=present, foot_contact=contact)  # fmt: skip
             # The first frame's labelling is followed frame to frame, so no track is reported mirrored.
             people.append(assemble_person(self.rec.body, motion, camera, t.first, clip=clip))
         result = assemble_result(self.rec.body, camera, str(source.path), people,

@@ -35,6 +35,16 @@ def smooth_quaternions(q: np.ndarray, sigma: float) -> np.ndarray:
     return s / np.linalg.norm(s, axis=-1, keepdims=True)
 
 
+def foot_contacts(ankles2d: np.ndarray, box_height: float, contact_speed: float) -> np.ndarray:
+    """(N, 2) left and right foot planted: the detected ankle (N, 2, 3: pixels, confidence) is
+    seen and moves less than ``contact_speed`` x ``box_height`` pixels per frame in the image."""
+    n = len(ankles2d)
+    speed = np.full((n, 2), np.inf)
+    speed[1:] = np.linalg.norm(np.diff(ankles2d[..., :2], axis=0), axis=-1) / box_height
+    speed[0] = speed[1] if n > 1 else np.inf
+    return (ankles2d[..., 2] > 0.5) & (speed < contact_speed)
+
+
 def foot_lock_offsets(
     feet: np.ndarray, ankles2d: np.ndarray, box_height: float, contact_speed: float, release: float
 ) -> np.ndarray:
@@ -52,11 +62,7 @@ def foot_lock_offsets(
     """
     n = len(feet)
     foot = np.stack([feet[:, [0, 2]].mean(1), feet[:, [1, 3]].mean(1)], 1)  # (N, 2, 3) left, right
-    speed = np.full((n, 2), np.inf)
-    speed[1:] = np.linalg.norm(np.diff(ankles2d[..., :2], axis=0), axis=-1) / box_height
-    speed[0] = speed[1] if n > 1 else np.inf
-    seen = ankles2d[..., 2] > 0.5
-    planted = seen & (speed < contact_speed)
+    planted = foot_contacts(ankles2d, box_height, contact_speed)
     offsets = np.zeros((n, 3))
     anchor: np.ndarray | None = None
     side = -1

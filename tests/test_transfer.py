@@ -12,7 +12,7 @@ import pytest
 from .conftest import PERSON, run_cli
 
 bpy = pytest.importorskip("bpy")
-from .addon_import import bonemaps, retarget  # noqa: E402
+from .addon_import import bonemaps, retarget, transfer  # noqa: E402
 from .rigs import build  # noqa: E402
 
 SEGMENTS = [("upper_arm", "forearm"), ("forearm", "hand"), ("thigh", "shin"), ("shin", "foot")]
@@ -97,27 +97,34 @@ def test_transfer_follows_source_limbs_and_path(source, preset, shape):
     np.testing.assert_allclose(ht - tgt0, ratio * (hs - src0), atol=1e-3)
 
 
+def _spans(source, side: str, frames) -> list[tuple[int, int]]:
+    """The source's planted stretches of one foot: the clip's result says, from the image."""
+    flags = transfer.source_contacts(source, len(frames))
+    assert flags is not None, "the clip's rig carries no planted-foot flags"
+    fps = bpy.context.scene.render.fps / bpy.context.scene.render.fps_base
+    return retarget.runs(flags[side], max(3, round(retarget.CONTACT_MIN_S * fps)))
+
+
 def test_plant_feet_holds_planted_feet(source):
     target = build("MIXAMO", "Character", legs=1.1, y_up_cm=True)
     res = bpy.ops.human_recon.transfer_motion(source=source.name, target=target.name, plant_feet=True)
     assert res == {"FINISHED"}
     frames = _frames(source)
-    fps = bpy.context.scene.render.fps / bpy.context.scene.render.fps_base
-    rs, rt = _roles(source), _roles(target)
+    rt = _roles(target)
     held = 0
     for side in "LR":
-        ankle_src = _world_heads(source, [rs[f"foot.{side}"]], frames)[:, 0]
-        ankle_tgt = _world_heads(target, [rt[f"foot.{side}"]], frames)[:, 0]
-        for a, b in retarget.contact_spans(ankle_src, fps):
-            drift = np.linalg.norm(ankle_tgt[a:b] - ankle_tgt[a], axis=1)
+        ankle = _world_heads(target, [rt[f"foot.{side}"]], frames)[:, 0]
+        for a, b in _spans(source, side, frames):
+            drift = np.linalg.norm(ankle[a:b] - ankle[a], axis=1)
             assert drift.max() <= 0.01, (side, a, b, drift.max())
             held += b - a
     assert held >= 10  # the walk has contacts to hold
     # Off, the same feet slide: planting changed something.
     bpy.ops.human_recon.transfer_motion(source=source.name, target=target.name, plant_feet=False)
-    ankle_free = _world_heads(target, [rt["foot.L"]], frames)[:, 0]
-    spans = retarget.contact_spans(_world_heads(source, [rs["foot.L"]], frames)[:, 0], fps)
-    assert spans and max(np.linalg.norm(ankle_free[a:b] - ankle_free[a], axis=1).max() for a, b in spans) > 0.002
+    free = {s: _world_heads(target, [rt[f"foot.{s}"]], frames)[:, 0] for s in "LR"}
+    spans = [(s, a, b) for s in "LR" for a, b in _spans(source, s, frames)]
+    slide = [np.linalg.norm(free[s][a:b] - free[s][a], axis=1).max() for s, a, b in spans]
+    assert max(slide) > 0.01
 
 
 def test_photo_pose_is_transferred(installed, tmp_path, cache_dir):
@@ -196,16 +203,10 @@ def test_bad_targets_and_maps_are_reported(source, tmp_path):
     _refused("is not a bone map", source=source.name, target=target.name, map_file=str(bad))
     _refused("lacks the UE5 Manny/Quinn bones pelvis, upperarm_l", source=source.name, target=target.name, preset="UE5")
     # A clip too long to transfer in one go.
-    fc = next(c for c in _fcurves(source) if c.data_path.endswith("location"))
+    fc = next(c for c in transfer.action_fcurves(source) if c.data_path.endswith("location"))
     fc.keyframe_points.insert(30000, 0.0)
     _refused("spans frames 1-30000, more than 20000 frames", source=source.name, target=target.name)
     assert target.animation_data is None  # the target was left as it was
-
-
-def _fcurves(obj):
-    from .addon_import import transfer
-
-    return transfer.action_fcurves(obj)
 
 
 def test_one_undo_step_removes_the_transfer(source):

@@ -47,6 +47,7 @@ class Person:
     root_translation: np.ndarray  # (N, 3)
     present: np.ndarray  # (N,) bool: the person is in the clip at that frame
     betas: np.ndarray | None = None  # SMPL: (10,)
+    foot_contact: np.ndarray | None = None  # (N, 2) bool: left, right foot planted (clips)
 
     def model_to_camera(self, frame: int = 0) -> np.ndarray:
         """4x4 model space -> OpenCV camera space."""
@@ -143,6 +144,7 @@ def load_result(path: str | Path) -> Result:
             rest_matrices=f64("bone_rest_matrices", k), rotations=f64("bone_rotations", k),
             global_rotation=f64("global_rotation", k), root_translation=f64("root_translation", k), present=present,
             betas=data["betas"][k] if "betas" in data else None,
+            foot_contact=data["frame_foot_contact"][k].astype(bool) if "frame_foot_contact" in data else None,
         ))  # fmt: skip
     w, h = (int(x) for x in data["image_size"])
     return Result(

@@ -160,16 +160,10 @@ def leg_length(pos: np.ndarray, roles: dict[str, int]) -> float:
     return float(np.mean(lengths))
 
 
-def contact_spans(ankle: np.ndarray, fps: float) -> list[tuple[int, int]]:
-    """[start, end) frame spans where an ankle path (F, 3) is planted: slow and near its lowest."""
-    if len(ankle) < 3:
-        return []
-    speed = np.linalg.norm(np.gradient(ankle, axis=0), axis=-1) * fps
-    low = ankle[:, 2] <= np.percentile(ankle[:, 2], 10) + CONTACT_HEIGHT_M
-    planted = (speed < CONTACT_SPEED_M_S) & low
-    shortest = max(3, round(CONTACT_MIN_S * fps))
+def runs(flags: np.ndarray, shortest: int) -> list[tuple[int, int]]:
+    """[start, end) spans of True in ``flags`` (F,) at least ``shortest`` frames long."""
     spans, start = [], None
-    for f, on in enumerate(np.append(planted, False)):
+    for f, on in enumerate(np.append(np.asarray(flags, bool), False)):
         if on and start is None:
             start = f
         elif not on and start is not None:
@@ -179,13 +173,28 @@ def contact_spans(ankle: np.ndarray, fps: float) -> list[tuple[int, int]]:
     return spans
 
 
+def contact_spans(ankle: np.ndarray, fps: float, other: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """[start, end) frame spans where an ankle path (F, 3) is planted, for a source that does not
+    say (a clip's result says, from the image): slow, and not above the other ankle (``other``,
+    (F, 3)). Heights are compared between the feet, not with a floor: a monocular clip's floor
+    may tilt or sink over a long take, both feet with it."""
+    if len(ankle) < 3:
+        return []
+    speed = np.linalg.norm(np.gradient(ankle, axis=0), axis=-1) * fps
+    planted = speed < CONTACT_SPEED_M_S
+    if other is not None:
+        planted &= ankle[:, 2] <= other[:, 2] + CONTACT_HEIGHT_M
+    return runs(planted, max(3, round(CONTACT_MIN_S * fps)))
+
+
 def solve(src: Skeleton, src_basis: np.ndarray, src_roles: dict[str, int], tgt: Skeleton,
-          tgt_basis: np.ndarray, tgt_roles: dict[str, int], fps: float = 30.0,
-          plant_feet: bool = False) -> Plan:  # fmt: skip
+          tgt_basis: np.ndarray, tgt_roles: dict[str, int], fps: float = 30.0, plant_feet: bool = False,
+          contacts: dict[str, np.ndarray] | None = None) -> Plan:  # fmt: skip
     """The target's pose basis on every frame of the source's motion.
 
     ``src_basis``: (F, Js, 4, 4) the source's pose per frame; ``tgt_basis``: (Jt, 4, 4) the
-    target's current pose (kept on bones the map leaves out); ``*_roles``: role -> bone index.
+    target's current pose (kept on bones the map leaves out); ``*_roles``: role -> bone index;
+    ``contacts``: side ("L", "R") -> (F,) planted flags, where the source knows them.
     """
     roles = [r for r in src_roles if r in tgt_roles]
     g_src = src.world @ forward(src, src_basis)  # (F, Js, 4, 4) world
@@ -222,7 +231,7 @@ def solve(src: Skeleton, src_basis: np.ndarray, src_roles: dict[str, int], tgt: 
     basis, posed = _compose(tgt, tgt_basis, want, h_tgt, hips_path)
     plan = Plan(basis=basis, mapped=sorted(want), hips=h_tgt, leg_ratio=ratio, world=tgt.world @ posed)
     if plant_feet:
-        _plant(plan, tgt, tgt_basis, want, hips_path, ps, src_roles, tgt_roles, fps)
+        _plant(plan, tgt, tgt_basis, want, hips_path, ps, src_roles, tgt_roles, fps, contacts or {})
     return plan
 
 
@@ -251,16 +260,22 @@ def _compose(tgt: Skeleton, tgt_basis: np.ndarray, want: dict[int, np.ndarray], 
     return basis, posed
 
 
-def _plant(plan: Plan, tgt: Skeleton, tgt_basis, want, hips_path, ps, src_roles, tgt_roles, fps) -> None:
+def _plant(plan: Plan, tgt: Skeleton, tgt_basis, want, hips_path, ps, src_roles, tgt_roles, fps, contacts) -> None:
     """Hold each ankle where it was when the source's foot was planted: turn thigh and shin
-    (two-bone IK, knee kept in its plane) so the ankle reaches the pin, then pose again."""
+    (two-bone IK, knee kept in its plane) so the ankle reaches the pin, then pose again. Where a
+    pin is out of the leg's reach, the hips move towards it first."""
     n = len(hips_path)
     pos = plan.world[..., :3, 3]
+    legs = {}
     for side in "LR":
         roles = [f"{r}.{side}" for r in ("thigh", "shin", "foot")]
         if not all(r in src_roles and r in tgt_roles for r in roles):
             continue
-        spans = contact_spans(ps[:, src_roles[roles[2]]], fps)
+        if side in contacts:
+            spans = runs(contacts[side], max(3, round(CONTACT_MIN_S * fps)))
+        else:
+            other = src_roles.get(f"foot.{'R' if side == 'L' else 'L'}")
+            spans = contact_spans(ps[:, src_roles[roles[2]]], fps, None if other is None else ps[:, other])
         th, sh, ft = (tgt_roles[r] for r in roles)
         free = pos[:, ft]
         goal = np.full((n, 3), np.nan)
@@ -273,6 +288,20 @@ def _plant(plan: Plan, tgt: Skeleton, tgt_basis, want, hips_path, ps, src_roles,
                 w = (k + 1) / (BLEND_FRAMES + 1)
                 goal[f] = (1 - w) * free[a] + w * free[f]
         plan.contacts[side], plan.pins[side] = spans, goal
+        legs[side] = (th, sh, ft, goal)
+    # Pins out of reach: the hips move towards them (a leg can only straighten so far).
+    shift = np.zeros((n, 3))
+    for th, sh, ft, goal in legs.values():
+        reach = 0.995 * (np.linalg.norm(pos[0, sh] - pos[0, th]) + np.linalg.norm(pos[0, ft] - pos[0, sh]))
+        to_pin = np.nan_to_num(goal - pos[:, th])
+        excess = np.maximum(np.linalg.norm(to_pin, axis=-1) - reach, 0.0)
+        shift += _unit(to_pin) * excess[:, None]
+    if np.any(shift):
+        hips_path = hips_path + shift
+        plan.basis, posed = _compose(tgt, tgt_basis, want, plan.hips, hips_path)
+        plan.world = tgt.world @ posed
+        pos = plan.world[..., :3, 3]
+    for th, sh, ft, goal in legs.values():
         frames = np.nonzero(~np.isnan(goal[:, 0]))[0]
         if not len(frames):
             continue

@@ -19,6 +19,7 @@ from mathutils import Matrix
 from .result_io import Person, Result
 
 SENSOR_WIDTH = 36.0
+CONTACTS_PROP = "human_recon_foot_contact"  # custom property on a clip's armatures
 
 
 def _matrix(a: np.ndarray) -> Matrix:
@@ -79,6 +80,10 @@ class SceneBuilder:
             self._pose(r, person, arm_obj, frame=0)
             if r.frames > 1:
                 self._animate(r, person, arm_obj, scene)
+                if person.foot_contact is not None and len(person.foot_contact) == r.frames:
+                    # Planted feet per frame (bit 0 left, bit 1 right) for Transfer motion's IK.
+                    bits = person.foot_contact[:, 0].astype(int) | (person.foot_contact[:, 1].astype(int) << 1)
+                    arm_obj[CONTACTS_PROP] = bits.tolist()
                 if not person.present.all():
                     self._visibility(person, (arm_obj, mesh_obj), scene)
             if r.smpl_shapedirs is not None:

@@ -12,7 +12,7 @@ from mathutils import Matrix
 
 from . import bonemaps
 from .retarget import Skeleton, matrix_to_quaternion, quaternion_to_matrix, solve
-from .rig import new_action, write_curve
+from .rig import CONTACTS_PROP, new_action, write_curve
 
 MAX_FRAMES = 20000  # about 11 minutes at 30 fps; longer clips go in parts (memory grows with frames x bones)
 
@@ -122,6 +122,15 @@ def sample_motion(obj, scene) -> tuple[np.ndarray, np.ndarray]:
     return frames, out
 
 
+def source_contacts(obj, frames: int) -> dict[str, np.ndarray] | None:
+    """The planted feet a clip's rig carries (from the image, per frame), if it matches the action."""
+    bits = obj.get(CONTACTS_PROP)
+    if bits is None or len(bits) != frames:
+        return None
+    bits = np.asarray(list(bits), dtype=np.int64)
+    return {"L": (bits & 1) > 0, "R": (bits & 2) > 0}
+
+
 def _armature(name: str, what: str):
     obj = bpy.data.objects.get(name) if name else None
     if obj is None or obj.type != "ARMATURE":
@@ -184,7 +193,8 @@ def transfer_motion(context, source_name: str, target_name: str, preset: str = "
     tgt_basis = np.array([pb.matrix_basis for pb in target.pose.bones], dtype=np.float64)
     fps = scene.render.fps / scene.render.fps_base
     plan = solve(src, src_basis, {r: src.index(b) for r, b in src_map.items()}, tgt, tgt_basis,
-                 {r: tgt.index(b) for r, b in tgt_map.items()}, fps=fps, plant_feet=plant_feet)  # fmt: skip
+                 {r: tgt.index(b) for r, b in tgt_map.items()}, fps=fps, plant_feet=plant_feet,
+                 contacts=source_contacts(source, len(frames)))  # fmt: skip
     action = _bake(target, plan, frames, f"{target.name} from {source.name}")
     context.view_layer.update()
     planted = {s: int(sum(b - a for a, b in spans)) for s, spans in plan.contacts.items()}

@@ -82,6 +82,8 @@ class PersonResult:
     frame_keypoints2d: np.ndarray = field(default_factory=lambda: np.zeros((1, 17, 3), np.float32))  # detected
     # MediaPipe's raw world landmarks (COCO-17 order, hip-centred metres; NaN where not detected).
     frame_landmarks3d: np.ndarray = field(default_factory=lambda: np.zeros((1, 17, 3), np.float32))
+    # (N, 2) left, right foot planted: the detected ankle stood still in the image (photos: False).
+    frame_foot_contact: np.ndarray = field(default_factory=lambda: np.zeros((1, 2), bool))
     frames_filled: int = 0
     extra: dict = field(default_factory=dict)  # SMPL: this person's AMASS arrays (PERSON_EXTRA)
 
