@@ -285,10 +285,10 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
     src = check_input_file(args.result)
     out.event("start", version=_version(), schema_version=_schema(), total=1)
     t0 = time.perf_counter()
-    info = export(src, dest, args.format, args.rig, args.person)
+    info = export(src, dest, args.format, args.rig, args.person, args.smpl_model, args.gender)
     secs = time.perf_counter() - t0
     out.event("result", path=str(dest), format=args.format, seconds=round(secs, 3), **info)
-    out.say(f"{args.result} -> {dest}  ({info['people']} rig(s), {info['frames']} frames, {secs:.1f} s)")
+    out.say(f"{args.result} -> {dest}  ({info['people']} {info['rig']} rig(s), {info['frames']} frames, {secs:.1f} s)")
     out.event("done", ok=1, failed=0)
     return EXIT_OK
 
@@ -379,7 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", required=True, choices=["fbx", "bvh", "glb"])
     e.add_argument("--output", "-o", required=True, help="file to write (.fbx, .bvh or .glb)")
     e.add_argument("--rig", default=None, choices=["anny", "smpl"],
-                   help="the rig to write: the result's own (anny, or smpl for --body-model smpl results)")
+                   help="the rig to write (default: the result's own); smpl on an Anny result: the motion "
+                        "transferred onto an SMPL rig of --smpl-model's mean shape")
+    e.add_argument("--smpl-model", default=None, help="your SMPL model file, for --rig smpl on an Anny result")
+    e.add_argument("--gender", default=None, choices=["neutral", "female", "male"])
     e.add_argument("--person", type=int, default=None, help="one person (1: the leftmost); default: everyone")
     e.add_argument("--overwrite", action="store_true")
     e.add_argument("--json-progress", action="store_true")

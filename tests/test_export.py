@@ -58,6 +58,35 @@ def test_fbx_and_bvh_read_back_with_the_same_joints(installed, walk_result, tmp_
         assert any(o.type == "MESH" and o.parent == arm for o in bpy.data.objects)  # the skinned body too
 
 
+def test_anny_motion_exported_on_an_smpl_rig(installed, walk_result, tmp_path):
+    """--rig smpl on an Anny result: the motion on an SMPL rig (here a synthetic SMPL-format file)."""
+    from .smpl_fixture import write_smpl_pkl
+
+    model = tmp_path / "SMPL_NEUTRAL.pkl"
+    write_smpl_pkl(model)
+    path = tmp_path / "walk_smpl.fbx"
+    proc = run_cli("export", str(walk_result), "--format", "fbx", "--rig", "smpl", "--smpl-model", str(model),
+                   "-o", str(path))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "1 smpl rig(s)" in proc.stdout
+    frames, ref = _reference(walk_result)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.import_scene.fbx(filepath=str(path), anim_offset=0.0)
+    (arm,) = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+    got = _heads(arm, frames)
+    assert len(got) == 24 and "left_elbow" in got
+    pairs = {("left_shoulder", "left_elbow"): ("upperarm01.L", "lowerarm01.L"),
+             ("right_elbow", "right_wrist"): ("lowerarm01.R", "wrist.R"), ("neck", "head"): ("neck01", "head")}
+    for (a, b), (c, d) in pairs.items():
+        u, v = got[b] - got[a], ref[d] - ref[c]
+        cos = np.sum(u * v, 1) / np.linalg.norm(u, axis=1) / np.linalg.norm(v, axis=1)
+        assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 1.0, (a, b)
+    # The SMPL pelvis follows the Anny root's path, scaled by the legs' ratio.
+    assert np.linalg.norm(got["pelvis"][-1] - got["pelvis"][0]) > 0.5
+    assert run_cli("export", str(walk_result), "--format", "fbx", "--rig", "smpl", "-o",
+                   str(tmp_path / "x.fbx")).returncode == 2  # fmt: skip
+
+
 def test_glb_holds_both_people_and_one_person_bvh(installed, two_people_photo, tmp_path, cache_dir):
     res = tmp_path / "two.npz"
     proc = run_cli("reconstruct", str(two_people_photo), "-o", str(res), cache_dir=cache_dir)
@@ -83,7 +112,7 @@ def test_glb_holds_both_people_and_one_person_bvh(installed, two_people_photo, t
     [
         (["--format", "fbx", "-o", "{tmp}/out.bvh"], 2, "--output must end in .fbx"),
         (["--format", "fbx", "-o", "{tmp}/none/out.fbx"], 5, "does not exist"),
-        (["--format", "bvh", "-o", "{tmp}/out.bvh", "--rig", "smpl"], 2, "holds anny rigs"),
+        (["--format", "bvh", "-o", "{tmp}/out.bvh", "--rig", "smpl"], 2, "needs your SMPL model file"),
         (["--format", "bvh", "-o", "{tmp}/out.bvh", "--person", "3"], 2, "holds 1 person"),
     ],
 )
