@@ -34,7 +34,7 @@ def export_rig(context, armatures: list, path: str | Path, fmt: str) -> Path:
     if path.suffix.lower() != FORMATS[fmt]:
         raise ExportError(f"A {fmt.upper()} file must end in {FORMATS[fmt]} (got {path.name}).")
     if not armatures or any(o.type != "ARMATURE" for o in armatures):
-        raise ExportError("Select a Human Recon armature (Person 1, ...) to export.")
+        raise ExportError("Select the armatures to export: a Human Recon rig (Person 1, ...) or your character.")
     if fmt == "bvh" and len(armatures) != 1:
         raise ExportError(f"A BVH file holds one skeleton; choose one of the {len(armatures)} people.")
     if not path.parent.is_dir():

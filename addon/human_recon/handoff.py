@@ -73,6 +73,9 @@ class HUMAN_RECON_OT_transfer_motion(bpy.types.Operator):
         except (TransferError, bonemaps.BoneMapError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
+        except Exception as exc:  # never a traceback; the target keeps the action it had
+            self.report({"ERROR"}, f"Could not transfer the motion ({type(exc).__name__}: {exc}).")
+            return {"CANCELLED"}
         self.report({"INFO"}, report.line(self.source, self.target))
         return {"FINISHED"}
 
@@ -192,6 +195,9 @@ class HUMAN_RECON_OT_export_motion(bpy.types.Operator):
             path = exporting.export_rig(context, arms, bpy.path.abspath(self.filepath), self.format)
         except exporting.ExportError as exc:
             self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        except (OSError, RuntimeError) as exc:  # the exporter's own failure, or the folder's
+            self.report({"ERROR"}, f"Could not export to {self.filepath} ({exc}).")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Exported {', '.join(o.name for o in arms)} to {path}")
         return {"FINISHED"}

@@ -67,6 +67,8 @@ class Plan:
     contacts: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # side -> [start, end) frame spans
     pins: dict[str, np.ndarray] = field(default_factory=dict)  # side -> (F, 3) pinned ankle or NaN
     world: np.ndarray | None = None  # (F, J, 4, 4) target posed world matrices
+    rotations: dict[int, np.ndarray] = field(default_factory=dict)  # mapped bone -> (F, 3, 3) world rotation
+    hips_path: np.ndarray | None = None  # (F, 3) world position of the hips bone's head
 
 
 def forward(skel: Skeleton, basis: np.ndarray) -> np.ndarray:
@@ -229,7 +231,8 @@ def solve(src: Skeleton, src_basis: np.ndarray, src_roles: dict[str, int], tgt: 
     ratio = leg_length(pt0, tgt_roles) / max(leg_length(ps0, src_roles), 1e-6)
     hips_path = pt0[h_tgt] + ratio * (ps[:, h_src] - ps0[h_src])
     basis, posed = _compose(tgt, tgt_basis, want, h_tgt, hips_path)
-    plan = Plan(basis=basis, mapped=sorted(want), hips=h_tgt, leg_ratio=ratio, world=tgt.world @ posed)
+    plan = Plan(basis=basis, mapped=sorted(want), hips=h_tgt, leg_ratio=ratio, world=tgt.world @ posed,
+                rotations=want, hips_path=hips_path)  # fmt: skip
     if plant_feet:
         _plant(plan, tgt, tgt_basis, want, hips_path, ps, src_roles, tgt_roles, fps, contacts or {})
     return plan
@@ -297,7 +300,7 @@ def _plant(plan: Plan, tgt: Skeleton, tgt_basis, want, hips_path, ps, src_roles,
         excess = np.maximum(np.linalg.norm(to_pin, axis=-1) - reach, 0.0)
         shift += _unit(to_pin) * excess[:, None]
     if np.any(shift):
-        hips_path = hips_path + shift
+        hips_path = plan.hips_path = hips_path + shift
         plan.basis, posed = _compose(tgt, tgt_basis, want, plan.hips, hips_path)
         plan.world = tgt.world @ posed
         pos = plan.world[..., :3, 3]

@@ -1,6 +1,6 @@
 """Transfer motion in Blender: read a Human Recon rig's motion and another armature, run the
 math (``retarget``), and bake one action on the target. All or nothing: on any failure the
-target keeps the action and rotation modes it had."""
+target keeps the action it had."""
 
 from __future__ import annotations
 
@@ -175,8 +175,8 @@ def transfer_motion(context, source_name: str, target_name: str, preset: str = "
         raise TransferError("Source and target are the same armature; pick another target.")
     if target.library is not None or getattr(target, "override_library", None) is not None:
         raise TransferError(f"'{target.name}' is linked from another file; make it local first.")
-    if target.mode != "OBJECT" or (context.object is not None and context.object.mode == "EDIT"):
-        raise TransferError(f"Leave {context.object.mode.title() if context.object else ''} Mode first.")
+    if "EDIT" in (source.mode, target.mode):
+        raise TransferError("Leave Edit Mode first (the armatures' bones are being edited).")
     src_preset, src_map = bonemaps.detect([b.name for b in source.data.bones])
     if src_preset not in ("ANNY", "SMPL"):
         raise TransferError(f"'{source.name}' is not a Human Recon rig (Anny or SMPL bones); "
@@ -195,11 +195,117 @@ def transfer_motion(context, source_name: str, target_name: str, preset: str = "
     plan = solve(src, src_basis, {r: src.index(b) for r, b in src_map.items()}, tgt, tgt_basis,
                  {r: tgt.index(b) for r, b in tgt_map.items()}, fps=fps, plant_feet=plant_feet,
                  contacts=source_contacts(source, len(frames)))  # fmt: skip
-    action = _bake(target, plan, frames, f"{target.name} from {source.name}")
+    name = f"{target.name} from {source.name}"
+    if _constrained(target, plan.mapped):
+        action = _bake_through_constraints(context, target, plan, frames, name)
+    else:
+        action = _bake(target, plan, frames, name)
+    if used == "RIGIFY":  # the deforming bones follow the FK controls the motion is on
+        for pb in target.pose.bones:
+            if "IK_FK" in pb.keys():
+                pb["IK_FK"] = 1.0
+        target.update_tag()
     context.view_layer.update()
     planted = {s: int(sum(b - a for a, b in spans)) for s, spans in plan.contacts.items()}
     return Report(preset=used, bones=len(plan.mapped), frames=len(frames), leg_ratio=plan.leg_ratio,
                   planted_frames=planted, action=action.name, seconds=time.perf_counter() - t0)  # fmt: skip
+
+
+def _constrained(target, mapped: list[int]) -> bool:
+    """Whether constraints move a mapped bone or one it hangs from (Rigify's controls hang from
+    constrained helper bones): then the target's own hierarchy does not tell where bones go."""
+    bones = target.pose.bones
+    for j in mapped:
+        pb = bones[j]
+        while pb is not None:
+            if any(c.enabled and c.influence > 0 for c in pb.constraints):
+                return True
+            pb = pb.parent
+    return False
+
+
+def _select_bones(target, names: set[str]) -> None:
+    for pb in target.pose.bones:
+        if "select" in pb.bl_rna.properties:  # Blender 5.0+
+            pb.select = pb.name in names
+        else:
+            pb.bone.select = pb.name in names
+
+
+def _bake_through_constraints(context, target, plan, frames: np.ndarray, name: str):
+    """For rigs whose bones follow constraints: a helper armature carries each mapped bone's
+    wanted world rotation (and the hips' path), copy constraints put the target's bones there,
+    and Blender's own bake (visual keying) turns what it evaluates into keys on the target,
+    frame by frame. Helper and constraints are removed again, whatever happens."""
+    view_layer = context.view_layer
+    ad = target.animation_data
+    previous = ad.action if ad is not None else None
+    actions_before = set(bpy.data.actions)
+    arm = bpy.data.armatures.new("HR transfer helper")
+    helper = bpy.data.objects.new("HR transfer helper", arm)
+    context.scene.collection.objects.link(helper)
+    constraints = []
+    keep = (view_layer.objects.active, [o for o in view_layer.objects if o.select_get()])
+    try:
+        view_layer.objects.active = helper
+        bpy.ops.object.mode_set(mode="EDIT")
+        for j in plan.mapped:
+            eb = arm.edit_bones.new(f"b{j}")
+            eb.head, eb.tail = (0.0, 0.0, 0.0), (0.0, 0.1, 0.0)  # rest = identity: basis = world matrix
+        bpy.ops.object.mode_set(mode="OBJECT")
+        _, curves = new_action(helper, "OBJECT", "HR transfer helper")
+        f = frames.astype(np.float64)
+        for j in plan.mapped:
+            path = f'pose.bones["b{j}"]'
+            helper.pose.bones[f"b{j}"].rotation_mode = "QUATERNION"
+            q = matrix_to_quaternion(plan.rotations[j])
+            for c in range(4):
+                write_curve(curves, f"{path}.rotation_quaternion", c, f, q[:, c], f"b{j}")
+            if j == plan.hips:
+                for c in range(3):
+                    write_curve(curves, f"{path}.location", c, f, plan.hips_path[:, c], f"b{j}")
+        for j in plan.mapped:
+            pb = target.pose.bones[j]
+            kinds = ["COPY_ROTATION"] + (["COPY_LOCATION"] if j == plan.hips else [])
+            for kind in kinds:
+                con = pb.constraints.new(kind)
+                con.name = "HR transfer"
+                con.target, con.subtarget = helper, f"b{j}"
+                con.target_space = con.owner_space = "WORLD"
+                constraints.append((pb, con))
+        for o in view_layer.objects:
+            o.select_set(o == target)
+        view_layer.objects.active = target
+        bpy.ops.object.mode_set(mode="POSE")
+        _select_bones(target, {target.pose.bones[j].name for j in plan.mapped})
+        bpy.ops.nla.bake(frame_start=int(frames[0]), frame_end=int(frames[-1]), only_selected=True,
+                         visual_keying=True, clear_constraints=False, use_current_action=False,
+                         bake_types={"POSE"})  # fmt: skip
+        action = target.animation_data.action
+        if action is None or action == previous:
+            raise TransferError("Blender's bake made no action on the target; see the system console.")
+        action.name = name
+        return action
+    except BaseException:
+        for a in set(bpy.data.actions) - actions_before:
+            if a.name != "HR transfer helper":
+                bpy.data.actions.remove(a)
+        if target.animation_data is not None:
+            target.animation_data.action = previous
+        raise
+    finally:
+        for pb, con in constraints:
+            pb.constraints.remove(con)
+        if target.mode != "OBJECT":
+            bpy.ops.object.mode_set(mode="OBJECT")
+        helper_action = helper.animation_data.action if helper.animation_data else None
+        bpy.data.objects.remove(helper)
+        bpy.data.armatures.remove(arm)
+        if helper_action is not None:
+            bpy.data.actions.remove(helper_action)
+        view_layer.objects.active = keep[0]
+        for o in view_layer.objects:
+            o.select_set(o in keep[1])
 
 
 def _bake(target, plan, frames: np.ndarray, name: str):
