@@ -105,8 +105,17 @@ def run_transfer_benchmark(result: str | None, clip: str, frames: int, repeats: 
         scene = bpy.context.scene
         fps = scene.render.fps / scene.render.fps_base
         src_roles = bonemaps.detect([b.name for b in source.data.bones])[1]
-        for preset, shape in TARGETS:
-            target = build(preset, preset.title(), **shape)
+        import addon_utils
+
+        addon_utils.enable("rigify", default_set=True)
+        for preset, shape in TARGETS + [("RIGIFY_GENERATED", {})]:
+            if preset == "RIGIFY_GENERATED":  # a real rig, as Rigify (bundled with Blender) makes it
+                bpy.ops.object.armature_human_metarig_add()
+                bpy.ops.pose.rigify_generate()
+                bpy.ops.object.mode_set(mode="OBJECT")
+                target = bpy.data.objects["rig"]
+            else:
+                target = build(preset, preset.title(), **shape)
             row = {}
             for plant in (False, True):
                 times = []

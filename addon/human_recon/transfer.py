@@ -246,7 +246,12 @@ def _bake_through_constraints(context, target, plan, frames: np.ndarray, name: s
     context.scene.collection.objects.link(helper)
     constraints = []
     keep = (view_layer.objects.active, [o for o in view_layer.objects if o.select_get()])
+    # Meshes the rig deforms need not be evaluated on every baked frame: hidden meanwhile.
+    skinned = [o for o in view_layer.objects if o.type == "MESH" and not o.hide_viewport
+               and any(m.type == "ARMATURE" and m.object == target for m in o.modifiers)]  # fmt: skip
     try:
+        for o in skinned:
+            o.hide_viewport = True
         view_layer.objects.active = helper
         bpy.ops.object.mode_set(mode="EDIT")
         for j in plan.mapped:
@@ -294,6 +299,8 @@ def _bake_through_constraints(context, target, plan, frames: np.ndarray, name: s
             target.animation_data.action = previous
         raise
     finally:
+        for o in skinned:
+            o.hide_viewport = False
         for pb, con in constraints:
             pb.constraints.remove(con)
         if target.mode != "OBJECT":
