@@ -107,12 +107,26 @@ def _transfer_and_export(bpy, source, out_dir: str) -> dict:
     bpy.context.scene.collection.objects.link(target)
     res = bpy.ops.human_recon.transfer_motion(source=source.name, target=target.name)
     lo, hi = target.animation_data.action.frame_range
-    worst = 0.0
-    for f in range(int(lo), int(hi) + 1, 7):
-        bpy.context.scene.frame_set(f)
-        d = [(o.matrix_world @ o.pose.bones["lowerarm01.L"].head) - (o.matrix_world @ o.pose.bones["upperarm01.L"].head)
-             for o in (source, target)]  # fmt: skip
-        worst = max(worst, d[0].angle(d[1]) * 57.29578)
+
+    def worst_angle() -> float:
+        worst = 0.0
+        for f in range(int(lo), int(hi) + 1, 7):
+            bpy.context.scene.frame_set(f)
+            pb = [(o.matrix_world, o.pose.bones) for o in (source, target)]
+            d = [m @ b["lowerarm01.L"].head - m @ b["upperarm01.L"].head for m, b in pb]
+            worst = max(worst, d[0].angle(d[1]) * 57.29578)
+        return worst
+
+    worst = worst_angle()
+    # A constraint above the arm (half a Copy Rotation from an empty at rest): the transfer bakes
+    # through Blender's own evaluation (nla.bake, bone selection as this version has it).
+    empty = bpy.data.objects.new("Still", None)
+    bpy.context.scene.collection.objects.link(empty)
+    con = target.pose.bones["shoulder01.L"].constraints.new("COPY_ROTATION")  # between mapped bones
+    con.target, con.influence = empty, 0.5
+    objects = len(bpy.data.objects)
+    res_constrained = bpy.ops.human_recon.transfer_motion(source=source.name, target=target.name)
+    worst_constrained = worst_angle()
     sizes = {}
     for fmt in ("fbx", "bvh"):
         for o in bpy.context.view_layer.objects:
@@ -121,7 +135,9 @@ def _transfer_and_export(bpy, source, out_dir: str) -> dict:
         path = os.path.join(out_dir, f"target.{fmt}")
         bpy.ops.human_recon.export_motion(filepath=path, format=fmt)
         sizes[fmt] = os.path.getsize(path) if os.path.exists(path) else 0
-    return {"result": sorted(res), "frames": int(hi - lo + 1), "worst_degrees": round(worst, 3), "sizes": sizes}
+    return {"result": sorted(res), "frames": int(hi - lo + 1), "worst_degrees": round(worst, 3), "sizes": sizes,
+            "constrained": {"result": sorted(res_constrained), "worst_degrees": round(worst_constrained, 3),
+                            "helper_left": len(bpy.data.objects) - objects}}  # fmt: skip
 
 
 def _validate(zip_path: str) -> bool:

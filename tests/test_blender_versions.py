@@ -68,6 +68,9 @@ def test_extension_in_blender(version, inputs, tmp_path, cache_dir):
     transfer = found["transfer"]
     assert transfer["result"] == ["FINISHED"] and transfer["frames"] == CLIP_FRAMES
     assert transfer["worst_degrees"] < 1.0 and min(transfer["sizes"].values()) > 10_000, transfer
+    constrained = transfer["constrained"]  # baked through the constraint, no helper left behind
+    assert constrained["result"] == ["FINISHED"] and constrained["worst_degrees"] < 1.0, transfer
+    assert constrained["helper_left"] == 0
     # Set-up: Blender's own Python makes the environment; nothing else was on PATH.
     assert found["base_python"] == found["sys_executable"]
     assert found["setup"] == {"error": None, "python": found["setup"]["python"], "exists": True, "outdated": False}

@@ -139,6 +139,23 @@ def test_real_rigify_rig_follows_through_its_constraints(source):
         assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() <= 3.0, list(deform)[a]
 
 
+def test_constraints_above_and_on_mapped_bones(source):
+    """A constraint on a bone between mapped ones is baked through; one on a mapped bone would
+    move it off the motion every frame, so it is muted (and the report says so)."""
+    target = build("UE5", "Character")
+    empty = bpy.data.objects.new("Still", None)
+    bpy.context.scene.collection.objects.link(empty)
+    empty.rotation_euler = (0.2, 0.0, 0.5)  # the constraint turns the whole body: it matters
+    between = target.pose.bones["root_extra"].constraints.new("COPY_ROTATION")  # above the hips, not mapped
+    on = target.pose.bones["upperarm_r"].constraints.new("COPY_ROTATION")
+    for con in (between, on):
+        con.target = empty
+    assert bpy.ops.human_recon.transfer_motion(source=source.name, target=target.name) == {"FINISHED"}
+    assert on.mute and not between.mute
+    ang = _segment_angles(source, target, _frames(source)[::5])
+    assert ang.max() <= 1.0, ang.max(0)
+
+
 def test_plant_feet_holds_planted_feet(source):
     target = build("MIXAMO", "Character", legs=1.1, y_up_cm=True)
     res = bpy.ops.human_recon.transfer_motion(source=source.name, target=target.name, plant_feet=True)

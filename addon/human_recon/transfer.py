@@ -30,13 +30,15 @@ class Report:
     planted_frames: dict[str, int]
     action: str
     seconds: float = 0.0
+    muted: int = 0  # constraints on mapped bones, muted so they do not move them off the motion
 
     def line(self, source: str, target: str) -> str:
         planted = sum(self.planted_frames.values())
         feet = f"; feet planted on {planted} frame-feet" if self.planted_frames else ""
         label = bonemaps.PRESET_LABELS.get(self.preset, "custom")
+        muted = f"; muted {self.muted} constraints on mapped bones" if self.muted else ""
         return (f"Transferred {self.frames} frames from {source} to {target} ({label} map, {self.bones} bones, "
-                f"legs x{self.leg_ratio:.2f}{feet}) as action '{self.action}'")  # fmt: skip
+                f"legs x{self.leg_ratio:.2f}{feet}{muted}) as action '{self.action}'")  # fmt: skip
 
 
 def skeleton(obj) -> Skeleton:
@@ -196,10 +198,19 @@ def transfer_motion(context, source_name: str, target_name: str, preset: str = "
                  {r: tgt.index(b) for r, b in tgt_map.items()}, fps=fps, plant_feet=plant_feet,
                  contacts=source_contacts(source, len(frames)))  # fmt: skip
     name = f"{target.name} from {source.name}"
-    if _constrained(target, plan.mapped):
-        action = _bake_through_constraints(context, target, plan, frames, name)
-    else:
-        action = _bake(target, plan, frames, name)
+    # A mapped bone's own constraints would move it off the motion every frame: muted (and said).
+    muted = [c for j in plan.mapped for c in target.pose.bones[j].constraints if not c.mute and c.influence > 0]
+    for c in muted:
+        c.mute = True
+    try:
+        if _constrained(target, plan.mapped):
+            action = _bake_through_constraints(context, target, plan, frames, name)
+        else:
+            action = _bake(target, plan, frames, name)
+    except BaseException:
+        for c in muted:
+            c.mute = False
+        raise
     if used == "RIGIFY":  # the deforming bones follow the FK controls the motion is on
         for pb in target.pose.bones:
             if "IK_FK" in pb.keys():
@@ -208,7 +219,8 @@ def transfer_motion(context, source_name: str, target_name: str, preset: str = "
     context.view_layer.update()
     planted = {s: int(sum(b - a for a, b in spans)) for s, spans in plan.contacts.items()}
     return Report(preset=used, bones=len(plan.mapped), frames=len(frames), leg_ratio=plan.leg_ratio,
-                  planted_frames=planted, action=action.name, seconds=time.perf_counter() - t0)  # fmt: skip
+                  planted_frames=planted, action=action.name, seconds=time.perf_counter() - t0,
+                  muted=len(muted))  # fmt: skip
 
 
 def _constrained(target, mapped: list[int]) -> bool:
@@ -218,7 +230,7 @@ def _constrained(target, mapped: list[int]) -> bool:
     for j in mapped:
         pb = bones[j]
         while pb is not None:
-            if any(c.enabled and c.influence > 0 for c in pb.constraints):
+            if any(not c.mute and c.influence > 0 for c in pb.constraints):
                 return True
             pb = pb.parent
     return False
