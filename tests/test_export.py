@@ -45,8 +45,8 @@ def test_fbx_and_bvh_read_back_with_the_same_joints(installed, walk_result, tmp_
     bpy.ops.wm.read_homefile(use_empty=True)
     if fmt == "fbx":  # the importer shifts keys by one frame unless told not to
         bpy.ops.import_scene.fbx(filepath=str(path), anim_offset=0.0)
-    else:  # Blender's BVH is written in Blender's axes (Z up)
-        bpy.ops.import_anim.bvh(filepath=str(path), axis_forward="Y", axis_up="Z", update_scene_fps=True)
+    else:  # Y up, as BVH files usually are: the importer's defaults turn it back
+        bpy.ops.import_anim.bvh(filepath=str(path), update_scene_fps=True)
     (arm,) = [o for o in bpy.data.objects if o.type == "ARMATURE"]
     got = _heads(arm, frames)
     assert set(got) == set(ref)  # every bone, no leaf bones added
@@ -105,6 +105,17 @@ def test_glb_holds_both_people_and_one_person_bvh(installed, two_people_photo, t
     assert len(proc.stderr.strip().splitlines()) == 1
     assert run_cli("export", str(res), "--format", "bvh", "-o", str(bvh), "--person", "2").returncode == 0
     assert bvh.read_text().startswith("HIERARCHY\nROOT root")
+    # Person 2 stands where the camera saw them, not at the origin: the BVH keeps that.
+    bpy.ops.wm.read_homefile(use_empty=True)
+    assert bpy.ops.human_recon.import_result(filepath=str(res)) == {"FINISHED"}
+    frame = [bpy.context.scene.frame_current]
+    ref = _heads(bpy.data.objects["Person 2"], frame)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.import_anim.bvh(filepath=str(bvh))
+    (arm,) = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+    got = _heads(arm, frame)
+    assert max(np.linalg.norm(got[n] - ref[n]) for n in ref) <= 0.001
+    assert np.linalg.norm(ref["root"][0]) > 0.3  # the placement mattered
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,35 @@ def _frame_range(scene, armatures) -> tuple[int, int]:
     return int(min(r[0] for r in ranges)), int(max(r[1] for r in ranges))
 
 
+# Blender's world (Z up, facing -Y) to BVH's usual axes (Y up, facing +Z): (x, y, z) -> (x, z, -y).
+_Y_UP = ((1.0, 0.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0), (0.0, -1.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
+
+
+def _export_bvh(context, arm, path: Path, start: int, end: int) -> None:
+    """Blender's BVH exporter writes armature space and ignores the object's placement; a
+    temporary copy whose bones carry that placement, turned Y up, gives a BVH where the person
+    stands where they stand in the scene, in BVH's usual axes (scale stays on the object)."""
+    from mathutils import Matrix
+
+    loc, rot, _ = arm.matrix_world.decompose()
+    to_bvh = Matrix(_Y_UP) @ Matrix.Translation(loc) @ rot.to_matrix().to_4x4()
+    data = arm.data.copy()
+    tmp = arm.copy()
+    tmp.data = data
+    context.scene.collection.objects.link(tmp)
+    view_layer = context.view_layer
+    try:
+        data.transform(to_bvh)  # rigid: each bone's own frame turns with it, so its keys still hold
+        for o in view_layer.objects:
+            o.select_set(o == tmp)
+        view_layer.objects.active = tmp
+        bpy.ops.export_anim.bvh(filepath=str(path), frame_start=start, frame_end=end, global_scale=1.0,
+                                rotate_mode="NATIVE", root_transform_only=False)  # fmt: skip
+    finally:
+        bpy.data.objects.remove(tmp)
+        bpy.data.armatures.remove(data)
+
+
 def export_rig(context, armatures: list, path: str | Path, fmt: str) -> Path:
     """Write ``armatures`` (with the meshes they deform) to ``path`` as ``fmt`` (fbx, bvh, glb)."""
     path = Path(path)
@@ -68,8 +97,7 @@ def export_rig(context, armatures: list, path: str | Path, fmt: str) -> Path:
                 bake_anim_force_startend_keying=True, bake_anim_step=1.0, bake_anim_simplify_factor=0.0,
             )  # fmt: skip
         elif fmt == "bvh":
-            bpy.ops.export_anim.bvh(filepath=str(part), frame_start=start, frame_end=end, global_scale=1.0,
-                                    rotate_mode="NATIVE", root_transform_only=False)  # fmt: skip
+            _export_bvh(context, armatures[0], part, start, end)
         else:
             bpy.ops.export_scene.gltf(filepath=str(part), export_format="GLB", use_selection=True,
                                       export_animations=True, export_force_sampling=True)  # fmt: skip

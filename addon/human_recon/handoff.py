@@ -15,7 +15,7 @@ PRESET_ITEMS = [("AUTO", "Auto", "Recognise the target's bone names (Mixamo, Rig
 ] + [("CUSTOM", "Panel's map", "The bone map edited in the panel (fill it from a preset, or load one)")]  # fmt: skip
 FORMAT_ITEMS = [
     ("fbx", "FBX", "Unity, Unreal, Maya, MotionBuilder: Y up, no leaf bones, animation baked on every frame"),
-    ("bvh", "BVH", "One skeleton's motion (Blender's BVH: Z up, metres)"),
+    ("bvh", "BVH", "One skeleton's motion: Y up, where the person stands"),
     ("glb", "glTF (.glb)", "Web and game engines: skinned mesh and animation"),
 ]
 
