@@ -258,11 +258,12 @@ def _bake_through_constraints(context, target, plan, frames: np.ndarray, name: s
     context.scene.collection.objects.link(helper)
     constraints = []
     keep = (view_layer.objects.active, [o for o in view_layer.objects if o.select_get()])
-    # Meshes the rig deforms need not be evaluated on every baked frame: hidden meanwhile.
-    skinned = [o for o in view_layer.objects if o.type == "MESH" and not o.hide_viewport
-               and any(m.type == "ARMATURE" and m.object == target for m in o.modifiers)]  # fmt: skip
+    # Only the target, the helper and what the target's constraints look at need evaluating on
+    # every baked frame (the source's skinned body is the costly part): the rest is hidden meanwhile.
+    needed = {target, helper} | {getattr(c, "target", None) for pb in target.pose.bones for c in pb.constraints}
+    hidden = [o for o in view_layer.objects if o not in needed and not o.hide_viewport]
     try:
-        for o in skinned:
+        for o in hidden:
             o.hide_viewport = True
         view_layer.objects.active = helper
         bpy.ops.object.mode_set(mode="EDIT")
@@ -311,7 +312,7 @@ def _bake_through_constraints(context, target, plan, frames: np.ndarray, name: s
             target.animation_data.action = previous
         raise
     finally:
-        for o in skinned:
+        for o in hidden:
             o.hide_viewport = False
         for pb, con in constraints:
             pb.constraints.remove(con)
