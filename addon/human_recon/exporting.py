@@ -77,9 +77,16 @@ def export_rig(context, armatures: list, path: str | Path, fmt: str) -> Path:
         (scene.frame_start, scene.frame_end, scene.frame_current),
     )
     meshes = [c for o in armatures for c in o.children if c.type == "MESH"]
+    # Blender's exporters evaluate the whole scene on every frame: what is not exported (nor
+    # looked at by the rigs' constraints) is hidden while they write.
+    needed = set(armatures) | set(meshes) | {getattr(c, "target", None) for o in armatures
+                                             for pb in o.pose.bones for c in pb.constraints}  # fmt: skip
+    hidden = [o for o in view_layer.objects if o not in needed and not o.hide_viewport]
     # Written next to the destination first, then moved over it: never a half-written file.
     tmp = Path(tempfile.mkdtemp(prefix=".human_recon_", dir=path.parent))
     try:
+        for o in hidden:
+            o.hide_viewport = True
         for o in view_layer.objects:
             o.select_set(False)
         for o in armatures + ([] if fmt == "bvh" else meshes):
@@ -99,12 +106,17 @@ def export_rig(context, armatures: list, path: str | Path, fmt: str) -> Path:
         elif fmt == "bvh":
             _export_bvh(context, armatures[0], part, start, end)
         else:
+            # The assigned actions only: by default the exporter also tries every other action in
+            # the file on these rigs (earlier transfers, other people's), which is slow and wrong.
             bpy.ops.export_scene.gltf(filepath=str(part), export_format="GLB", use_selection=True,
-                                      export_animations=True, export_force_sampling=True)  # fmt: skip
+                                      export_animations=True, export_animation_mode="ACTIVE_ACTIONS",
+                                      export_force_sampling=True)  # fmt: skip
         if not part.is_file():
             raise ExportError(f"Blender's {fmt.upper()} exporter wrote nothing; see the system console.")
         os.replace(part, path)
     finally:
+        for o in hidden:
+            o.hide_viewport = False
         shutil.rmtree(tmp, ignore_errors=True)
         for o in view_layer.objects:
             o.select_set(o in keep[0])
