@@ -82,13 +82,18 @@ class VIEW3D_PT_human_recon(bpy.types.Panel):
             layout.operator(HUMAN_RECON_OT_import_result.bl_idname, icon="IMPORT")
 
 
-class VIEW3D_PT_human_recon_transfer(bpy.types.Panel):
-    bl_label = "Transfer motion"
+class _SubPanel:
+    """What the main panel's folded sub-panels share."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Human Recon"
     bl_parent_id = "VIEW3D_PT_human_recon"
     bl_options = {"DEFAULT_CLOSED"}
+
+
+class VIEW3D_PT_human_recon_transfer(_SubPanel, bpy.types.Panel):
+    bl_label = "Transfer motion"
 
     def draw(self, context):
         props = context.scene.human_recon
@@ -119,13 +124,8 @@ class VIEW3D_PT_human_recon_transfer(bpy.types.Panel):
                 col.prop(entry, "bone", text=entry.role)
 
 
-class VIEW3D_PT_human_recon_export(bpy.types.Panel):
+class VIEW3D_PT_human_recon_export(_SubPanel, bpy.types.Panel):
     bl_label = "Export"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Human Recon"
-    bl_parent_id = "VIEW3D_PT_human_recon"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         props = context.scene.human_recon
