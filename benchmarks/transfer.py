@@ -74,7 +74,7 @@ def _fidelity(bpy, source, target, src_roles, frames, fps, transfer, retarget) -
     flags = transfer.source_contacts(source, frames) or {}
     for side in flags:
         ank_t = pos_t[:, ix[f"foot.{side}"]]
-        for a, b in retarget.runs(flags[side], max(3, round(retarget.CONTACT_MIN_S * fps))):
+        for a, b in retarget.runs(flags[side], retarget.shortest_contact(fps)):
             drift.append(float(np.linalg.norm(ank_t[a:b] - ank_t[a], axis=1).max()))
     return {"limb_angle_deg_median": round(float(np.median(angles)), 2),
             "limb_angle_deg_max": round(float(angles.max()), 2), "contacts": len(drift),

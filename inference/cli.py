@@ -278,7 +278,7 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
     from .io.images import check_input_file
 
     dest = Path(args.output)
-    suffix = {"fbx": ".fbx", "bvh": ".bvh", "glb": ".glb"}[args.format]
+    suffix = f".{args.format}"  # the formats are named by their file endings
     if dest.suffix.lower() != suffix:
         raise ReconError("bad_argument", f"--output must end in {suffix} for --format {args.format} (got {dest.name}).")
     _check_output(dest, args.overwrite)

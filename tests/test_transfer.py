@@ -107,7 +107,7 @@ def _spans(source, side: str, frames) -> list[tuple[int, int]]:
     flags = transfer.source_contacts(source, len(frames))
     assert flags is not None, "the clip's rig carries no planted-foot flags"
     fps = bpy.context.scene.render.fps / bpy.context.scene.render.fps_base
-    return retarget.runs(flags[side], max(3, round(retarget.CONTACT_MIN_S * fps)))
+    return retarget.runs(flags[side], retarget.shortest_contact(fps))
 
 
 def test_real_rigify_rig_follows_through_its_constraints(source):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import bpy
 
+from .rig import evaluating_only
+
 FORMATS = {"fbx": ".fbx", "bvh": ".bvh", "glb": ".glb"}
 
 
@@ -77,46 +79,39 @@ def export_rig(context, armatures: list, path: str | Path, fmt: str) -> Path:
         (scene.frame_start, scene.frame_end, scene.frame_current),
     )
     meshes = [c for o in armatures for c in o.children if c.type == "MESH"]
-    # Blender's exporters evaluate the whole scene on every frame: what is not exported (nor
-    # looked at by the rigs' constraints) is hidden while they write.
-    needed = set(armatures) | set(meshes) | {getattr(c, "target", None) for o in armatures
-                                             for pb in o.pose.bones for c in pb.constraints}  # fmt: skip
-    hidden = [o for o in view_layer.objects if o not in needed and not o.hide_viewport]
     # Written next to the destination first, then moved over it: never a half-written file.
     tmp = Path(tempfile.mkdtemp(prefix=".human_recon_", dir=path.parent))
     try:
-        for o in hidden:
-            o.hide_viewport = True
         for o in view_layer.objects:
             o.select_set(False)
         for o in armatures + ([] if fmt == "bvh" else meshes):
             o.select_set(True)
         view_layer.objects.active = armatures[0]
         part = tmp / path.name
-        if fmt == "fbx":
-            scene.frame_start, scene.frame_end = start, end
-            bpy.ops.export_scene.fbx(
-                filepath=str(part), use_selection=True, object_types={"ARMATURE", "MESH"},
-                apply_unit_scale=True, apply_scale_options="FBX_SCALE_ALL", axis_forward="-Z", axis_up="Y",
-                add_leaf_bones=False, primary_bone_axis="Y", secondary_bone_axis="X", armature_nodetype="NULL",
-                use_armature_deform_only=False, mesh_smooth_type="FACE", bake_anim=True,
-                bake_anim_use_all_bones=True, bake_anim_use_nla_strips=False, bake_anim_use_all_actions=False,
-                bake_anim_force_startend_keying=True, bake_anim_step=1.0, bake_anim_simplify_factor=0.0,
-            )  # fmt: skip
-        elif fmt == "bvh":
-            _export_bvh(context, armatures[0], part, start, end)
-        else:
-            # The assigned actions only: by default the exporter also tries every other action in
-            # the file on these rigs (earlier transfers, other people's), which is slow and wrong.
-            bpy.ops.export_scene.gltf(filepath=str(part), export_format="GLB", use_selection=True,
-                                      export_animations=True, export_animation_mode="ACTIVE_ACTIONS",
-                                      export_force_sampling=True)  # fmt: skip
+        # What is not exported (nor looked at by the rigs' constraints) is not evaluated meanwhile.
+        with evaluating_only(view_layer, armatures + meshes):
+            if fmt == "fbx":
+                scene.frame_start, scene.frame_end = start, end
+                bpy.ops.export_scene.fbx(
+                    filepath=str(part), use_selection=True, object_types={"ARMATURE", "MESH"},
+                    apply_unit_scale=True, apply_scale_options="FBX_SCALE_ALL", axis_forward="-Z", axis_up="Y",
+                    add_leaf_bones=False, primary_bone_axis="Y", secondary_bone_axis="X", armature_nodetype="NULL",
+                    use_armature_deform_only=False, mesh_smooth_type="FACE", bake_anim=True,
+                    bake_anim_use_all_bones=True, bake_anim_use_nla_strips=False, bake_anim_use_all_actions=False,
+                    bake_anim_force_startend_keying=True, bake_anim_step=1.0, bake_anim_simplify_factor=0.0,
+                )  # fmt: skip
+            elif fmt == "bvh":
+                _export_bvh(context, armatures[0], part, start, end)
+            else:
+                # The assigned actions only: by default the exporter also tries every other action in
+                # the file on these rigs (earlier transfers, other people's), which is slow and wrong.
+                bpy.ops.export_scene.gltf(filepath=str(part), export_format="GLB", use_selection=True,
+                                          export_animations=True, export_animation_mode="ACTIVE_ACTIONS",
+                                          export_force_sampling=True)  # fmt: skip
         if not part.is_file():
             raise ExportError(f"Blender's {fmt.upper()} exporter wrote nothing; see the system console.")
         os.replace(part, path)
     finally:
-        for o in hidden:
-            o.hide_viewport = False
         shutil.rmtree(tmp, ignore_errors=True)
         for o in view_layer.objects:
             o.select_set(o in keep[0])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .retarget import quaternion_to_matrix
 from .runner import SCHEMA_VERSION, RunnerError
 
 CV_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -22,16 +23,6 @@ REQUIRED = (
     "vertices_cam", "bone_names", "bone_parents", "bone_rest_heads", "bone_rest_tails", "bone_rest_matrices",
     "skin_indices", "skin_weights", "bone_rotations", "global_rotation", "root_translation",
 )  # fmt: skip
-
-
-def _rotation(q) -> np.ndarray:
-    """3x3 matrix of a quaternion w, x, y, z (normalised here)."""
-    w, x, y, z = np.asarray(q, np.float64) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])  # fmt: skip
 
 
 @dataclass
@@ -58,7 +49,7 @@ class Person:
 
     def pose_feature(self, frame: int) -> np.ndarray:
         """SMPL's pose-corrective weights: (R - I) of joints 1..23, flattened (207,)."""
-        return np.concatenate([(_rotation(q) - np.eye(3)).ravel() for q in self.rotations[frame, 1:]])
+        return (quaternion_to_matrix(self.rotations[frame, 1:]) - np.eye(3)).ravel()
 
 
 @dataclass

@@ -162,6 +162,11 @@ def leg_length(pos: np.ndarray, roles: dict[str, int]) -> float:
     return float(np.mean(lengths))
 
 
+def shortest_contact(fps: float) -> int:
+    """Frames a planted stretch lasts at least; shorter ones are noise."""
+    return max(3, round(CONTACT_MIN_S * fps))
+
+
 def runs(flags: np.ndarray, shortest: int) -> list[tuple[int, int]]:
     """[start, end) spans of True in ``flags`` (F,) at least ``shortest`` frames long."""
     spans, start = [], None
@@ -186,7 +191,7 @@ def contact_spans(ankle: np.ndarray, fps: float, other: np.ndarray | None = None
     planted = speed < CONTACT_SPEED_M_S
     if other is not None:
         planted &= ankle[:, 2] <= other[:, 2] + CONTACT_HEIGHT_M
-    return runs(planted, max(3, round(CONTACT_MIN_S * fps)))
+    return runs(planted, shortest_contact(fps))
 
 
 def solve(src: Skeleton, src_basis: np.ndarray, src_roles: dict[str, int], tgt: Skeleton,
@@ -275,7 +280,7 @@ def _plant(plan: Plan, tgt: Skeleton, tgt_basis, want, hips_path, ps, src_roles,
         if not all(r in src_roles and r in tgt_roles for r in roles):
             continue
         if side in contacts:
-            spans = runs(contacts[side], max(3, round(CONTACT_MIN_S * fps)))
+            spans = runs(contacts[side], shortest_contact(fps))
         else:
             other = src_roles.get(f"foot.{'R' if side == 'L' else 'L'}")
             spans = contact_spans(ps[:, src_roles[roles[2]]], fps, None if other is None else ps[:, other])

@@ -10,6 +10,7 @@ complete or unchanged.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import bpy
@@ -253,6 +254,23 @@ class SceneBuilder:
         scene.render.resolution_percentage = 100
         scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
         return obj
+
+
+@contextmanager
+def evaluating_only(view_layer, objects):
+    """While the block runs, every other visible object of ``view_layer`` is hidden, except what
+    the armatures' bone constraints look at: Blender evaluates the whole scene on every frame it
+    bakes or exports, and only these objects need it."""
+    needed = set(objects) | {getattr(c, "target", None) for o in objects if o.type == "ARMATURE"
+                             for pb in o.pose.bones for c in pb.constraints}  # fmt: skip
+    hidden = [o for o in view_layer.objects if o not in needed and not o.hide_viewport]
+    for o in hidden:
+        o.hide_viewport = True
+    try:
+        yield
+    finally:
+        for o in hidden:
+            o.hide_viewport = False
 
 
 def new_action(owner, id_type: str, name: str) -> tuple[bpy.types.Action, "_Curves"]:

@@ -12,7 +12,7 @@ from mathutils import Matrix
 
 from . import bonemaps
 from .retarget import Skeleton, matrix_to_quaternion, quaternion_to_matrix, solve
-from .rig import CONTACTS_PROP, new_action, write_curve
+from .rig import CONTACTS_PROP, evaluating_only, new_action, write_curve
 
 MAX_FRAMES = 20000  # about 11 minutes at 30 fps; longer clips go in parts (memory grows with frames x bones)
 
@@ -258,13 +258,7 @@ def _bake_through_constraints(context, target, plan, frames: np.ndarray, name: s
     context.scene.collection.objects.link(helper)
     constraints = []
     keep = (view_layer.objects.active, [o for o in view_layer.objects if o.select_get()])
-    # Only the target, the helper and what the target's constraints look at need evaluating on
-    # every baked frame (the source's skinned body is the costly part): the rest is hidden meanwhile.
-    needed = {target, helper} | {getattr(c, "target", None) for pb in target.pose.bones for c in pb.constraints}
-    hidden = [o for o in view_layer.objects if o not in needed and not o.hide_viewport]
     try:
-        for o in hidden:
-            o.hide_viewport = True
         view_layer.objects.active = helper
         bpy.ops.object.mode_set(mode="EDIT")
         for j in plan.mapped:
@@ -296,9 +290,12 @@ def _bake_through_constraints(context, target, plan, frames: np.ndarray, name: s
         view_layer.objects.active = target
         bpy.ops.object.mode_set(mode="POSE")
         _select_bones(target, {target.pose.bones[j].name for j in plan.mapped})
-        bpy.ops.nla.bake(frame_start=int(frames[0]), frame_end=int(frames[-1]), only_selected=True,
-                         visual_keying=True, clear_constraints=False, use_current_action=False,
-                         bake_types={"POSE"})  # fmt: skip
+        # Only the target, the helper and what the target's constraints look at are evaluated on
+        # every baked frame (the source's skinned body is the costly part).
+        with evaluating_only(view_layer, [target, helper]):
+            bpy.ops.nla.bake(frame_start=int(frames[0]), frame_end=int(frames[-1]), only_selected=True,
+                             visual_keying=True, clear_constraints=False, use_current_action=False,
+                             bake_types={"POSE"})  # fmt: skip
         action = target.animation_data.action
         if action is None or action == previous:
             raise TransferError("Blender's bake made no action on the target; see the system console.")
@@ -312,8 +309,6 @@ def _bake_through_constraints(context, target, plan, frames: np.ndarray, name: s
             target.animation_data.action = previous
         raise
     finally:
-        for o in hidden:
-            o.hide_viewport = False
         for pb, con in constraints:
             pb.constraints.remove(con)
         if target.mode != "OBJECT":
