@@ -12,10 +12,10 @@ The Blender add-on runs this package in a separate interpreter
 
 from __future__ import annotations
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 
 from .errors import ReconError
-from .io.result import SCHEMA_VERSION, PersonResult, ReconResult
+from .io.result import DEFAULT_HEIGHT_M, SCHEMA_VERSION, PersonResult, ReconResult
 
 __all__ = ["PersonResult", "ReconError", "ReconResult", "SCHEMA_VERSION", "reconstruct_image", "__version__"]
 
@@ -23,9 +23,11 @@ _reconstructors: dict = {}
 
 
 def reconstruct_image(path, *, body_model: str = "anny", quality: str = "balanced", focal_px=None,
-                      cache_dir=None, smpl_model=None, gender=None, progress=None, people="all") -> ReconResult:
-    """Reconstruct the people in the photo at ``path`` (``people``: "all", "largest" or a count);
-    models stay warm between calls.
+                      cache_dir=None, smpl_model=None, gender=None, progress=None, people="all",
+                      height=DEFAULT_HEIGHT_M) -> ReconResult:
+    """Reconstruct the people in the photo at ``path`` (``people``: "all", "largest" or a count;
+    ``height``: their standing height in metres, None for the fit's own size); models stay warm
+    between calls.
 
     ``body_model="smpl"`` needs ``smpl_model``, the path of your SMPL model file."""
     from .pipeline import Reconstructor
@@ -35,4 +37,4 @@ def reconstruct_image(path, *, body_model: str = "anny", quality: str = "balance
         _reconstructors[key] = Reconstructor(
             body_model=body_model, quality=quality, cache_dir=cache_dir, smpl_model=smpl_model, gender=gender
         )
-    return _reconstructors[key].reconstruct(path, focal_px=focal_px, progress=progress, people=people)
+    return _reconstructors[key].reconstruct(path, focal_px=focal_px, progress=progress, people=people, height=height)

@@ -3,7 +3,7 @@ the clip pipeline build their result with. A photo is a one-frame clip."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import roma
@@ -18,6 +18,12 @@ from .io.result import PERSON_EXTRA, PersonResult, ReconResult
 from .metrics import iou, keypoint_error, render_silhouette
 
 
+def standing_height(body: BodyModel, rest_vertices: torch.Tensor) -> float:
+    """The rest mesh's extent along the model's up axis (metres): its standing height."""
+    up = rest_vertices[0].double().numpy() @ np.asarray(body.model_axes, np.float64)[:, 2]
+    return float(up.max() - up.min())
+
+
 @dataclass
 class Motion:
     """One body over N frames: one shape, and per frame its bones' rotations and its placement.
@@ -28,6 +34,7 @@ class Motion:
     bone_quats: np.ndarray  # (N, J, 4) x, y, z, w: local rotations in the bones' rest frames
     global_quats: np.ndarray  # (N, 4) x, y, z, w: model space -> camera space
     transl: np.ndarray  # (N, 3) camera space, metres
+    scale: float = 1.0  # the body model's rest mesh and skeleton are scaled by this
 
     @classmethod
     def from_params(cls, p: BodyParams) -> "Motion":
@@ -39,6 +46,11 @@ class Motion:
 
     def __len__(self) -> int:
         return len(self.bone_quats)
+
+    def scaled(self, factor: float) -> "Motion":
+        """The same motion of the body scaled by ``factor`` about the camera (its placements
+        scaled; rotations unchanged): it looks the same in the picture."""
+        return replace(self, transl=np.asarray(self.transl) * factor, scale=self.scale * factor)
 
     def global_rotations(self) -> np.ndarray:
         """(N, 3, 3) float64."""
@@ -56,7 +68,7 @@ class Motion:
 def keypoints_over_frames(body: BodyModel, motion: Motion) -> np.ndarray:
     """(N, 21, 3) keypoints in camera space for every frame (only the keypoints' vertices are posed)."""
     ids = body.keypoint_vertex_ids
-    rest = body.rest(motion.shape, ids)
+    rest = body.rest(motion.shape, ids).scaled(motion.scale)
     out = []
     for s in range(0, len(motion), 64):
         qb = torch.tensor(motion.bone_quats[s : s + 64], dtype=torch.float32)
@@ -81,18 +93,27 @@ class ClipFrames:
 
 
 def assemble_person(body: BodyModel, motion: Motion, camera: Camera, detection: Detection, *,
-                    mirrored: bool = False, clip: ClipFrames | None = None) -> PersonResult:  # fmt: skip
+                    mirrored: bool = False, clip: ClipFrames | None = None,
+                    height: float | None = None) -> PersonResult:  # fmt: skip
     """One person's part of a result: ``motion`` seen through ``camera``, the first frame's posed
     mesh and its fit quality against ``detection`` (that frame's), per-frame keypoints and
-    rotations, and the body model's own per-person arrays (SMPL: the AMASS layout)."""
+    rotations, and the body model's own per-person arrays (SMPL: the AMASS layout).
+    ``height``: the standing height (m) the body is scaled to about the camera (None: the fit's
+    own size; body models whose parameters must describe the geometry, SMPL, keep theirs)."""
     n = kpl.NUM_COCO
     with torch.no_grad():
         rest = body.rest(motion.shape)
+        scale = height / standing_height(body, rest.vertices) if height and body.scalable else 1.0
+        if scale != 1.0:
+            motion = motion.scaled(scale)
+            rest = rest.scaled(scale)
         first = 0 if clip is None or clip.present is None or not clip.present.any() else int(np.argmax(clip.present))
         rot, R0, t0 = motion.frame(first)
         v_model, _ = body.pose(rest, rot)
         v_cam = torch.einsum("bij,bvj->bvi", R0, v_model) + t0[:, None]
         kp = body.keypoints(v_cam[:, body.keypoint_vertex_ids], body.keypoint_vertex_ids)[0, :n]
+        if clip is not None and scale != 1.0:
+            clip = replace(clip, raw=clip.raw.scaled(scale))
     v_cam_np = v_cam[0].numpy().astype(np.float32)
     kp_np = kp.numpy().astype(np.float64)
     uv_fit = project_np(kp_np, camera.K)
@@ -122,6 +143,7 @@ def assemble_person(body: BodyModel, motion: Motion, camera: Camera, detection: 
         mirrored=mirrored,
         silhouette_iou=iou(sil, detection.mask > 0.5),
         keypoint_error_pct=kp_err,
+        body_scale=scale,
         extra=extra,
         **_per_frame(body, motion, detection, clip, kp_np),
     )

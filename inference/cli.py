@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import EXIT_INTERNAL, EXIT_OK, ReconError, exit_code_for
+from .io.result import DEFAULT_HEIGHT_M, HEIGHT_RANGE_M
 
 DEBUG = bool(os.environ.get("HUMAN_RECON_DEBUG"))
 
@@ -150,7 +151,8 @@ def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
         t = time.perf_counter()
         try:
             _check_output(dest, args.overwrite)
-            result = rec.reconstruct(img, focal_px=args.focal_px, progress=progress, people=args.people)
+            result = rec.reconstruct(img, focal_px=args.focal_px, progress=progress, people=args.people,
+                                     height=args.height)
             result.save(dest, overwrite=args.overwrite)
         except ReconError as err:
             failed += 1
@@ -218,7 +220,8 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
         bar(done, note)
 
     t = time.perf_counter()
-    options = SequenceOptions(detector=args.track_model, video=args.track_mode == "video", people=args.people)
+    options = SequenceOptions(detector=args.track_model, video=args.track_mode == "video", people=args.people,
+                              height=args.height)
     result = SequenceReconstructor(rec, options).run(source, progress, out_fps=out_fps)
     result.save(dest, overwrite=args.overwrite)
     secs = time.perf_counter() - t
@@ -314,6 +317,20 @@ def _people_arg(text: str) -> str | int:
     raise argparse.ArgumentTypeError(f"takes all, largest or a positive number, not {text!r}")
 
 
+def _height_arg(text: str) -> float | None:
+    """``--height``: metres within HEIGHT_RANGE_M, or 0 for the fit's own size (None)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value == 0:
+        return None
+    lo, hi = HEIGHT_RANGE_M
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"takes a height in metres from {lo} to {hi}, or 0, not {text!r}")
+    return value
+
+
 def _body_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--body-model", default="anny", choices=["anny", "smpl"],
                    help="anny (default, open) or smpl (needs your SMPL model file)")
@@ -323,6 +340,9 @@ def _body_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--people", default="all", type=_people_arg, metavar="all|largest|N",
                    help="whom to reconstruct: everyone found (default; people cut off or mostly hidden are "
                         "skipped and the result says so), the largest, or the N most prominent")
+    p.add_argument("--height", default=DEFAULT_HEIGHT_M, type=_height_arg, metavar="METRES",
+                   help=f"every person's standing height (default {DEFAULT_HEIGHT_M}, an average adult: one picture "
+                        "does not tell size from distance); 0 keeps the fit's own size; SMPL bodies keep their betas'")
     p.add_argument("--detector", default="heavy", choices=["heavy", "full"],
                    help="the pose model: heavy (default, the most accurate) or full (about twice as fast)")
     p.add_argument("--init", default="auto", choices=["auto", "network", "landmarks"],

@@ -42,7 +42,7 @@ def _anny_frames(result: PersonResult, anny: AnnyBody) -> tuple[torch.Tensor, to
     R = torch.tensor(result.global_rotation, dtype=torch.float32)
     t = torch.tensor(result.root_translation, dtype=torch.float32)
     with torch.no_grad():
-        rest = anny.rest(shape)
+        rest = anny.rest(shape).scaled(float(result.body_scale))
         out_v, out_k = [], []
         for s in range(0, len(q), CHUNK):
             b = len(q[s : s + CHUNK])

@@ -18,7 +18,7 @@ from .detect import MAX_PEOPLE, Detection, PoseDetector, find_people, mirrored, 
 from .errors import ReconError
 from .fit import FitOptions, FitResult, Fitter
 from .io.images import load_image
-from .io.result import ReconResult
+from .io.result import DEFAULT_HEIGHT_M, ReconResult
 from .regress import NetworkRegressor, make_regressor
 
 Progress = Callable[[str, float], None]  # (stage, fraction done)
@@ -138,10 +138,12 @@ class Reconstructor:
         progress: Progress | None = None,
         name: str | None = None,
         people: str | int = "all",
+        height: float | None = DEFAULT_HEIGHT_M,
     ) -> ReconResult:
         """``image``: a photo file, or an RGB uint8 array (a video frame; ``name`` labels it).
         ``people``: whom to reconstruct, "all" found (enough of them showing), "largest", or
-        the N most prominent."""
+        the N most prominent. ``height``: every body's standing height, metres (None: the fit's
+        own size, which one photo does not fix; ``io.result.DEFAULT_HEIGHT_M``)."""
         report = progress or (lambda stage, frac: None)
         timings: dict[str, float] = {}
         t = time.perf_counter()
@@ -172,7 +174,7 @@ class Reconstructor:
         report("result", 0.9)
         fits.sort(key=lambda f: float(f.detection.box[0] + f.detection.box[2]))  # left to right: Person 1, 2, ...
         persons = [assemble_person(self.body, Motion.from_params(f.fit.params), camera, f.detection,
-                                   mirrored=f.mirrored) for f in fits]  # fmt: skip
+                                   mirrored=f.mirrored, height=height) for f in fits]  # fmt: skip
         result = assemble_result(self.body, camera, name, persons, people_found=len(found), timings=timings,
                                  notes=notes)  # fmt: skip
         result.timings["result"] = time.perf_counter() - t

@@ -27,7 +27,7 @@ from .detect import Detection, PoseDetector, Tracker, VideoPoseDetector, mirrore
 from .errors import ReconError
 from .fit import FitOptions, Fitter
 from .io.frames import FrameSource
-from .io.result import ReconResult
+from .io.result import DEFAULT_HEIGHT_M, ReconResult
 from .pipeline import Reconstructor, choose_people, people_wanted, why_skipped
 from .smoothing import fill_missing, foot_contacts, foot_lock_offsets, gaussian_smooth, smooth_quaternions
 
@@ -49,6 +49,7 @@ class SequenceOptions:
     detector: str = "full"
     video: bool = True
     people: str | int = "all"  # whom to follow: "all", "largest" or the N most prominent (``--people``)
+    height: float | None = DEFAULT_HEIGHT_M  # each body's standing height, metres (None: the fit's own size)
     warm_fit: FitOptions = field(
         default_factory=lambda: FitOptions(
             rigid_steps=3, pose_steps=8, full_steps=0, lr=0.03, init_prior=0.2, mirror_guard=False
@@ -196,7 +197,8 @@ class SequenceReconstructor:
             clip = ClipFrames(detected=detected, keypoints2d=keypoints2d, landmarks3d=np.stack(t.landmarks3d),
                               raw=raw, fps=fps, present=present, foot_contact=contact)  # fmt: skip
             # The first frame's labelling is followed frame to frame, so no track is reported mirrored.
-            people.append(assemble_person(self.rec.body, motion, camera, t.first, clip=clip))
+            people.append(assemble_person(self.rec.body, motion, camera, t.first, clip=clip,
+                                          height=self.options.height))
         result = assemble_result(self.rec.body, camera, str(source.path), people,
                                  people_found=tracker.people_at_start, fps=fps,
                                  frame_indices=np.asarray(source.indices, np.int32))  # fmt: skip

@@ -99,3 +99,18 @@ def test_batch_goes_on_past_a_bad_photo(tmp_path, cache_dir):
     assert [e["code"] for e in ev if e["event"] == "error"] == ["not_an_image"]
     assert ev[-1] == {"event": "done", "ok": 2, "failed": 1}
     assert sorted(p.name for p in outdir.iterdir()) == ["basketball1.npz", "person.npz"]
+
+
+def test_height_option(capsys):
+    """``--height``: metres within the range, 0 for the fit's own size; anything else is a
+    one-line usage error."""
+    from inference.cli import build_parser
+
+    parse = lambda *a: build_parser().parse_args(["reconstruct", "a.jpg", "-o", "a.npz", *a])  # noqa: E731
+    assert parse().height == 1.70 and parse("--height", "1.82").height == 1.82
+    assert parse("--height", "0").height is None
+    for bad in ("3", "0.2", "tall"):
+        with pytest.raises(SystemExit):
+            parse("--height", bad)
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("python -m inference reconstruct: error: argument --height: takes a height in metres")

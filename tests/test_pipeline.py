@@ -56,3 +56,34 @@ def test_people_count_keeps_the_most_prominent(canvas_people):
     chosen, notes = choose_people(found[:1] + found[:1], 1, w, h)  # the same person twice: room for one
     assert len(chosen) == 1 and notes == [f"person at x={int((found[0].box[0] + found[0].box[2]) / 2)} px "
                                           "skipped: --people 1"]  # fmt: skip
+
+
+def test_bodies_scaled_to_the_standing_height_look_the_same(reconstructor, body, tmp_path):
+    """One photo does not tell size from distance: the body is scaled about the camera to the
+    height asked for (an average adult's by default), which changes nothing in the picture."""
+    from inference.assemble import standing_height
+    from inference.io.result import DEFAULT_HEIGHT_M, ReconResult
+
+    fitted = reconstructor.reconstruct(PERSON, height=None).people[0]
+    default = reconstructor.reconstruct(PERSON).people[0]
+    tall = reconstructor.reconstruct(PERSON, height=1.90).people[0]
+    assert fitted.body_scale == 1.0
+    for person, want in ((default, DEFAULT_HEIGHT_M), (tall, 1.90)):
+        import torch
+
+        tall_now = standing_height(body, torch.tensor(person.rest_vertices)[None])
+        assert tall_now == pytest.approx(want, abs=1e-3)
+        s = person.body_scale
+        assert s == pytest.approx(want / standing_height(body, torch.tensor(fitted.rest_vertices)[None]), rel=1e-4)
+        # Everything in camera space scales about the camera; the picture stays the same.
+        assert np.allclose(person.keypoints3d_cam, fitted.keypoints3d_cam * s, atol=1e-4)
+        assert np.allclose(person.vertices_cam, fitted.vertices_cam * s, atol=1e-4)
+        assert np.allclose(person.root_translation, fitted.root_translation * s, atol=1e-5)
+        assert np.allclose(person.bone_rest_heads, fitted.bone_rest_heads * s, atol=1e-5)
+        assert np.allclose(person.bone_rest_matrices[:, :3, 3], fitted.bone_rest_matrices[:, :3, 3] * s, atol=1e-5)
+        assert np.allclose(person.bone_rotations, fitted.bone_rotations)
+        assert np.abs(person.keypoints2d_fit - fitted.keypoints2d_fit).max() < 0.01  # pixels
+        assert person.silhouette_iou == pytest.approx(fitted.silhouette_iou, abs=1e-3)
+    result = reconstructor.reconstruct(PERSON, height=1.90)
+    back = ReconResult.load(result.save(tmp_path / "tall.npz")).people[0]
+    assert back.body_scale == pytest.approx(tall.body_scale)

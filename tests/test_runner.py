@@ -107,3 +107,9 @@ def test_child_arguments_are_the_clis(runner):
                                                           track_model="heavy"))  # fmt: skip
     assert (clip.start, clip.end, clip.step, clip.people, clip.track_model) == (5, 40, 2, "largest", "heavy")
     assert build_parser().parse_args(runner.sequence_args("c.mp4", "c.npz")).track_model == "full"
+    # The people's height: the panel's value, and by default the same as the command line's.
+    from inference.io.result import DEFAULT_HEIGHT_M
+
+    assert runner.DEFAULT_HEIGHT_M == DEFAULT_HEIGHT_M
+    assert build_parser().parse_args(runner.reconstruct_args("a.jpg", "a.npz")).height == DEFAULT_HEIGHT_M
+    assert build_parser().parse_args(runner.sequence_args("c.mp4", "c.npz", height=1.92)).height == 1.92

@@ -34,6 +34,15 @@ TRACK_MODEL_ITEMS = [
 TIMEOUT_S = 600.0
 
 
+def height_prop():
+    """The people's standing height: one picture does not tell a body's size from its distance."""
+    return bpy.props.FloatProperty(
+        name="Height", description="Every person's standing height (one picture does not tell size from distance; "
+        "the default is an average adult's). SMPL bodies keep their own", default=runner.DEFAULT_HEIGHT_M,
+        min=0.5, max=2.5, subtype="DISTANCE", unit="LENGTH",
+    )  # fmt: skip
+
+
 def people_arg(choice: str, count: int) -> str:
     """The ``--people`` value of the panel's choice."""
     return str(max(1, count)) if choice == "count" else choice
@@ -189,6 +198,7 @@ class HUMAN_RECON_OT_reconstruct_image(_InferenceOperator, bpy.types.Operator):
     body_model: bpy.props.EnumProperty(name="Body model", items=BODY_MODEL_ITEMS, default="anny")
     people: bpy.props.EnumProperty(name="People", items=PEOPLE_ITEMS, default="all")
     people_count: bpy.props.IntProperty(name="Up to", description="How many people", default=2, min=1, max=8)
+    height: height_prop()
     pose_correctives: bpy.props.BoolProperty(
         name="Pose correctives", description="SMPL: add the 207 pose-corrective shape keys", default=True
     )
@@ -202,10 +212,11 @@ class HUMAN_RECON_OT_reconstruct_image(_InferenceOperator, bpy.types.Operator):
             self.filepath = props.image_path
         self.quality, self.body_model = props.quality, props.body_model
         self.people, self.people_count = props.people, props.people_count
+        self.height = props.height
 
     def runner_args(self, path: str, out: str, cache_dir: str) -> list[str]:
         return runner.reconstruct_args(path, out, self.quality, self.body_model, cache_dir,
-                                       people_arg(self.people, self.people_count))  # fmt: skip
+                                       people_arg(self.people, self.people_count), self.height)  # fmt: skip
 
 
 class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
@@ -225,6 +236,7 @@ class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
     people: bpy.props.EnumProperty(name="People", items=PEOPLE_ITEMS, default="all")
     people_count: bpy.props.IntProperty(name="Up to", description="How many people", default=2, min=1, max=8)
     track_model: bpy.props.EnumProperty(name="Follow", items=TRACK_MODEL_ITEMS, default="full")
+    height: height_prop()
     pose_correctives: bpy.props.BoolProperty(
         name="Pose correctives", description="SMPL: pose-corrective shape keys, keyed per frame", default=True
     )
@@ -235,12 +247,13 @@ class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
             self.filepath = props.clip_path
         self.quality, self.body_model = props.quality, props.body_model
         self.people, self.people_count = props.people, props.people_count
+        self.height = props.height
         self.track_model = props.track_model
 
     def runner_args(self, path: str, out: str, cache_dir: str) -> list[str]:
         return runner.sequence_args(path, out, self.start, self.end or None, self.step, self.quality,
                                     self.body_model, cache_dir, people_arg(self.people, self.people_count),
-                                    self.track_model)  # fmt: skip
+                                    self.track_model, self.height)  # fmt: skip
 
 
 class HUMAN_RECON_OT_import_result(bpy.types.Operator):

@@ -23,6 +23,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent / "inference_pkg"
 if not (PACKAGE_DIR / "inference").is_dir():
     PACKAGE_DIR = Path(__file__).resolve().parents[2]
 SCHEMA_VERSION = 2  # result files this add-on reads
+DEFAULT_HEIGHT_M = 1.70  # the people's standing height unless the user gives one (inference's --height default)
 
 
 class RunnerError(Exception):
@@ -210,10 +211,12 @@ class InferenceRun:
 
 
 def reconstruct_args(image: str, output: str, quality: str = "balanced", body_model: str = "anny",
-                     cache_dir: str = "", people: str = "all") -> list[str]:  # fmt: skip
-    """``people``: "all", "largest" or a count, as ``--people`` takes it."""
+                     cache_dir: str = "", people: str = "all",
+                     height: float = DEFAULT_HEIGHT_M) -> list[str]:  # fmt: skip
+    """``people``: "all", "largest" or a count, as ``--people`` takes it; ``height``: every
+    person's standing height, metres (``--height``)."""
     args = ["reconstruct", image, "--output", output, "--overwrite", "--quality", quality, "--body-model", body_model,
-            "--people", people]  # fmt: skip
+            "--people", people, "--height", f"{height:.3f}"]  # fmt: skip
     if cache_dir:
         args += ["--cache-dir", cache_dir]
     return args
@@ -221,11 +224,12 @@ def reconstruct_args(image: str, output: str, quality: str = "balanced", body_mo
 
 def sequence_args(clip: str, output: str, start: int = 0, end: int | None = None, step: int = 1,
                   quality: str = "balanced", body_model: str = "anny", cache_dir: str = "",
-                  people: str = "all", track_model: str = "full") -> list[str]:  # fmt: skip
+                  people: str = "all", track_model: str = "full",
+                  height: float = DEFAULT_HEIGHT_M) -> list[str]:  # fmt: skip
     """``track_model``: the pose model that follows people from frame to frame (``--track-model``)."""
     args = ["sequence", clip, "--output", output, "--overwrite", "--start", str(start), "--step", str(step),
             "--quality", quality, "--body-model", body_model, "--people", people,
-            "--track-model", track_model]  # fmt: skip
+            "--track-model", track_model, "--height", f"{height:.3f}"]  # fmt: skip
     if end is not None:
         args += ["--end", str(end)]
     if cache_dir:

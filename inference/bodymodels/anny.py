@@ -143,6 +143,7 @@ class AnnyBody:
         self.shape_fixed = torch.tensor([lab == "age" for lab in self.shape_labels])
         self.model_axes = np.eye(3)  # left +X, back +Y, up +Z
         self.up_axis = "Z"
+        self.scalable = True
         self.detector_offsets = ANNY_DETECTOR_OFFSETS
         self.pose_limits = LIMITS
 

@@ -34,6 +34,16 @@ class RestState:
         )
 
 
+    def scaled(self, factor: float) -> "RestState":
+        """The rest body scaled by ``factor`` about the model's origin. Skinning and the keypoint
+        regressors are linear in the rest positions, so every posed point scales with it."""
+        if factor == 1.0:
+            return self
+        poses = self.bone_poses.clone()
+        poses[..., :3, 3] *= factor
+        return RestState(self.vertices * factor, poses, self.bone_heads * factor, self.bone_tails * factor, self.shape)
+
+
 class BodyModel(Protocol):
     name: str
     bone_names: list[str]
@@ -48,6 +58,7 @@ class BodyModel(Protocol):
     shape_fixed: torch.Tensor  # (S,) bool: parameters the fit does not change (Anny: age)
     model_axes: np.ndarray  # (3, 3) columns: the body's left, back and up in model space
     up_axis: str  # "Z" (Anny) or "Y" (SMPL): model space's up, for the Blender side
+    scalable: bool  # results may scale the body uniformly (False: its parameters must keep describing it)
     detector_offsets: np.ndarray | None  # (K, 2) detect.to_body_convention's table, or None
     pose_limits: dict  # bone -> ((x, y, z) low, (x, y, z) high) radians: the bones the fit moves
 

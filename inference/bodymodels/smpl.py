@@ -98,6 +98,7 @@ class SMPLBody:
         self.shape_fixed = torch.zeros(10, dtype=torch.bool)
         self.model_axes = np.stack([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]], axis=1)
         self.up_axis = "Y"
+        self.scalable = False  # the AMASS arrays (betas, trans) must keep describing the body
         self.detector_offsets = None  # not calibrated: SMPL's keypoints are taken as MediaPipe's
         self.pose_limits = LIMITS
         self.keypoint_names = list(kpl.NAMES)

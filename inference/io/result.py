@@ -49,6 +49,13 @@ def write_npz_atomic(path: Path, arrays: dict) -> None:
         raise
 
 
+# One photo fixes a body only up to a scale: a body twice as large, twice as far away, looks the
+# same. The fit's own size is therefore arbitrary (on the multi-view kit its adults came out
+# 1.35-1.53 m tall), so each body is scaled about the camera, which changes nothing in the
+# picture, to a standing height: the user's, or this average adult's (``body_scale``).
+DEFAULT_HEIGHT_M = 1.70
+HEIGHT_RANGE_M = (0.5, 2.5)
+
 # Body-model arrays (``extra``) that belong to each person (a leading person axis in the file);
 # the others (the user's SMPL model data, gender, frame rate) are shared.
 PERSON_EXTRA = ("poses", "betas", "trans")
@@ -74,6 +81,7 @@ class PersonResult:
     mirrored: bool = False  # the detector's left/right labels were swapped back
     silhouette_iou: float = float("nan")
     keypoint_error_pct: float = float("nan")  # mean, visible keypoints, % of box height
+    body_scale: float = 1.0  # rest mesh and skeleton = the body model's (shape_params) times this
     # Per frame (a photo is a one-frame clip).
     frame_present: np.ndarray = field(default_factory=lambda: np.ones(1, bool))  # (N,) in the clip at all
     frame_detected: np.ndarray = field(default_factory=lambda: np.ones(1, bool))  # (N,) False: filled in
