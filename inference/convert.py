@@ -35,7 +35,7 @@ class Conversion:
     initial_keypoint_error_mm: float
 
 
-def _anny_frames(result: PersonResult, anny: AnnyBody) -> tuple[torch.Tensor, torch.Tensor]:
+def anny_frames(result: PersonResult, anny: AnnyBody) -> tuple[torch.Tensor, torch.Tensor]:
     """A person's posed Anny vertices and keypoints in camera space, every frame."""
     shape = torch.tensor(result.shape_params, dtype=torch.float32)[None]
     q = torch.tensor(result.bone_rotations[:, :, [1, 2, 3, 0]], dtype=torch.float32)  # xyzw
@@ -65,7 +65,7 @@ def _nearest(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def anny_to_smpl(result: ReconResult, person: PersonResult, anny: AnnyBody, smpl: SMPLBody,
                  steps: int = 200) -> Conversion:  # fmt: skip
     """SMPL fitted to one ``person`` of an Anny ``result``, every frame."""
-    verts, kps = _anny_frames(person, anny)
+    verts, kps = anny_frames(person, anny)
     n = len(verts)
     rng = np.random.default_rng(0)
     anny_ids = torch.tensor(np.sort(rng.choice(verts.shape[1], 1500, replace=False)))

@@ -80,7 +80,7 @@ def test_result_mesh_and_skeleton(results, body):
     import torch
 
     rot = roma.unitquat_to_rotmat(torch.tensor(q[:, [1, 2, 3, 0]]))
-    rest = body.rest(torch.tensor(r.shape_params)[None])
+    rest = body.rest(torch.tensor(r.shape_params)[None]).scaled(r.body_scale)  # the contract: model x body_scale
     v, _ = body.pose(rest, rot[None])
     v_cam = v[0].numpy() @ R.T + t
     assert np.abs(v_cam - r.vertices_cam).max() < 1e-4

@@ -200,13 +200,13 @@ def test_amass_arrays_round_trip_through_smplx(tmp_path, smpl_path):
 
 
 def test_anny_result_converts_to_smpl(reconstructor, smpl):
-    from inference.convert import _anny_frames, anny_to_smpl
+    from inference.convert import anny_frames, anny_to_smpl
 
     from .conftest import PERSON
 
     result = reconstructor.reconstruct(PERSON)
     # What the conversion starts from is the result's body, scaled to its standing height.
-    _, kps = _anny_frames(result.people[0], reconstructor.body)
+    _, kps = anny_frames(result.people[0], reconstructor.body)
     assert result.people[0].body_scale != 1.0
     assert np.abs(kps[0, :17].numpy() - result.people[0].keypoints3d_cam).max() < 1e-3
     conv = anny_to_smpl(result, result.people[0], reconstructor.body, smpl, steps=120)
