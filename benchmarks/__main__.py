@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--photos", default="cam*_f*.jpg",
                     help="a glob of the kit's photos to run (default: all 80; '': none, clips only)")
     rl.add_argument("--people", default="all", help="whom to reconstruct: all (default), largest or N")
+    rl.add_argument("--track-model", default=None, choices=["full", "heavy"],
+                    help="the model that follows people in the clips (default: the pipeline's)")
     t = sub.add_parser("transfer", parents=[common], help="speed and fidelity of Transfer motion and export")
     t.add_argument("--result", default=None, help="a clip's result to transfer (default: reconstruct --clip)")
     t.add_argument("--clip", default=str(Path(__file__).resolve().parent.parent / "tests" / "data" / "demo.mp4"))
@@ -74,7 +76,8 @@ def run(args: argparse.Namespace) -> dict:
         from .real import run_real_benchmark
 
         return run_real_benchmark(args.kit, clips=args.clips, true_focal=args.true_focal, cache_dir=args.cache_dir,
-                                  compare=args.compare, photos=args.photos, people=args.people)  # fmt: skip
+                                  compare=args.compare, photos=args.photos, people=args.people,
+                                  track_model=args.track_model)  # fmt: skip
     if args.benchmark == "transfer":
         from .transfer import run_transfer_benchmark
 

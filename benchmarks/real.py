@@ -88,13 +88,16 @@ def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False, phot
             "seconds_per_photo_by_people": by_count}  # fmt: skip
 
 
-def predict_clips(rec, kit: Path, out_dir: Path, tracks: dict) -> dict:
+def predict_clips(rec, kit: Path, out_dir: Path, tracks: dict, track_model: str | None = None) -> dict:
     """Run the clip pipeline on every clip; one prediction file per frame with ground truth,
     holding each person followed who is in that frame (``tracks`` gets, per file, which person
-    each prediction is). Also each person's smoothness (``clip.motion_metrics``)."""
+    each prediction is). Also each person's smoothness (``clip.motion_metrics``).
+    ``track_model``: the model that follows people (``--track-model``; None: the default)."""
     from inference.errors import ReconError
     from inference.io.frames import open_frames
-    from inference.sequence import SequenceReconstructor
+    from inference.sequence import SequenceOptions, SequenceReconstructor
+
+    options = SequenceOptions() if track_model is None else SequenceOptions(detector=track_model)
 
     from .clip import motion_metrics
 
@@ -103,7 +106,7 @@ def predict_clips(rec, kit: Path, out_dir: Path, tracks: dict) -> dict:
         source = open_frames(kit / "clips" / f"{cam}.mp4")
         t = time.perf_counter()
         try:
-            r = SequenceReconstructor(rec).run(source)
+            r = SequenceReconstructor(rec, options).run(source)
         except ReconError as err:
             out[cam] = {"failed": err.code}
             continue
@@ -220,12 +223,14 @@ def paired_difference(new: list[dict], old: list[dict]) -> dict:
 
 def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_focal: bool = False,
                        cache_dir: str | None = None, compare: str | None = None, photos: str = "cam*_f*.jpg",
-                       reconstructor=None, people: str | int = "all") -> dict:  # fmt: skip
+                       reconstructor=None, people: str | int = "all",
+                       track_model: str | None = None) -> dict:  # fmt: skip
     """``photos``: a glob of the kit's photos to run (the others count as missed);
     ``reconstructor``: a warm ``Reconstructor`` to use instead of a new one; ``people``: whom to
-    reconstruct in each photo (as ``--people``)."""
+    reconstruct in each photo (as ``--people``); ``track_model``: the clips' ``--track-model``."""
     from inference import __version__
     from inference.pipeline import Reconstructor
+    from inference.sequence import SequenceOptions
 
     kit = Path(kit) if kit else DEFAULT_KIT
     _check_kit(kit)
@@ -246,7 +251,8 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
         if clips:
             with tempfile.TemporaryDirectory() as tmp:
                 tracks: dict = {}
-                report["clip_run"] = predict_clips(rec, kit, Path(tmp), tracks)
+                report["clip_run"] = predict_clips(rec, kit, Path(tmp), tracks, track_model)
+                report["clip_track_model"] = track_model or SequenceOptions().detector
                 scores = score(kit, Path(tmp))
             report["clips"] = summarise(scores)
             report["clip_identities"] = identity_switches(scores["people"], tracks)

@@ -41,7 +41,9 @@ def built(installed, tmp_path_factory):
     out = tmp_path_factory.mktemp("result")
     before = _scene_state()
     names = {c.name for c in bpy.data.collections}
-    assert bpy.ops.human_recon.reconstruct_image(filepath=str(PERSON), result_dir=str(out)) == {"FINISHED"}
+    assert bpy.ops.human_recon.reconstruct_image(filepath=str(PERSON), result_dir=str(out), height=1.82) == {
+        "FINISHED"
+    }
     coll = _new_collection(names)
     assert coll.name == "person"  # named after the photo
     objs = {o.type: o for o in coll.objects}
@@ -99,6 +101,15 @@ def _evaluated_world_vertices(mesh):
     mw = np.array(mesh.matrix_world)
     co = co.reshape(-1, 3)
     return co @ mw[:3, :3].T + mw[:3, 3]
+
+
+def test_body_stands_as_tall_as_asked(built):
+    """The operator's Height reaches the inference: the rest mesh in Blender is 1.82 m tall."""
+    objs, res = built
+    co = np.empty(len(objs["MESH"].data.vertices) * 3)
+    objs["MESH"].data.vertices.foreach_get("co", co)
+    assert np.ptp(co.reshape(-1, 3)[:, 2]) == pytest.approx(1.82, abs=2e-3)
+    assert bpy.context.scene.human_recon.height == pytest.approx(1.70)  # the panel's default
 
 
 def test_evaluated_mesh_matches_inference(built):

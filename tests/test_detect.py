@@ -148,3 +148,28 @@ def test_missing_or_damaged_bundle_gets_one_line_naming_it(tmp_path, monkeypatch
     with pytest.raises(ReconError) as exc:
         PoseDetector("tiny")
     assert exc.value.code == "bad_argument"
+
+
+def test_a_glimpse_takes_no_one_back_by_look(reconstructor):
+    """Someone followed for a few frames only (often a false find in foliage) has no known look:
+    once lost, they take no one back by it; a person followed long enough does. On the
+    sports2d clip such a glimpse took the back-flipping man when he landed."""
+    from inference.detect import find_people
+    from inference.detect.track import LOOK_KNOWN, REMEMBERED, Followed, Tracker, look
+
+    rgb = _demo_frame(60)
+    man, woman = sorted(find_people(reconstructor.detector, rgb), key=lambda d: d.box[0])
+    tracker = Tracker(reconstructor.detector)
+    glimpse, other = Followed(0, man.box.copy()), Followed(1, woman.box.copy())
+    tracker.people = [glimpse, other]
+    for _ in range(LOOK_KNOWN):
+        other.found(woman, look(rgb, woman))
+    for _ in range(LOOK_KNOWN - 1):
+        glimpse.found(man, look(rgb, man))
+    glimpse.missed = REMEMBERED + 1  # gone long enough that only the look could take them back
+    assert glimpse.known_look is None and tracker.cost(glimpse, man, look(rgb, man)) is None
+    glimpse.found(man, look(rgb, man))
+    glimpse.missed = REMEMBERED + 1
+    cost = tracker.cost(glimpse, man, look(rgb, man))
+    assert cost is not None and cost < 0.05  # the same look: taken back
+    assert tracker.cost(glimpse, woman, look(rgb, woman)) is None  # and not someone else

@@ -106,7 +106,7 @@ def test_child_arguments_are_the_clis(runner):
     clip = build_parser().parse_args(runner.sequence_args("c.mp4", "c.npz", 5, 40, 2, people="largest",
                                                           track_model="heavy"))  # fmt: skip
     assert (clip.start, clip.end, clip.step, clip.people, clip.track_model) == (5, 40, 2, "largest", "heavy")
-    assert build_parser().parse_args(runner.sequence_args("c.mp4", "c.npz")).track_model == "full"
+    assert build_parser().parse_args(runner.sequence_args("c.mp4", "c.npz")).track_model == "heavy"
     # The people's height: the panel's value, and by default the same as the command line's.
     from inference.io.result import DEFAULT_HEIGHT_M
 

@@ -37,7 +37,7 @@ class HumanReconSceneProps(bpy.types.PropertyGroup):
     quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="balanced")
     people: bpy.props.EnumProperty(name="People", items=PEOPLE_ITEMS, default="all")
     people_count: bpy.props.IntProperty(name="Up to", description="How many people", default=2, min=1, max=8)
-    track_model: bpy.props.EnumProperty(name="Follow", items=TRACK_MODEL_ITEMS, default="full")
+    track_model: bpy.props.EnumProperty(name="Follow", items=TRACK_MODEL_ITEMS, default="heavy")
     height: height_prop()
     transfer_source: bpy.props.PointerProperty(
         name="Source", type=bpy.types.Object, poll=_is_armature, description="The Human Recon rig (Person 1, ...)"

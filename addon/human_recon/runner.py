@@ -224,7 +224,7 @@ def reconstruct_args(image: str, output: str, quality: str = "balanced", body_mo
 
 def sequence_args(clip: str, output: str, start: int = 0, end: int | None = None, step: int = 1,
                   quality: str = "balanced", body_model: str = "anny", cache_dir: str = "",
-                  people: str = "all", track_model: str = "full",
+                  people: str = "all", track_model: str = "heavy",
                   height: float = DEFAULT_HEIGHT_M) -> list[str]:  # fmt: skip
     """``track_model``: the pose model that follows people from frame to frame (``--track-model``)."""
     args = ["sequence", clip, "--output", output, "--overwrite", "--start", str(start), "--step", str(step),

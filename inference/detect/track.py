@@ -44,6 +44,11 @@ APART = 0.05  # a person whose box shares more than this with someone else's is 
 LOOK_RATE = 0.1
 LOOK_MIN = 0.8
 LOOK_MARGIN = 0.1
+# A look is known once the person was found in this many frames; before, it is a passing glimpse
+# (often a false find: a skeleton in foliage) and takes no one back. In the sports2d clip such
+# a glimpse, found in 4 frames, took the back-flipping man: mid-air, he looked more like it than
+# like himself.
+LOOK_KNOWN = 10
 
 
 def _body_size(keypoints: np.ndarray) -> float:
@@ -72,9 +77,16 @@ class Followed:
     # Appearance: a colour histogram, a running mean over the frames the person was found in apart
     # from everyone else (where people overlap, a mask holds some of the other person).
     look: np.ndarray | None = None
+    frames_found: int = 0
+
+    @property
+    def known_look(self) -> np.ndarray | None:
+        """Their look, once it is known (``LOOK_KNOWN``)."""
+        return self.look if self.frames_found >= LOOK_KNOWN else None
 
     def found(self, det: Detection, look: np.ndarray | None, apart: bool = True) -> None:
         self.box, self.missed = det.box.copy(), 0
+        self.frames_found += 1
         self.keypoints = [det.keypoints2d.copy()] + self.keypoints[: REMEMBERED - 1]
         if look is not None and (apart or self.look is None):
             self.look = look if self.look is None else (1 - LOOK_RATE) * self.look + LOOK_RATE * look
@@ -140,8 +152,8 @@ class Tracker:
         # Newcomers come from the whole-frame pass only (a crop may hold part of someone followed),
         # and are none of: a second, partial reading of someone (a skeleton mostly inside their
         # box, found now or lost a moment ago); someone who looks like a lost person (once gone
-        # for a few frames, their look takes them back, in ``_cost``).
-        lost = [p.look for p in self.people if p.missed > 0 and p.look is not None]
+        # for a few frames, their look takes them back, in ``cost``).
+        lost = [p.known_look for p in self.people if p.missed > 0 and p.known_look is not None]
         taken = {id(d) for d in found.values()}
         boxes = [f.box for f in found.values()] + [p.box for p in self.people if 0 < p.missed <= SEARCH_FRAMES]
 
@@ -179,7 +191,7 @@ class Tracker:
         pairs = []
         for person in [only] if only is not None else self.people:
             for k, det in enumerate(people):
-                cost = self._cost(person, det, looks[id(det)])
+                cost = self.cost(person, det, looks[id(det)])
                 if cost is not None:
                     pairs.append((cost, person.id, k))
         found: dict[int, Detection] = {}
@@ -190,13 +202,14 @@ class Tracker:
                 used.add(k)
         return found
 
-    def _cost(self, person: Followed, det: Detection, det_look: np.ndarray | None) -> float | None:
+    def cost(self, person: Followed, det: Detection, det_look: np.ndarray | None) -> float | None:
         """How well ``det`` fits as ``person`` (lower is better), or None if it cannot be them."""
         if person.missed > REMEMBERED:  # long gone: the look must say it is them, and no one else
-            if det_look is None or person.look is None:
+            if det_look is None or person.known_look is None:
                 return None
-            mine = similarity(det_look, person.look)
-            others = [similarity(det_look, p.look) for p in self.people if p is not person and p.look is not None]
+            mine = similarity(det_look, person.known_look)
+            others = [similarity(det_look, p.known_look) for p in self.people
+                      if p is not person and p.known_look is not None]  # fmt: skip
             if mine < LOOK_MIN or any(mine < o + LOOK_MARGIN for o in others):
                 return None
             return 1.0 - mine
