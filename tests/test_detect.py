@@ -173,3 +173,13 @@ def test_a_glimpse_takes_no_one_back_by_look(reconstructor):
     cost = tracker.cost(glimpse, man, look(rgb, man))
     assert cost is not None and cost < 0.05  # the same look: taken back
     assert tracker.cost(glimpse, woman, look(rgb, woman)) is None  # and not someone else
+    # Nor is a newcomer's glimpse searched for once lost (a heavy crop pass each frame); a person
+    # followed from the first frame always is.
+    from inference.detect.track import SEARCH_KNOWN
+
+    tracker.frames = 5
+    newcomer = tracker.people[tracker.follow(woman, rgb)]
+    assert newcomer.newcomer and not newcomer.searched_when_lost
+    for _ in range(SEARCH_KNOWN - 1):
+        newcomer.found(woman, look(rgb, woman))
+    assert newcomer.searched_when_lost and glimpse.searched_when_lost and not glimpse.newcomer

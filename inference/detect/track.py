@@ -49,6 +49,9 @@ LOOK_MARGIN = 0.1
 # a glimpse, found in 4 frames, took the back-flipping man: mid-air, he looked more like it than
 # like himself.
 LOOK_KNOWN = 10
+# A newcomer found in fewer frames than this is not searched for once lost: most such glimpses
+# are false finds (in the sports2d clip, 6 of them cost 124 ms a search, up to 10 searches each).
+SEARCH_KNOWN = 3
 
 
 def _body_size(keypoints: np.ndarray) -> float:
@@ -78,6 +81,12 @@ class Followed:
     # from everyone else (where people overlap, a mask holds some of the other person).
     look: np.ndarray | None = None
     frames_found: int = 0
+    newcomer: bool = False  # followed from a later frame than the first
+
+    @property
+    def searched_when_lost(self) -> bool:
+        """Whether their last box is searched once they are lost: not for a newcomer's glimpse."""
+        return not self.newcomer or self.frames_found >= SEARCH_KNOWN
 
     @property
     def known_look(self) -> np.ndarray | None:
@@ -114,6 +123,7 @@ class Tracker:
         self.people: list[Followed] = []
         self.people_at_start = 0
         self.started = False
+        self.frames = 0  # frames passed to ``next``
 
     def start(self, rgb: np.ndarray, time_s: float = 0.0) -> list[Detection]:
         """Everyone in the first frame, most prominent first (raises ``no_person``); ``follow``
@@ -127,7 +137,7 @@ class Tracker:
 
     def follow(self, det: Detection, rgb: np.ndarray) -> int:
         """Follow ``det``'s person from this frame on; returns their id."""
-        person = Followed(len(self.people), det.box.copy())
+        person = Followed(len(self.people), det.box.copy(), newcomer=self.frames > 0)
         person.found(det, look(rgb, det))
         self.people.append(person)
         return person.id
@@ -135,11 +145,12 @@ class Tracker:
     def next(self, rgb: np.ndarray, time_s: float = 0.0) -> tuple[dict[int, Detection], list[Detection]]:
         """The followed people found in this frame (by id), and the people found who are none of
         them (most prominent first)."""
+        self.frames += 1
         people = self.video.detect_all(rgb, time_s) if self.video is not None else []
         looks = {id(d): look(rgb, d) for d in people}
         found = self._assign(people, looks)
         for person in self.people:  # recently lost: search a tight crop around their last box
-            if person.id not in found and person.missed < SEARCH_FRAMES:
+            if person.id not in found and person.missed < SEARCH_FRAMES and person.searched_when_lost:
                 found.update(self._search_lost(person, rgb, found, looks))
         for person in self.people:
             if person.id in found:
