@@ -183,3 +183,26 @@ def test_a_glimpse_takes_no_one_back_by_look(reconstructor):
     for _ in range(SEARCH_KNOWN - 1):
         newcomer.found(woman, look(rgb, woman))
     assert newcomer.searched_when_lost and glimpse.searched_when_lost and not glimpse.newcomer
+
+
+def test_overlapping_people_are_read_again_apart(reconstructor):
+    """Sports2d frame 120: the woman walks past below the man on the box and their boxes
+    overlap. Each is read again with the other painted over: the man, whom the landmarker read
+    unsure beside her, comes back surer and where he was; a photo of one person is left as the
+    landmarker read it."""
+    from inference import keypoints as kpl
+    from inference.detect import find_people
+    from inference.detect.track import SAME_PLACE, place_cost
+
+    detector = reconstructor.detector
+    rgb = _demo_frame(120)
+    first, found = detector.detect_all(rgb), find_people(detector, rgb)
+    assert len(found) == len(first) == 2
+    sure = lambda d: float(d.keypoints2d[kpl.BODY, 2].mean())  # noqa: E731
+    moved = [place_cost(b, [a.keypoints2d]) for a, b in zip(first, found)]
+    assert all(m is not None and m < SAME_PLACE for m in moved)  # each is still themselves
+    unsure = int(np.argmin([sure(a) for a in first]))
+    assert moved[unsure] > 0.05 and sure(found[unsure]) > sure(first[unsure]) + 0.1
+    alone = _demo_frame(116)
+    (a,), (b,) = detector.detect_all(alone), find_people(detector, alone)
+    assert np.array_equal(a.keypoints2d, b.keypoints2d)

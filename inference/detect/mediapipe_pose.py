@@ -39,6 +39,7 @@ MIN_DETECTION = 0.4
 MIN_TRACKING = 0.5  # VIDEO mode: below this the person detector runs again
 GREY = 114  # what a found person is painted over with before the second pass
 GREY_DILATE_PX = 15
+APART_MARGIN = 0.25  # detect_apart's crop: the person's box grown by this share of its longer side
 DUPLICATE = 0.2  # two skeletons whose joints lie this close (fraction of the box) are one person
 MIN_VISIBLE_KEYPOINTS = 6
 CROP_SCALES = (0.5, 0.3)
@@ -191,6 +192,18 @@ class PoseDetector:
         if not people:
             raise ReconError("no_person", "No person found in the image; use a photo where a person is clearly seen.")
         return people[0]
+
+    def detect_apart(self, rgb: np.ndarray, person: Detection, others: list[Detection]) -> list[Detection]:
+        """The people in a crop around ``person``'s box with ``others`` painted over (their masks,
+        grown, except where the mask is ``person``'s own): where two people overlap, the
+        landmarker mixes their joints, and alone in the picture it does not."""
+        h, w = rgb.shape[:2]
+        image = rgb.copy()
+        image[_painted([o.mask for o in others]) & (person.mask <= 0.5)] = GREY
+        x0, y0, x1, y1 = person.box
+        grow = max(x1 - x0, y1 - y0) * APART_MARGIN
+        crop = (int(max(0, x0 - grow)), int(max(0, y0 - grow)), int(min(w, x1 + grow)), int(min(h, y1 + grow)))
+        return self.detect_all_in_crop(image, crop, second_pass=False)
 
     def detect_in_crop(self, rgb: np.ndarray, crop: tuple[int, int, int, int]) -> Detection | None:
         """The most prominent person in ``crop`` (x0, y0, x1, y1) of the image; None if nobody."""
