@@ -33,7 +33,6 @@ class RestState:
             *(grow(getattr(self, f)) for f in ("vertices", "bone_poses", "bone_heads", "bone_tails", "shape"))
         )
 
-
     def scaled(self, factor: float) -> "RestState":
         """The rest body scaled by ``factor`` about the model's origin. Skinning and the keypoint
         regressors are linear in the rest positions, so every posed point scales with it."""
