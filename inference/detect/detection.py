@@ -40,6 +40,13 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def grown_box(box: np.ndarray, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """``box`` grown on each side by ``margin`` times its longer side, within the image."""
+    x0, y0, x1, y1 = box
+    grow = max(x1 - x0, y1 - y0) * margin
+    return (int(max(0, x0 - grow)), int(max(0, y0 - grow)), int(min(width, x1 + grow)), int(min(height, y1 + grow)))
+
+
 def mirrored(det: Detection) -> Detection:
     """The same detection with left and right labels swapped (2D and 3D alike)."""
     return Detection(

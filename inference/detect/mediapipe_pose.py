@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import keypoints as kpl
 from ..errors import ReconError
-from .detection import Detection, prominence
+from .detection import Detection, grown_box, prominence
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 MODELS = {"heavy": "pose_landmarker_heavy.task", "full": "pose_landmarker_full.task"}
@@ -200,10 +200,7 @@ class PoseDetector:
         h, w = rgb.shape[:2]
         image = rgb.copy()
         image[_painted([o.mask for o in others]) & (person.mask <= 0.5)] = GREY
-        x0, y0, x1, y1 = person.box
-        grow = max(x1 - x0, y1 - y0) * APART_MARGIN
-        crop = (int(max(0, x0 - grow)), int(max(0, y0 - grow)), int(min(w, x1 + grow)), int(min(h, y1 + grow)))
-        return self.detect_all_in_crop(image, crop, second_pass=False)
+        return self.detect_all_in_crop(image, grown_box(person.box, APART_MARGIN, w, h), second_pass=False)
 
     def detect_in_crop(self, rgb: np.ndarray, crop: tuple[int, int, int, int]) -> Detection | None:
         """The most prominent person in ``crop`` (x0, y0, x1, y1) of the image; None if nobody."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import keypoints as kpl
 from ..errors import ReconError
-from .detection import Detection, box_iou
+from .detection import Detection, box_iou, grown_box
 from .mediapipe_pose import PoseDetector, VideoPoseDetector
 
 # The search crop: the last box grown on each side by this fraction of its longer side (a
@@ -212,7 +212,8 @@ class Tracker:
             first.update(theirs(people))  # kept: when it is enough, the crop's answer is these people
             return bool(first)
 
-        people = self.crops.detect_all_in_crop(rgb, self._search_crop(person, rgb), enough=enough)
+        crop = grown_box(person.box, TRACK_MARGIN, rgb.shape[1], rgb.shape[0])
+        people = self.crops.detect_all_in_crop(rgb, crop, enough=enough)
         return first or theirs(people)
 
     def _assign(self, people: list[Detection], looks: dict[int, np.ndarray | None],
@@ -261,13 +262,6 @@ class Tracker:
         mine = similarity(det_look, person.look)
         return any(similarity(det_look, p.look) > mine + LOOK_MARGIN
                    for p in self.people if p is not person and p.look is not None)  # fmt: skip
-
-    @staticmethod
-    def _search_crop(person: Followed, rgb: np.ndarray) -> tuple[int, int, int, int]:
-        h, w = rgb.shape[:2]
-        x0, y0, x1, y1 = person.box
-        grow = max(x1 - x0, y1 - y0) * TRACK_MARGIN
-        return (int(max(0, x0 - grow)), int(max(0, y0 - grow)), int(min(w, x1 + grow)), int(min(h, y1 + grow)))
 
 
 def place_cost(det: Detection, history: list[np.ndarray]) -> float | None:
