@@ -38,7 +38,7 @@ INSIDE = 0.6  # a newcomer with this share of its box inside a followed person's
 DUPLICATE_PLACE = 0.15  # two skeletons whose joints lie this close (fraction of the body) are one person
 # A person whose box has this share inside someone else's is read again with the others painted
 # over (``find_people``). On the real multi-view kit's photos (its two people overlap in many
-# views) this took PA-MPJPE from 79.8 to 74.2 mm and the one mirrored person to none; reading
+# views) this took PA-MPJPE from 79.8 to 74.6 mm and the one mirrored person to none; reading
 # everyone again, overlapping or not, did less (docs/research-log.md).
 APART_OVERLAP = 0.15
 # A person's look: an 8 x 3 x 4 hue-saturation-value histogram (value tells a white shirt from
