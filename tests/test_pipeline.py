@@ -61,6 +61,8 @@ def test_people_count_keeps_the_most_prominent(canvas_people):
 def test_bodies_scaled_to_the_standing_height_look_the_same(reconstructor, body, tmp_path):
     """One photo does not tell size from distance: the body is scaled about the camera to the
     height asked for (an average adult's by default), which changes nothing in the picture."""
+    import torch
+
     from inference.assemble import standing_height
     from inference.io.result import DEFAULT_HEIGHT_M, ReconResult
 
@@ -69,8 +71,6 @@ def test_bodies_scaled_to_the_standing_height_look_the_same(reconstructor, body,
     tall = reconstructor.reconstruct(PERSON, height=1.90).people[0]
     assert fitted.body_scale == 1.0
     for person, want in ((default, DEFAULT_HEIGHT_M), (tall, 1.90)):
-        import torch
-
         tall_now = standing_height(body, torch.tensor(person.rest_vertices)[None])
         assert tall_now == pytest.approx(want, abs=1e-3)
         s = person.body_scale
