@@ -68,7 +68,8 @@ def test_bodies_scaled_to_the_standing_height_look_the_same(reconstructor, body,
 
     fitted = reconstructor.reconstruct(PERSON, height=None).people[0]
     default = reconstructor.reconstruct(PERSON).people[0]
-    tall = reconstructor.reconstruct(PERSON, height=1.90).people[0]
+    tall_result = reconstructor.reconstruct(PERSON, height=1.90)
+    tall = tall_result.people[0]
     assert fitted.body_scale == 1.0
     for person, want in ((default, DEFAULT_HEIGHT_M), (tall, 1.90)):
         tall_now = standing_height(body, torch.tensor(person.rest_vertices)[None])
@@ -84,6 +85,5 @@ def test_bodies_scaled_to_the_standing_height_look_the_same(reconstructor, body,
         assert np.allclose(person.bone_rotations, fitted.bone_rotations)
         assert np.abs(person.keypoints2d_fit - fitted.keypoints2d_fit).max() < 0.01  # pixels
         assert person.silhouette_iou == pytest.approx(fitted.silhouette_iou, abs=1e-3)
-    result = reconstructor.reconstruct(PERSON, height=1.90)
-    back = ReconResult.load(result.save(tmp_path / "tall.npz")).people[0]
+    back = ReconResult.load(tall_result.save(tmp_path / "tall.npz")).people[0]
     assert back.body_scale == pytest.approx(tall.body_scale)
