@@ -19,10 +19,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
-# What inference loads from weights/: the regressor's weights and the pose detector's bundles,
-# with the bundles' licence (the model card stays in the repo).
+# What inference loads from weights/: the regressor's weights and the pose and hand detectors'
+# bundles, with the bundles' licence (the model card stays in the repo).
 RUNTIME_WEIGHTS = ["regressor.safetensors", "pose_landmarker_heavy.task", "pose_landmarker_full.task",
-                   "LICENSE-mediapipe-Apache-2.0.txt"]  # fmt: skip
+                   "hand_landmarker.task", "LICENSE-mediapipe-Apache-2.0.txt"]  # fmt: skip
 
 
 def _files(folder: Path):

@@ -1,4 +1,4 @@
-"""One entry point for every benchmark: ``python -m benchmarks photos|clip|regressor|real|transfer``.
+"""One entry point for every benchmark: ``python -m benchmarks photos|clip|regressor|real|transfer|hands``.
 
 Each prints one JSON report (``--json``: on one line; ``--output FILE``: also written there).
 Tables and the numbers measured so far: docs/benchmarks.md.
@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--clip", default=str(Path(__file__).resolve().parent.parent / "tests" / "data" / "demo.mp4"))
     t.add_argument("--frames", type=int, default=300, help="frames of the clip, played forward then back")
     t.add_argument("--repeats", type=int, default=3)
+    h = sub.add_parser("hands", parents=[common], help="finger fit on real pictures and synthetic hands")
+    h.add_argument("images", nargs="*", help="photos to measure besides the bundled one")
+    h.add_argument("--kit", default=None, help="the multi-view kit's folder (default: ../shared/realbench)")
+    h.add_argument("--clip-frames", type=int, default=230, help="frames of the test clip (every 10th is used; 0: none)")
+    h.add_argument("--synthetic", type=int, default=64, help="synthetic hands (0: none)")
     return p
 
 
@@ -78,6 +83,10 @@ def run(args: argparse.Namespace) -> dict:
         return run_real_benchmark(args.kit, clips=args.clips, true_focal=args.true_focal, cache_dir=args.cache_dir,
                                   compare=args.compare, photos=args.photos, people=args.people,
                                   track_model=args.track_model)  # fmt: skip
+    if args.benchmark == "hands":
+        from .hands import run_hands_benchmark
+
+        return run_hands_benchmark(args.images, args.kit, args.clip_frames, args.synthetic, args.cache_dir)
     if args.benchmark == "transfer":
         from .transfer import run_transfer_benchmark
 

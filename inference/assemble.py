@@ -14,6 +14,7 @@ from . import keypoints as kpl
 from .bodymodels.base import BodyModel, BodyParams
 from .camera import Camera, project_np
 from .detect import Detection
+from .hands import PersonHands, hand_keypoints_over_frames
 from .io.result import PERSON_EXTRA, PersonResult, ReconResult
 from .metrics import iou, keypoint_error, render_silhouette
 
@@ -90,16 +91,19 @@ class ClipFrames:
     fps: float
     present: np.ndarray | None = None  # (N,) bool: the person is in the clip (None: every frame)
     foot_contact: np.ndarray | None = None  # (N, 2) bool: left, right foot planted
+    hand_keypoints2d: np.ndarray | None = None  # (N, 2, 21, 3) hands detected (zeros where not)
+    hands_fitted: np.ndarray | None = None  # (N, 2) bool: the fingers were fitted
 
 
 def assemble_person(body: BodyModel, motion: Motion, camera: Camera, detection: Detection, *,
-                    mirrored: bool = False, clip: ClipFrames | None = None,
-                    height: float | None = None) -> PersonResult:  # fmt: skip
+                    mirrored: bool = False, clip: ClipFrames | None = None, height: float | None = None,
+                    hands: PersonHands | None = None) -> PersonResult:  # fmt: skip
     """One person's part of a result: ``motion`` seen through ``camera``, the first frame's posed
     mesh and its fit quality against ``detection`` (that frame's), per-frame keypoints and
     rotations, and the body model's own per-person arrays (SMPL: the AMASS layout).
     ``height``: the standing height (m) the body is scaled to about the camera (None: the fit's
-    own size; body models whose parameters must describe the geometry, SMPL, keep theirs)."""
+    own size; body models whose parameters must describe the geometry, SMPL, keep theirs).
+    ``hands``: a photo's hands as found (a clip's are in ``clip``)."""
     n = kpl.NUM_COCO
     with torch.no_grad():
         rest = body.rest(motion.shape)
@@ -146,6 +150,7 @@ def assemble_person(body: BodyModel, motion: Motion, camera: Camera, detection: 
         body_scale=scale,
         extra=extra,
         **_per_frame(body, motion, detection, clip, kp_np),
+        **_hands(body, motion, clip, hands),
     )
 
 
@@ -212,3 +217,20 @@ def _per_frame(body: BodyModel, motion: Motion, detection: Detection, clip: Clip
         else np.asarray(clip.foot_contact, bool) & present[:, None],
         frames_filled=int((present & ~detected).sum()),
     )
+
+
+def _hands(body: BodyModel, motion: Motion, clip: ClipFrames | None, hands: PersonHands | None) -> dict:
+    """A person's per-frame hand fields: what was detected and the fitted skeleton's keypoints."""
+    n = len(motion)
+    if clip is not None and clip.hand_keypoints2d is not None:
+        detected, fitted = np.asarray(clip.hand_keypoints2d), np.asarray(clip.hands_fitted, bool)
+    elif hands is not None:
+        detected, fitted = hands.keypoints2d[None], hands.fitted[None]
+    else:
+        detected, fitted = PersonHands.none().keypoints2d[None].repeat(n, 0), np.zeros((n, 2), bool)
+    f32 = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+    rotations = roma.unitquat_to_rotmat(f32(motion.bone_quats))
+    turns = roma.unitquat_to_rotmat(f32(motion.global_quats))
+    kp3d = hand_keypoints_over_frames(body, motion.shape, motion.scale, rotations, turns, f32(motion.transl))
+    return dict(frame_hand_keypoints2d=detected.astype(np.float32), frame_hand_keypoints3d_cam=kp3d,
+                frame_hands_fitted=fitted)  # fmt: skip

@@ -15,8 +15,10 @@ from .assemble import Motion, assemble_person, assemble_result
 from .bodymodels import load_body_model
 from .camera import Camera
 from .detect import MAX_PEOPLE, Detection, PoseDetector, find_people, mirrored, to_body_convention
+from .detect.mediapipe_hands import HandDetector
 from .errors import ReconError
 from .fit import FitOptions, FitResult, Fitter
+from .hands import MIN_WRIST_CONF, PersonHands, fit_people_hands
 from .io.images import load_image
 from .io.result import DEFAULT_HEIGHT_M, ReconResult
 from .regress import NetworkRegressor, make_regressor
@@ -40,6 +42,7 @@ class PersonFit:
     detection: Detection  # as labelled by the fit (left and right swapped back if the detector mirrored them)
     fit: FitResult
     seconds: dict[str, float]  # "regress", "fit"
+    hands: PersonHands | None = None  # None: hands not searched for
 
     @property
     def mirrored(self) -> bool:
@@ -118,9 +121,11 @@ class Reconstructor:
         init: str = "auto",
         regressor_weights: str | os.PathLike | None = None,
         detector: str = "heavy",
+        hands: bool = True,
     ) -> None:
         """``detector``: the pose model, "heavy" (the default: the most accurate on real photos) or
-        "full" (twice as fast)."""
+        "full" (twice as fast). ``hands``: fit the fingers to the hands found (body models with
+        finger bones)."""
         if threads:
             torch.set_num_threads(threads)
         self.body = load_body_model(body_model, cache_dir=cache_dir, smpl_model=smpl_model, gender=gender)
@@ -130,6 +135,7 @@ class Reconstructor:
             options = options.for_trained_start(NETWORK_STEP_FACTOR)
         self.fitter = Fitter(self.body, options)
         self.detector = PoseDetector(detector)
+        self.hand_detector = HandDetector() if hands else None
 
     def reconstruct(
         self,
@@ -170,11 +176,20 @@ class Reconstructor:
             for k, v in stages.items():  # summed over the people
                 timings[k] = timings.get(k, 0.0) + v
 
+        if self.hand_detector is not None:
+            t = time.perf_counter()
+            report("hands", 0.85)
+            self.fit_hands(rgb, camera, fits)
+            timings["hands"] = time.perf_counter() - t
+
         t = time.perf_counter()
         report("result", 0.9)
         fits.sort(key=lambda f: float(f.detection.box[0] + f.detection.box[2]))  # left to right: Person 1, 2, ...
+        for i, f in enumerate(fits):
+            if f.hands is not None:
+                notes += f.hands.notes(f"Person {i + 1}")
         persons = [assemble_person(self.body, Motion.from_params(f.fit.params), camera, f.detection,
-                                   mirrored=f.mirrored, height=height) for f in fits]  # fmt: skip
+                                   mirrored=f.mirrored, height=height, hands=f.hands) for f in fits]  # fmt: skip
         result = assemble_result(self.body, camera, name, persons, people_found=len(found), timings=timings,
                                  notes=notes)  # fmt: skip
         result.timings["result"] = time.perf_counter() - t
@@ -196,5 +211,15 @@ class Reconstructor:
         seconds["fit"] = time.perf_counter() - t
         return PersonFit(hypotheses[fit.hypothesis], fit, seconds)
 
+    def fit_hands(self, rgb: np.ndarray, camera: Camera, fits: list[PersonFit]) -> None:
+        """Every fitted person's hands found around their wrists and their fingers fitted (their
+        poses updated in place); hands not found are relaxed."""
+        seen = [f.detection.keypoints2d[[kpl.L_WRIST, kpl.R_WRIST], 2] >= MIN_WRIST_CONF for f in fits]
+        found = fit_people_hands(self.hand_detector, rgb, self.body, camera, [f.fit.params for f in fits], seen)
+        for f, hands in zip(fits, found):
+            f.hands = hands
+
     def close(self) -> None:
         self.detector.close()
+        if self.hand_detector is not None:
+            self.hand_detector.close()

@@ -118,18 +118,20 @@ def test_several_small_people_are_found_and_the_result_says_so(reconstructor):
 
 
 def test_bundles_are_the_documented_ones():
-    """The committed .task bundles are what scripts/build_pose_bundles.py rebuilds (its sha256s)."""
+    """The committed .task bundles are what scripts/build_mediapipe_bundles.py rebuilds (its sha256s)."""
     import hashlib
     import importlib.util
 
+    from inference.detect.mediapipe_hands import BUNDLE
     from inference.detect.mediapipe_pose import MODELS, WEIGHTS_DIR
 
     from .conftest import ROOT
 
-    spec = importlib.util.spec_from_file_location("build_pose_bundles", ROOT / "scripts" / "build_pose_bundles.py")
+    script_path = ROOT / "scripts" / "build_mediapipe_bundles.py"
+    spec = importlib.util.spec_from_file_location("build_mediapipe_bundles", script_path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    for name in MODELS.values():
+    for name in [*MODELS.values(), BUNDLE]:
         assert hashlib.sha256((WEIGHTS_DIR / name).read_bytes()).hexdigest() == script.OUTPUT_SHA256[name], name
 
 
@@ -144,7 +146,7 @@ def test_missing_or_damaged_bundle_gets_one_line_naming_it(tmp_path, monkeypatch
             PoseDetector("heavy")
         msg = exc.value.message
         assert exc.value.code == code and "\n" not in msg
-        assert "pose_landmarker_heavy.task" in msg and "scripts/build_pose_bundles.py" in msg
+        assert "pose_landmarker_heavy.task" in msg and "scripts/build_mediapipe_bundles.py" in msg
     with pytest.raises(ReconError) as exc:
         PoseDetector("tiny")
     assert exc.value.code == "bad_argument"

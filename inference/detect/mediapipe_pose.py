@@ -1,7 +1,7 @@
 """The person detector: MediaPipe BlazePose through the Tasks ``PoseLandmarker``, everyone in one pass.
 
 The models are ``.task`` bundles in ``weights/`` (heavy, the default, and full), built from
-Apache-2.0 files by ``scripts/build_pose_bundles.py``; nothing is downloaded. Photos run in
+Apache-2.0 files by ``scripts/build_mediapipe_bundles.py``; nothing is downloaded. Photos run in
 IMAGE mode (each image on its own); clips in VIDEO mode (``VideoPoseDetector``: every person's
 landmarks are followed from frame to frame, which keeps overlapping people apart and skips the
 person detector while a track holds). BlazePose misses people who are small in the frame, so
@@ -25,7 +25,7 @@ from .detection import Detection, grown_box, prominence
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 MODELS = {"heavy": "pose_landmarker_heavy.task", "full": "pose_landmarker_full.task"}
 BUNDLE_FILES = {"pose_detector.tflite", "pose_landmarks_detector.tflite"}
-REBUILD = "python scripts/build_pose_bundles.py"
+REBUILD = "python scripts/build_mediapipe_bundles.py"
 
 # MediaPipe landmark indices of our keypoint layout (``inference.keypoints``): COCO-17, then
 # the big toes (MediaPipe's "foot index") and the heels.
@@ -56,9 +56,13 @@ def bundle_path(model: str) -> Path:
 
 
 def load_bundle(model: str) -> bytes:
-    """The ``.task`` bundle's bytes, checked to be a bundle: a missing or damaged file gets one
-    line naming it and the command that rebuilds it."""
-    path = bundle_path(model)
+    """The pose model's ``.task`` bundle's bytes (``read_bundle``)."""
+    return read_bundle(bundle_path(model), BUNDLE_FILES)
+
+
+def read_bundle(path: Path, files: set[str]) -> bytes:
+    """A ``.task`` bundle's bytes, checked to be a bundle holding ``files``: a missing or damaged
+    file gets one line naming it and the command that rebuilds it."""
     try:
         data = path.read_bytes()
     except OSError:
@@ -67,7 +71,7 @@ def load_bundle(model: str) -> bytes:
     try:
         with zipfile.ZipFile(path) as z:
             names = set(z.namelist())
-            ok = BUNDLE_FILES <= names and z.testzip() is None
+            ok = files <= names and z.testzip() is None
     except (zipfile.BadZipFile, OSError):
         ok = False
     if not ok:
@@ -82,7 +86,13 @@ def load_bundle(model: str) -> bytes:
 _OPEN: list = []
 
 
-def _close(landmarker) -> None:
+def kept_open(landmarker):
+    """``landmarker``, registered to be closed by ``close_landmarker`` or at exit."""
+    _OPEN.append(landmarker)
+    return landmarker
+
+
+def close_landmarker(landmarker) -> None:
     if landmarker in _OPEN:
         _OPEN.remove(landmarker)
         landmarker.close()
@@ -91,7 +101,7 @@ def _close(landmarker) -> None:
 @atexit.register
 def _close_all() -> None:
     while _OPEN:
-        _close(_OPEN[-1])
+        close_landmarker(_OPEN[-1])
 
 
 def _landmarker(model: str, video: bool, max_people: int):
@@ -107,9 +117,7 @@ def _landmarker(model: str, video: bool, max_people: int):
         min_tracking_confidence=MIN_TRACKING,
         output_segmentation_masks=True,
     )
-    landmarker = vision.PoseLandmarker.create_from_options(options)
-    _OPEN.append(landmarker)
-    return landmarker
+    return kept_open(vision.PoseLandmarker.create_from_options(options))
 
 
 def _people(result, w: int, h: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -127,7 +135,7 @@ def _people(result, w: int, h: int) -> list[tuple[np.ndarray, np.ndarray, np.nda
     return out
 
 
-def _image(rgb: np.ndarray):
+def mp_image(rgb: np.ndarray):
     import mediapipe as mp
 
     return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
@@ -141,11 +149,11 @@ class PoseDetector:
         self._landmarker = _landmarker(model, False, max_people)
 
     def close(self) -> None:
-        _close(self._landmarker)
+        close_landmarker(self._landmarker)
 
     def _run(self, rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         h, w = rgb.shape[:2]
-        return _people(self._landmarker.detect(_image(rgb)), w, h)
+        return _people(self._landmarker.detect(mp_image(rgb)), w, h)
 
     def _passes(self, rgb: np.ndarray, second_pass: bool = True) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Everyone in ``rgb``, as raw landmarks, world landmarks and masks. The landmarker finds
@@ -247,7 +255,7 @@ class VideoPoseDetector:
         self._last_ms = -1
 
     def close(self) -> None:
-        _close(self._landmarker)
+        close_landmarker(self._landmarker)
 
     def detect_all(self, rgb: np.ndarray, time_s: float) -> list[Detection]:
         """Everyone in the frame at ``time_s`` seconds into the clip (times must increase), most
@@ -255,7 +263,7 @@ class VideoPoseDetector:
         h, w = rgb.shape[:2]
         ms = max(int(round(time_s * 1000)), self._last_ms + 1)
         self._last_ms = ms
-        found = _people(self._landmarker.detect_for_video(_image(rgb), ms), w, h)
+        found = _people(self._landmarker.detect_for_video(mp_image(rgb), ms), w, h)
         return _distinct([d for d in (_make(*p, w, h) for p in found) if d is not None])
 
 

@@ -92,6 +92,12 @@ class PersonResult:
     frame_landmarks3d: np.ndarray = field(default_factory=lambda: np.zeros((1, 17, 3), np.float32))
     # (N, 2) left, right foot planted: the detected ankle stood still in the image (photos: False).
     frame_foot_contact: np.ndarray = field(default_factory=lambda: np.zeros((1, 2), bool))
+    # Hands, the person's left then right, in MediaPipe's 21-keypoint layout (wrist, then each
+    # digit's four joints from thumb to little finger): detected (pixels and score, zeros where
+    # not), the fitted skeleton's (camera space), and whether the fingers were fitted (else relaxed).
+    frame_hand_keypoints2d: np.ndarray = field(default_factory=lambda: np.zeros((1, 2, 21, 3), np.float32))
+    frame_hand_keypoints3d_cam: np.ndarray = field(default_factory=lambda: np.zeros((1, 2, 21, 3), np.float32))
+    frame_hands_fitted: np.ndarray = field(default_factory=lambda: np.zeros((1, 2), bool))
     frames_filled: int = 0
     extra: dict = field(default_factory=dict)  # SMPL: this person's AMASS arrays (PERSON_EXTRA)
 
