@@ -42,6 +42,10 @@ PALM = [0, 1, 5, 9, 13, 17]  # keypoints the wrist's rotation alone places (the 
 D = math.radians
 THUMB_LIMITS = ((-20, -30, -10, -20), (50, 30, 60, 80))
 FINGER_LIMITS = ((-20, -20, 0, -5), (90, 20, 110, 90))
+# Where MediaPipe's wrist keypoint lies along Anny's wrist bone (0: its head, at the forearm's
+# end; 1: its tail, where the metacarpals start): of 0, 0.3, 0.6 and 1, 0.3 left the smallest
+# keypoint error after the fit on 213 real hands (docs/research-log.md).
+WRIST_AT = 0.3
 # The forearm's twist segment (the wrist's parent) turns about its own axis to let the palm face
 # where it does (pronation and supination); the body fit leaves it at rest.
 TWIST_LIMIT = D(85)
@@ -55,6 +59,14 @@ def digit_bones(side: str) -> list[list[str]]:
     for d in range(2, NUM_DIGITS + 1):
         out.append([f"metacarpal{d - 1}.{side}", f"finger{d}-1.{side}", f"finger{d}-2.{side}", f"finger{d}-3.{side}"])
     return out
+
+
+def hand_bones(body: BodyModel, side: str) -> list[int]:
+    """Skeleton indices of the bones the hand fit moves on one side: the forearm's twist
+    segment, the wrist and the digits' bones."""
+    names = body.bone_names
+    wrist = names.index(f"wrist.{side}")
+    return [int(body.bone_parents[wrist]), wrist] + [names.index(b) for digit in digit_bones(side) for b in digit]
 
 
 def supports(body: BodyModel) -> bool:
@@ -80,7 +92,7 @@ class HandRig:
     # The shared structure, as positions in ``bones``:
     levels: list[tuple[list[int], list[int]]]  # (slots, their parents' slots) by depth below the wrist
     keypoint_slot: list[int]  # per hand keypoint, the bone it lies on
-    keypoint_tail: torch.Tensor  # (21,) bool: at the bone's tail (the tips), else its head
+    keypoint_tail: torch.Tensor  # (21,) where along its bone each keypoint lies (0: head, 1: tail)
     phalanx_slots: list[int]  # the digits' phalanges, digit by digit, base first (15)
     order: list[int]  # ``local_rotations``' pieces (wrist, phalanges, metacarpals) to bone order
 
@@ -110,11 +122,11 @@ class HandRig:
         phalanx_slots = [bones.index(b) for ph in phalanges for b in ph]
         metacarpal_slots = [k for k in range(1, len(bones)) if k not in phalanx_slots]
         order = [([0] + phalanx_slots + metacarpal_slots).index(k) for k in range(len(bones))]
-        keypoint_slot, tail = [0], [False]
+        keypoint_slot, tail = [0], [WRIST_AT]
         for d in range(NUM_DIGITS):
             slots = phalanx_slots[3 * d : 3 * d + 3]
             keypoint_slot += [slots[0], slots[1], slots[2], slots[2]]
-            tail += [False, False, False, True]
+            tail += [0.0, 0.0, 0.0, 1.0]
 
         head = lambda b: rest[b, :3, 3]  # noqa: E731
         unit = lambda v: v / v.norm()  # noqa: E731
@@ -155,8 +167,8 @@ class HandRig:
         """(H, K, 3, 3) local rotations of the chains' bones: the wrist's axis-angle ``wrist``
         (H, 3) and the digits' ``angles`` (H, 5, 4) radians; metacarpals stay at rest."""
         h = wrist.shape[0]
-        flex = roma.rotvec_to_rotmat(angles[:, :, [0, 2, 3], None] * self.flex_axes)  # (H, 5, 3, 3, 3)
-        spread = roma.rotvec_to_rotmat(angles[:, :, 1, None] * self.spread_axes)  # (H, 5, 3, 3)
+        flex = about_axes(angles[:, :, [0, 2, 3]], self.flex_axes)  # (H, 5, 3, 3, 3)
+        spread = about_axes(angles[:, :, 1], self.spread_axes)  # (H, 5, 3, 3)
         base = flex[:, :, 0] @ spread
         phalanges = torch.cat([base[:, :, None], flex[:, :, 1:]], 2).reshape(h, 3 * NUM_DIGITS, 3, 3)
         metacarpals = torch.eye(3).expand(h, len(self.order) - 1 - 3 * NUM_DIGITS, 3, 3)
@@ -171,19 +183,34 @@ class HandRig:
         local = homogeneous(rotations)
         if twist is not None:
             forearm = forearm @ homogeneous(twist_rotations(twist))
-        frames: dict[int, torch.Tensor] = {0: forearm @ self.relative[:, 0] @ local[:, 0]}
+        # Level by level below the wrist, each level's frames in one batch; ``frames`` holds them
+        # in the order computed (``position``: a slot's place in it).
+        frames = (forearm @ self.relative[:, 0] @ local[:, 0])[:, None]
+        position = {0: 0}
         for slots, parents in self.levels:
-            parent = torch.stack([frames[p] for p in parents], 1)
+            parent = frames.index_select(1, torch.tensor([position[p] for p in parents]))
             posed = parent @ self.relative[:, slots] @ local[:, slots]
-            frames.update({s: posed[:, i] for i, s in enumerate(slots)})
-        g = torch.stack([frames[k] for k in self.keypoint_slot], 1)  # (H, 21, 4, 4)
+            position.update({s: frames.shape[1] + i for i, s in enumerate(slots)})
+            frames = torch.cat([frames, posed], 1)
+        g = frames.index_select(1, torch.tensor([position[k] for k in self.keypoint_slot]))  # (H, 21, 4, 4)
         along = g[..., :3, 1] * self.lengths[:, self.keypoint_slot, None]
-        return g[..., :3, 3] + along * self.keypoint_tail[:, None].float()
+        return g[..., :3, 3] + along * self.keypoint_tail[:, None]
 
     def clamp(self, wrist: torch.Tensor, angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         lo, hi = digit_limits()
         wrist = torch.maximum(torch.minimum(wrist, self.wrist_hi), self.wrist_lo)
         return wrist, torch.maximum(torch.minimum(angles, hi), lo)
+
+
+def about_axes(angles: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) rotations by ``angles`` (...) about unit ``axes`` (..., 3) (Rodrigues: with the
+    axis fixed, a rotation is I + sin(a) K + (1 - cos(a)) K^2, cheap to differentiate)."""
+    k = torch.zeros(*axes.shape[:-1], 3, 3)
+    x, y, z = axes.unbind(-1)
+    k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -z, y, -x
+    k = k - k.transpose(-1, -2)
+    a = angles[..., None, None]
+    return torch.eye(3) + torch.sin(a) * k + (1 - torch.cos(a)) * (k @ k)
 
 
 def homogeneous(rotations: torch.Tensor) -> torch.Tensor:
@@ -242,6 +269,7 @@ class HandTarget:
     wrist: torch.Tensor  # (3,) the body fit's wrist axis-angle
     keypoints2d: np.ndarray  # (21, 3) detected pixels and score
     landmarks3d: np.ndarray  # (21, 3) MediaPipe's metric hand landmarks (camera-aligned axes)
+    previous: "FittedHand | None" = None  # the same hand fitted in the frame before (a clip): the start
 
 
 @dataclass
@@ -249,12 +277,19 @@ class FittedHand:
     rotations: np.ndarray  # (K, 3, 3) local rotations of the chain's bones (``HandRig.bones``)
     twist: float  # the forearm's further twist about its own axis, radians
     reprojection_error: float  # median keypoint error after the fit, share of the hand's size
+    wrist: np.ndarray  # (3,) the wrist's axis-angle
+    angles: np.ndarray  # (5, 4) the digits' angles (radians)
 
 
 @dataclass
 class HandFitOptions:
-    steps: int = 30
-    lr: float = 0.04
+    # 40 Adam steps at 0.06 left a median keypoint error of 4.3% of the hand's size on 213 real
+    # hands (30 steps at 0.04: 5.9%; 60: 4.4%; L-BFGS no better per second; docs/research-log.md).
+    steps: int = 40
+    warm_steps: int = 20  # from the frame before's fit (a clip), where every hand has one
+    lr: float = 0.06
+    lr_end: float = 1.0  # the last step's learning rate, as a share of the first's
+    optimizer: str = "adam"  # or "lbfgs" (``steps``: its iterations)
     keypoint_sigma: float = 0.05  # 2D error (share of the hand's size) that costs as much as...
     direction_weight: float = 0.5  # ... this weight times a 3D bone direction off by ``direction_sigma``
     direction_sigma: float = 0.06  # 1 - cos: about 20 degrees
@@ -302,7 +337,10 @@ def fit_hands(targets: list[HandTarget], camera: Camera, options: HandFitOptions
     forearm = torch.stack([t.forearm for t in targets])
     R = torch.stack([t.rotation for t in targets])
     t_cam = torch.stack([t.translation for t in targets])
-    starts = [start(t) for t in targets]
+    starts = [start(t) if t.previous is None else
+              (torch.tensor(t.previous.wrist)[None], torch.tensor(t.previous.angles)[None],
+               torch.tensor([t.previous.twist], dtype=torch.float32)) for t in targets]  # fmt: skip
+    steps = opt.warm_steps if all(t.previous is not None for t in targets) else opt.steps
     wrist = torch.cat([s[0] for s in starts]).requires_grad_(True)
     angles = torch.cat([s[1] for s in starts]).requires_grad_(True)
     twist = torch.cat([s[2] for s in starts]).requires_grad_(True)
@@ -320,26 +358,54 @@ def fit_hands(targets: list[HandTarget], camera: Camera, options: HandFitOptions
         proj = project(kp, K)
         return kp, (proj - proj[:, :1] - uv) / size
 
-    adam = torch.optim.Adam([wrist, angles, twist], lr=opt.lr)
-    for _ in range(opt.steps):
-        adam.zero_grad()
+    lo, hi = digit_limits()
+
+    def loss() -> torch.Tensor:
         kp, e = reprojected()
         d = torch.nn.functional.normalize(kp[:, child] - kp[:, parent], dim=-1)
-        loss = (e.pow(2).sum(-1).mean(-1) / opt.keypoint_sigma**2
-                + opt.direction_weight * (1 - (d * dirs).sum(-1)).mean(-1) / opt.direction_sigma
-                + opt.relaxed_weight * (angles - relaxed).pow(2).mean((1, 2)))  # fmt: skip
-        loss.sum().backward()
-        adam.step()
+        out = (e.pow(2).sum(-1).mean(-1) / opt.keypoint_sigma**2
+               + opt.direction_weight * (1 - (d * dirs).sum(-1)).mean(-1) / opt.direction_sigma
+               + opt.relaxed_weight * (angles - relaxed).pow(2).mean((1, 2)))  # fmt: skip
+        if opt.optimizer == "lbfgs":  # limits as a steep penalty (clamped at the end)
+            over = lambda x, a, b: (torch.relu(x - b) + torch.relu(a - x)).pow(2).flatten(1).sum(1)  # noqa: E731
+            out = out + 100 * (over(angles, lo, hi) + over(wrist, rig.wrist_lo, rig.wrist_hi)
+                               + over(twist[:, None], -TWIST_LIMIT, TWIST_LIMIT))  # fmt: skip
+        return out.sum()
+
+    def clamp() -> None:
         with torch.no_grad():
             w_, a_ = rig.clamp(wrist, angles)
             wrist.copy_(w_)
             angles.copy_(a_)
             twist.clamp_(-TWIST_LIMIT, TWIST_LIMIT)
+
+    if opt.optimizer == "lbfgs":
+        lbfgs = torch.optim.LBFGS([wrist, angles, twist], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            lbfgs.zero_grad()
+            value = loss()
+            value.backward()
+            return value
+
+        lbfgs.step(closure)
+        clamp()
+    else:
+        adam = torch.optim.Adam([wrist, angles, twist], lr=opt.lr)
+        # Large steps first, small ones last (cosine), to converge in few steps.
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(adam, steps, eta_min=opt.lr * opt.lr_end)
+        for _ in range(steps):
+            adam.zero_grad()
+            loss().backward()
+            adam.step()
+            schedule.step()
+            clamp()
     with torch.no_grad():
         _, e = reprojected()
         rotations = rig.local_rotations(wrist, angles).numpy()
     err = e.norm(dim=-1)[:, 1:].median(dim=1).values.numpy()
-    return [FittedHand(rotations[i], float(twist[i].detach()), float(err[i])) for i in range(len(targets))]
+    return [FittedHand(rotations[i], float(twist[i].detach()), float(err[i]), wrist[i].detach().numpy().copy(),
+                       angles[i].detach().numpy().copy()) for i in range(len(targets))]  # fmt: skip
 
 
 def relaxed_rotations(rig: HandRig, wrist: torch.Tensor) -> torch.Tensor:
@@ -359,10 +425,12 @@ class PersonHands:
     fitted: np.ndarray  # (2,) bool: the fingers were fitted (else relaxed)
     error: np.ndarray  # (2,) median 2D keypoint error after the fit, share of the hand's size (NaN: none)
     why_not: list[str]  # per hand, why it was not fitted ("" where it was)
+    fits: list[FittedHand | None]  # per hand, the fit (a clip's next frame starts from it)
 
     @classmethod
     def none(cls, why: str = "") -> "PersonHands":
-        return cls(np.zeros((2, NUM_KEYPOINTS, 3), np.float32), np.zeros(2, bool), np.full(2, np.nan), [why, why])
+        return cls(np.zeros((2, NUM_KEYPOINTS, 3), np.float32), np.zeros(2, bool), np.full(2, np.nan), [why, why],
+                   [None, None])  # fmt: skip
 
     def notes(self, who: str) -> list[str]:
         """What a result should say about the hands not fitted (``who``: the person)."""
@@ -373,13 +441,14 @@ class PersonHands:
 
 
 def fit_people_hands(detector, rgb: np.ndarray, body: BodyModel, camera: Camera, poses: list,
-                     wrists_seen: list[np.ndarray], options: HandFitOptions | None = None
-                     ) -> list[PersonHands]:  # fmt: skip
+                     wrists_seen: list[np.ndarray], options: HandFitOptions | None = None,
+                     previous: list[PersonHands | None] | None = None) -> list[PersonHands]:  # fmt: skip
     """Every person's hands in one picture: each hand searched for around the wrist the body fit
     put it at (where ``wrists_seen``: (2,) bool, left and right), and the fingers and wrist of
     each hand found fitted to it; the other hands relaxed. ``poses``: each person's fitted
     ``BodyParams`` (batch of one), whose hand bones are overwritten. ``detector``: a
-    ``detect.mediapipe_hands.HandDetector``."""
+    ``detect.mediapipe_hands.HandDetector``. ``previous``: each person's hands in the frame
+    before (a clip), where the fits start from."""
     if not supports(body):
         return [PersonHands.none(f"not fitted: the {body.name} body has no finger bones") for _ in poses]
     out = [PersonHands.none() for _ in poses]
@@ -409,7 +478,8 @@ def fit_people_hands(detector, rgb: np.ndarray, body: BodyModel, camera: Camera,
                 out[p].why_not[s] = "not found"
                 continue
             out[p].keypoints2d[s] = found.keypoints2d
-            targets.append(HandTarget(rig, forearm, R, t, wrist, found.keypoints2d, found.landmarks3d))
+            before = previous[p].fits[s] if previous and previous[p] is not None else None
+            targets.append(HandTarget(rig, forearm, R, t, wrist, found.keypoints2d, found.landmarks3d, before))
             slots.append((p, s))
     for (p, s), fitted, target in zip(slots, fit_hands(targets, camera, options), targets):
         pose = poses[p].pose[0]
@@ -419,6 +489,7 @@ def fit_people_hands(detector, rgb: np.ndarray, body: BodyModel, camera: Camera,
                                               @ twist_rotations(torch.tensor(fitted.twist)))  # fmt: skip
         out[p].fitted[s] = True
         out[p].error[s] = fitted.reprojection_error
+        out[p].fits[s] = fitted
     return out
 
 

@@ -26,6 +26,7 @@ from .camera import Camera
 from .detect import Detection, PoseDetector, Tracker, VideoPoseDetector, mirrored, to_body_convention
 from .errors import ReconError
 from .fit import FitOptions, Fitter
+from .hands import MIN_WRIST_CONF, SIDES, HandFitOptions, PersonHands, fit_people_hands, hand_bones, supports
 from .io.frames import FrameSource
 from .io.result import DEFAULT_HEIGHT_M, ReconResult
 from .pipeline import Reconstructor, choose_people, people_wanted, why_skipped
@@ -57,6 +58,10 @@ class SequenceOptions:
             rigid_steps=3, pose_steps=8, full_steps=0, lr=0.03, init_prior=0.2, mirror_guard=False
         )
     )
+    hand_fit: HandFitOptions = field(default_factory=HandFitOptions)
+    # A hand missing for at most this many frames between two where it was fitted is filled in
+    # from them; a longer gap keeps the relaxed hand.
+    hand_gap: int = 15
 
 
 @dataclass(eq=False)
@@ -68,13 +73,20 @@ class _Track:
     transl: list[np.ndarray | None] = field(default_factory=list)
     keypoints2d: list[np.ndarray] = field(default_factory=list)  # (21, 3), zeros where missing
     landmarks3d: list[np.ndarray] = field(default_factory=list)  # (21, 3), NaN where missing
+    hand_keypoints2d: list[np.ndarray] = field(default_factory=list)  # (2, 21, 3), zeros where not found
+    hands_fitted: list[np.ndarray] = field(default_factory=list)  # (2,) bool
+    hands: PersonHands | None = None  # the last frame's hands (None: the person was not found in it)
     why: list[str | None] = field(default_factory=list)  # per frame: why the person is missing (None: found)
     first: Detection | None = None  # the first fitted frame's detection, as the fit labelled it
     shape: torch.Tensor | None = None  # the person's body shape (1, S), from their first frame
     prev: BodyParams | None = None  # the last frame's fit
     missed: int = 0  # frames since last found
 
-    def add(self, params: BodyParams, det: Detection) -> None:
+    def add(self, params: BodyParams, det: Detection, hands: PersonHands | None = None) -> None:
+        self.hands = hands
+        hands = hands or PersonHands.none()
+        self.hand_keypoints2d.append(hands.keypoints2d)
+        self.hands_fitted.append(hands.fitted.copy())
         self.pose.append(params.pose[0].numpy())
         self.global_rot.append(params.global_rot[0].numpy())
         self.transl.append(params.transl[0].numpy())
@@ -93,6 +105,9 @@ class _Track:
         self.pose.append(None), self.global_rot.append(None), self.transl.append(None)
         self.keypoints2d.append(np.zeros((kpl.NUM, 3), np.float32))
         self.landmarks3d.append(np.full((kpl.NUM, 3), np.nan, np.float32))
+        self.hand_keypoints2d.append(PersonHands.none().keypoints2d)
+        self.hands_fitted.append(np.zeros(2, bool))
+        self.hands = None
         self.why.append(why)
         self.missed += 1
 
@@ -138,6 +153,7 @@ class _Frame:
     found: dict[int, Detection]  # by person id
     size: tuple[int, int]
     why: str = ""  # why the frame has nobody (unreadable, nobody found)
+    rgb: np.ndarray | None = None  # the frame (where anyone was found: their hands are searched in it)
 
 
 class SequenceReconstructor:
@@ -197,7 +213,9 @@ class SequenceReconstructor:
             keypoints2d = np.stack(t.keypoints2d)
             contact = foot_contacts(keypoints2d[:, kpl.ANKLES], t.first.height, self.options.contact_speed)
             clip = ClipFrames(detected=detected, keypoints2d=keypoints2d, landmarks3d=np.stack(t.landmarks3d),
-                              raw=raw, fps=fps, present=present, foot_contact=contact)  # fmt: skip
+                              raw=raw, fps=fps, present=present, foot_contact=contact,
+                              hand_keypoints2d=np.stack(t.hand_keypoints2d),
+                              hands_fitted=np.stack(t.hands_fitted))  # fmt: skip
             # The first frame's labelling is followed frame to frame, so no track is reported mirrored.
             people.append(assemble_person(self.rec.body, motion, camera, t.first, clip=clip,
                                           height=self.options.height))
@@ -206,6 +224,11 @@ class SequenceReconstructor:
                                  frame_indices=np.asarray(source.indices, np.int32))  # fmt: skip
         for k, t in enumerate(kept):  # each person's filled frames, under the name the rig gives them
             notes += [f"Person {k + 1}: {why}" for why in t.notes()]
+            if self.rec.hand_detector is not None and supports(self.rec.body):
+                fitted = np.stack(t.hands_fitted)[t.present()].sum(0)
+                notes.append(f"Person {k + 1}: fingers fitted in {fitted[0]} (left) and {fitted[1]} (right) of "
+                             f"{int(t.present().sum())} frames; filled in over gaps of up to "
+                             f"{self.options.hand_gap} frames, relaxed elsewhere")  # fmt: skip
         result.notes = np.array(notes, dtype=str)
         result.timings = {
             "total": elapsed,
@@ -239,24 +262,25 @@ class SequenceReconstructor:
                         tracks[pid].skip(None)
                 here.append((tracks[pid], to_body_convention(det, self.rec.body.detector_offsets)))
             if here:
-                self._fit_frame(here, camera)
+                self._fit_frame(here, camera, frame.rgb)
             for pid, track in tracks.items():
                 if pid not in frame.found:
                     track.skip(frame.why or f"frame {frame.index}: not found")
             report(done + 1, n, frame.why)
         return [tracks[k] for k in sorted(tracks)], camera
 
-    def _fit_frame(self, people: list[tuple[_Track, Detection]], camera: Camera) -> None:
+    def _fit_frame(self, people: list[tuple[_Track, Detection]], camera: Camera, rgb: np.ndarray | None) -> None:
         """This frame's fits of the people in it: the full fit at a person's first frame; else a
         warm start from their last frame (after a long absence, from a new full fit's pose),
-        with their own shape; the warm fits of everyone in one batch."""
+        with their own shape; the warm fits of everyone in one batch; then everyone's hands."""
         t = time.perf_counter()
         warm: list[tuple[_Track, Detection, BodyParams]] = []
+        done: list[tuple[_Track, BodyParams, Detection]] = []
         for track, det in people:
             if track.shape is None:
                 person = self.rec.fit_person(det, camera)
                 track.first, track.shape = person.detection, person.fit.params.shape
-                track.add(person.fit.params, person.detection)
+                done.append((track, person.fit.params, person.detection))
                 continue
             start = track.prev
             if track.missed > LONG_ABSENCE:  # taken back after a long absence: their pose changed
@@ -265,14 +289,25 @@ class SequenceReconstructor:
             warm.append((track, det, BodyParams(start.global_rot, start.transl, start.pose, track.shape)))
         if warm:
             fitted = self.warm.fit_each([d for _, d, _ in warm], camera, BodyParams.stack([s for _, _, s in warm]))
-            for i, (track, det, _) in enumerate(warm):
-                track.add(fitted.select(i), det)
+            done += [(track, fitted.select(i), det) for i, (track, det, _) in enumerate(warm)]
+        hands: list[PersonHands | None] = [None] * len(done)
+        if self.rec.hand_detector is not None and rgb is not None:
+            seen = [d.keypoints2d[[kpl.L_WRIST, kpl.R_WRIST], 2] >= MIN_WRIST_CONF for _, _, d in done]
+            hands = fit_people_hands(self.rec.hand_detector, rgb, self.rec.body, camera, [p for _, p, _ in done], seen,
+                                     self.options.hand_fit, [track.hands for track, _, _ in done])  # fmt: skip
+        for (track, params, det), found in zip(done, hands):
+            track.add(params, det, found)
         self._fit_seconds += time.perf_counter() - t
 
     def _smooth(self, track: _Track) -> tuple[Motion, Motion]:
         """The raw motion (gaps filled) and the smoothed one, with planted feet held still."""
         assert track.shape is not None and track.first is not None
         pose, _ = fill_missing(track.pose)
+        if supports(self.rec.body):
+            fitted = np.stack(track.hands_fitted)
+            for s, side in enumerate(SIDES):
+                bones = hand_bones(self.rec.body, side)
+                pose[:, bones] = fill_hand_gaps(pose[:, bones], fitted[:, s], self.options.hand_gap)
         trans, _ = fill_missing(track.transl)
         grot, _ = fill_missing(track.global_rot)
         # Rotations as quaternions (x, y, z, w), smoothed on the sphere.
@@ -316,7 +351,21 @@ class SequenceReconstructor:
             except ReconError:
                 found = {}
             self._detect_seconds += time.perf_counter() - t
-            yield _Frame(index, found, size, "" if found else (why or f"frame {index}: nobody found"))
+            yield _Frame(index, found, size, "" if found else (why or f"frame {index}: nobody found"),
+                         rgb if found else None)
+
+def fill_hand_gaps(rotvecs: np.ndarray, fitted: np.ndarray, max_gap: int) -> np.ndarray:
+    """A hand's bones' rotations (N, B, 3) with each run of at most ``max_gap`` frames where it
+    was not ``fitted`` (N,) between two where it was filled in from those two (the rest keep
+    what they have: the relaxed hand)."""
+    out = rotvecs.copy()
+    known = np.flatnonzero(fitted)
+    for a, b in zip(known, known[1:]):
+        if 1 < b - a <= max_gap + 1:
+            filled, _ = fill_missing([rotvecs[a]] + [None] * (b - a - 1) + [rotvecs[b]])
+            out[a + 1 : b] = filled[1:-1]
+    return out
+
 
 def _prefetch(items, depth: int = 2):
     """Iterate ``items`` on a background thread, at most ``depth`` ahead (memory stays flat)."""

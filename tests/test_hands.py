@@ -37,11 +37,12 @@ def test_chain_matches_the_body_model_and_fingers_curl_into_the_palm(body, skele
     _, posed = body.pose(rest, full, body.keypoint_vertex_ids)
     ours = rig.keypoints(posed[:, rig.wrist_parent[0]], local)[0]
     theirs = []
-    for slot, tail in zip(rig.keypoint_slot, rig.keypoint_tail):
+    for slot, along in zip(rig.keypoint_slot, rig.keypoint_tail):  # along the bone: 0 at its head, 1 its tail
         b = int(rig.bones[0, slot])
         length = (rest.bone_tails[0, b] - rest.bone_heads[0, b]).norm()
-        theirs.append(posed[0, b, :3, 3] + (posed[0, b, :3, 1] * length if tail else 0))
+        theirs.append(posed[0, b, :3, 3] + posed[0, b, :3, 1] * length * along)
     assert float((ours - torch.stack(theirs)).abs().max()) < 1e-5  # the chain poses as Anny does
+    assert rig.keypoint_tail[0] == H.WRIST_AT and (rig.keypoint_tail[[4, 8, 12, 16, 20]] == 1).all()
 
     # A fist (every digit flexed) brings each fingertip to the palm; spread alone does not.
     forearm = frames[:, rig.wrist_parent[0]]
