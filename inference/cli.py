@@ -140,7 +140,8 @@ def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
 
     out.event("progress", stage="load_models", fraction=0.0, index=0, total=total)
     rec = Reconstructor(body_model=args.body_model, quality=args.quality, cache_dir=args.cache_dir,
-                        smpl_model=args.smpl_model, gender=args.gender, init=args.init, detector=args.detector)
+                        smpl_model=args.smpl_model, gender=args.gender, init=args.init, detector=args.detector,
+                        hands=args.hands == "on")
     ok = failed = 0
     last_code = ""
     for i, (img, dest) in enumerate(zip(args.images, outputs)):
@@ -205,7 +206,8 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
 
     out.event("progress", stage="load_models", fraction=0.0, frame=0, total=total)
     rec = Reconstructor(body_model=args.body_model, quality=args.quality, cache_dir=args.cache_dir,
-                        smpl_model=args.smpl_model, gender=args.gender, init=args.init, detector=args.detector)
+                        smpl_model=args.smpl_model, gender=args.gender, init=args.init, detector=args.detector,
+                        hands=args.hands == "on")
     bar = out.progress_bar(total)
 
     def progress(done: int, n: int, note: str) -> None:
@@ -343,6 +345,9 @@ def _body_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--height", default=DEFAULT_HEIGHT_M, type=_height_arg, metavar="METRES",
                    help=f"every person's standing height (default {DEFAULT_HEIGHT_M}, an average adult: one picture "
                         "does not tell size from distance); 0 keeps the fit's own size; SMPL bodies keep their betas'")
+    p.add_argument("--hands", default="on", choices=["on", "off"],
+                   help="fit the fingers to the hands found (default on; hands not found are relaxed and the "
+                        "result says so; SMPL has no finger bones)")
     p.add_argument("--detector", default="heavy", choices=["heavy", "full"],
                    help="the pose model: heavy (default, the most accurate) or full (about twice as fast)")
     p.add_argument("--init", default="auto", choices=["auto", "network", "landmarks"],

@@ -72,6 +72,26 @@ def test_panel_and_operator_registered(installed):
     assert bpy.context.scene.human_recon.body_model == "anny"
 
 
+def test_fingers_are_posed_as_fitted(built):
+    """The photo's hands are fitted (both are raised and in view) and the armature's finger
+    bones carry the fitted rotations."""
+    objs, res = built
+    arm = objs["ARMATURE"]
+    (p,) = res.people
+    assert p.frame_hands_fitted[0].all()
+    names = list(res.bone_names)
+    bent = 0
+    for side in "LR":
+        for d in range(1, 6):
+            for k in (1, 2, 3):
+                name = f"finger{d}-{k}.{side}"
+                q = np.array(arm.pose.bones[name].rotation_quaternion)
+                want = p.bone_rotations[0, names.index(name)]
+                assert min(np.abs(q - want).max(), np.abs(q + want).max()) < 1e-4
+                bent += 2 * np.degrees(np.arccos(min(1.0, abs(q[0])))) > 10
+    assert bent >= 6
+
+
 def test_armature_and_skin_weights(built, body):
     objs, res = built
     arm, mesh = objs["ARMATURE"], objs["MESH"]

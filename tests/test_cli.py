@@ -114,3 +114,15 @@ def test_height_option(capsys):
             parse("--height", bad)
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert err.startswith("python -m inference reconstruct: error: argument --height: takes a height in metres")
+
+
+def test_hands_option():
+    """``--hands``: on by default, off on request, for photos and clips alike."""
+    from inference.cli import build_parser
+
+    photo = lambda *a: build_parser().parse_args(["reconstruct", "a.jpg", "-o", "a.npz", *a])  # noqa: E731
+    clip = lambda *a: build_parser().parse_args(["sequence", "c.mp4", "-o", "c.npz", *a])  # noqa: E731
+    assert photo().hands == "on" and photo("--hands", "off").hands == "off"
+    assert clip().hands == "on" and clip("--hands", "off").hands == "off"
+    with pytest.raises(SystemExit):
+        photo("--hands", "maybe")

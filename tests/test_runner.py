@@ -113,3 +113,7 @@ def test_child_arguments_are_the_clis(runner):
     assert runner.DEFAULT_HEIGHT_M == DEFAULT_HEIGHT_M
     assert build_parser().parse_args(runner.reconstruct_args("a.jpg", "a.npz")).height == DEFAULT_HEIGHT_M
     assert build_parser().parse_args(runner.sequence_args("c.mp4", "c.npz", height=1.92)).height == 1.92
+    # Fingers: on unless the panel's Fingers is off.
+    assert build_parser().parse_args(runner.reconstruct_args("a.jpg", "a.npz")).hands == "on"
+    assert build_parser().parse_args(runner.reconstruct_args("a.jpg", "a.npz", hands=False)).hands == "off"
+    assert build_parser().parse_args(runner.sequence_args("c.mp4", "c.npz", hands=False)).hands == "off"

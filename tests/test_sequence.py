@@ -181,3 +181,34 @@ def test_foot_lock_holds_a_planted_foot():
     before = np.linalg.norm(np.diff(feet[:, 0], axis=0), axis=1).mean()
     after = np.linalg.norm(np.diff(left, axis=0), axis=1).mean()
     assert after < 0.35 * before
+
+
+def test_fingers_follow_the_hands_through_the_clip(clip_result):
+    """Each person's hands are fitted where found, smoothed like the body, and the result says
+    in how many frames."""
+    r = clip_result
+    for k, p in enumerate(r.people):
+        fitted = p.frame_hands_fitted[p.frame_present]
+        assert fitted.shape[1] == 2 and fitted.any(axis=0).all()  # both hands fitted somewhere
+        assert any(n.startswith(f"Person {k + 1}: fingers fitted in {fitted[:, 0].sum()} (left)") for n in r.notes)
+        assert (p.frame_hand_keypoints2d[~p.frame_hands_fitted] == 0).all()
+        # Smooth: the fingers' keypoints (relative to the wrist) barely accelerate frame to frame.
+        hand = p.frame_hand_keypoints3d_cam[p.frame_present]
+        rel = hand - hand[:, :, :1]
+        accel = np.linalg.norm(rel[2:] - 2 * rel[1:-1] + rel[:-2], axis=-1)
+        assert np.median(accel) < 0.004, np.median(accel)  # metres per frame squared
+
+
+def test_hand_gaps_are_filled_only_when_short():
+    from inference.sequence import fill_hand_gaps
+
+    n = 12
+    rot = np.zeros((n, 3, 3))
+    fitted = np.zeros(n, bool)
+    fitted[[0, 3, 11]] = True
+    rot[0], rot[3], rot[11] = 0.0, 0.3, 0.9
+    rot[4:11] = -1.0  # the relaxed hand, in the long gap
+    out = fill_hand_gaps(rot, fitted, max_gap=5)
+    assert np.allclose(out[1:3, 0, 0], [0.1, 0.2])  # a 2-frame gap: filled in
+    assert np.allclose(out[4:11], -1.0)  # a 7-frame gap: kept relaxed
+    assert np.allclose(out[fitted], rot[fitted])

@@ -43,6 +43,14 @@ def height_prop():
     )  # fmt: skip
 
 
+def hands_prop():
+    """Whether the fingers are fitted to the hands found."""
+    return bpy.props.BoolProperty(
+        name="Fingers", description="Fit the fingers to the hands found in the picture (hands not found are "
+        "relaxed; SMPL has no finger bones)", default=True,
+    )  # fmt: skip
+
+
 def people_arg(choice: str, count: int) -> str:
     """The ``--people`` value of the panel's choice."""
     return str(max(1, count)) if choice == "count" else choice
@@ -100,7 +108,15 @@ def _summary(verb: str, result, built: dict) -> str:
     names = ", ".join(rig["armature"].name for rig in built["people"])
     frames = f", {result.frames} frames" if result.frames > 1 else ""
     skipped = sum("skipped" in n or "left out" in n for n in result.notes)
-    return f"{verb} {names} ({len(result.bone_names)} bones{frames})" + (f"; {skipped} skipped" if skipped else "")
+    hands = [p.hands_fitted[p.present] for p in result.people if p.hands_fitted is not None]
+    fingers = ""
+    if hands and result.frames == 1:
+        fingers = f"; fingers fitted on {int(sum(h.sum() for h in hands))} of {2 * len(hands)} hands"
+    elif hands:
+        share = sum(h.sum() for h in hands) / max(1, sum(h.size for h in hands))
+        fingers = f"; fingers fitted in {100 * share:.0f}% of hand-frames"
+    return (f"{verb} {names} ({len(result.bone_names)} bones{frames})" + (f"; {skipped} skipped" if skipped else "")
+            + fingers)  # fmt: skip
 
 
 class _InferenceOperator(TimerModal):
@@ -199,6 +215,7 @@ class HUMAN_RECON_OT_reconstruct_image(_InferenceOperator, bpy.types.Operator):
     people: bpy.props.EnumProperty(name="People", items=PEOPLE_ITEMS, default="all")
     people_count: bpy.props.IntProperty(name="Up to", description="How many people", default=2, min=1, max=8)
     height: height_prop()
+    hands: hands_prop()
     pose_correctives: bpy.props.BoolProperty(
         name="Pose correctives", description="SMPL: add the 207 pose-corrective shape keys", default=True
     )
@@ -212,11 +229,11 @@ class HUMAN_RECON_OT_reconstruct_image(_InferenceOperator, bpy.types.Operator):
             self.filepath = props.image_path
         self.quality, self.body_model = props.quality, props.body_model
         self.people, self.people_count = props.people, props.people_count
-        self.height = props.height
+        self.height, self.hands = props.height, props.hands
 
     def runner_args(self, path: str, out: str, cache_dir: str) -> list[str]:
         return runner.reconstruct_args(path, out, self.quality, self.body_model, cache_dir,
-                                       people_arg(self.people, self.people_count), self.height)  # fmt: skip
+                                       people_arg(self.people, self.people_count), self.height, self.hands)  # fmt: skip
 
 
 class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
@@ -237,6 +254,7 @@ class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
     people_count: bpy.props.IntProperty(name="Up to", description="How many people", default=2, min=1, max=8)
     track_model: bpy.props.EnumProperty(name="Follow", items=TRACK_MODEL_ITEMS, default="heavy")
     height: height_prop()
+    hands: hands_prop()
     pose_correctives: bpy.props.BoolProperty(
         name="Pose correctives", description="SMPL: pose-corrective shape keys, keyed per frame", default=True
     )
@@ -247,13 +265,13 @@ class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
             self.filepath = props.clip_path
         self.quality, self.body_model = props.quality, props.body_model
         self.people, self.people_count = props.people, props.people_count
-        self.height = props.height
+        self.height, self.hands = props.height, props.hands
         self.track_model = props.track_model
 
     def runner_args(self, path: str, out: str, cache_dir: str) -> list[str]:
         return runner.sequence_args(path, out, self.start, self.end or None, self.step, self.quality,
                                     self.body_model, cache_dir, people_arg(self.people, self.people_count),
-                                    self.track_model, self.height)  # fmt: skip
+                                    self.track_model, self.height, self.hands)  # fmt: skip
 
 
 class HUMAN_RECON_OT_import_result(bpy.types.Operator):

@@ -20,6 +20,7 @@ from .operators import (
     HUMAN_RECON_OT_import_result,
     HUMAN_RECON_OT_import_sequence,
     HUMAN_RECON_OT_reconstruct_image,
+    hands_prop,
     height_prop,
 )
 
@@ -39,6 +40,7 @@ class HumanReconSceneProps(bpy.types.PropertyGroup):
     people_count: bpy.props.IntProperty(name="Up to", description="How many people", default=2, min=1, max=8)
     track_model: bpy.props.EnumProperty(name="Follow", items=TRACK_MODEL_ITEMS, default="heavy")
     height: height_prop()
+    hands: hands_prop()
     transfer_source: bpy.props.PointerProperty(
         name="Source", type=bpy.types.Object, poll=_is_armature, description="The Human Recon rig (Person 1, ...)"
     )
@@ -71,6 +73,7 @@ class VIEW3D_PT_human_recon(bpy.types.Panel):
         if props.people == "count":
             row.prop(props, "people_count")
         layout.prop(props, "height")
+        layout.prop(props, "hands")
         if props.running:
             layout.progress(factor=props.progress, text="Reconstructing... (Esc cancels)")
         else:

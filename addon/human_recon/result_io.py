@@ -39,6 +39,7 @@ class Person:
     present: np.ndarray  # (N,) bool: the person is in the clip at that frame
     betas: np.ndarray | None = None  # SMPL: (10,)
     foot_contact: np.ndarray | None = None  # (N, 2) bool: left, right foot planted (clips)
+    hands_fitted: np.ndarray | None = None  # (N, 2) bool: left, right hand's fingers fitted (else relaxed)
 
     def model_to_camera(self, frame: int = 0) -> np.ndarray:
         """4x4 model space -> OpenCV camera space."""
@@ -136,6 +137,7 @@ def load_result(path: str | Path) -> Result:
             global_rotation=f64("global_rotation", k), root_translation=f64("root_translation", k), present=present,
             betas=data["betas"][k] if "betas" in data else None,
             foot_contact=data["frame_foot_contact"][k].astype(bool) if "frame_foot_contact" in data else None,
+            hands_fitted=data["frame_hands_fitted"][k].astype(bool) if "frame_hands_fitted" in data else None,
         ))  # fmt: skip
     w, h = (int(x) for x in data["image_size"])
     return Result(

@@ -212,11 +212,11 @@ class InferenceRun:
 
 def reconstruct_args(image: str, output: str, quality: str = "balanced", body_model: str = "anny",
                      cache_dir: str = "", people: str = "all",
-                     height: float = DEFAULT_HEIGHT_M) -> list[str]:  # fmt: skip
+                     height: float = DEFAULT_HEIGHT_M, hands: bool = True) -> list[str]:  # fmt: skip
     """``people``: "all", "largest" or a count, as ``--people`` takes it; ``height``: every
-    person's standing height, metres (``--height``)."""
+    person's standing height, metres (``--height``); ``hands``: fit the fingers (``--hands``)."""
     args = ["reconstruct", image, "--output", output, "--overwrite", "--quality", quality, "--body-model", body_model,
-            "--people", people, "--height", f"{height:.3f}"]  # fmt: skip
+            "--people", people, "--height", f"{height:.3f}", "--hands", "on" if hands else "off"]  # fmt: skip
     if cache_dir:
         args += ["--cache-dir", cache_dir]
     return args
@@ -225,11 +225,11 @@ def reconstruct_args(image: str, output: str, quality: str = "balanced", body_mo
 def sequence_args(clip: str, output: str, start: int = 0, end: int | None = None, step: int = 1,
                   quality: str = "balanced", body_model: str = "anny", cache_dir: str = "",
                   people: str = "all", track_model: str = "heavy",
-                  height: float = DEFAULT_HEIGHT_M) -> list[str]:  # fmt: skip
+                  height: float = DEFAULT_HEIGHT_M, hands: bool = True) -> list[str]:  # fmt: skip
     """``track_model``: the pose model that follows people from frame to frame (``--track-model``)."""
     args = ["sequence", clip, "--output", output, "--overwrite", "--start", str(start), "--step", str(step),
             "--quality", quality, "--body-model", body_model, "--people", people,
-            "--track-model", track_model, "--height", f"{height:.3f}"]  # fmt: skip
+            "--track-model", track_model, "--height", f"{height:.3f}", "--hands", "on" if hands else "off"]  # fmt: skip
     if end is not None:
         args += ["--end", str(end)]
     if cache_dir:
