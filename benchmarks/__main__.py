@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--kit", default=None, help="the multi-view kit's folder (default: ../shared/realbench)")
     h.add_argument("--clip-frames", type=int, default=230, help="frames of the test clip (every 10th is used; 0: none)")
     h.add_argument("--synthetic", type=int, default=64, help="synthetic hands (0: none)")
+    h.add_argument("--rendered", type=int, default=48, help="rendered hands (0: none)")
+    h.add_argument("--keep-renders", default=None, metavar="DIR", help="also save the rendered hands there")
+    h.add_argument("--real", action=argparse.BooleanOptionalAction, default=True, help="the real pictures")
     return p
 
 
@@ -86,7 +89,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.benchmark == "hands":
         from .hands import run_hands_benchmark
 
-        return run_hands_benchmark(args.images, args.kit, args.clip_frames, args.synthetic, args.cache_dir)
+        return run_hands_benchmark(args.images, args.kit, args.clip_frames, args.synthetic, args.rendered,
+                                   args.cache_dir, args.keep_renders, args.real)  # fmt: skip
     if args.benchmark == "transfer":
         from .transfer import run_transfer_benchmark
 

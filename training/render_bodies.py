@@ -52,7 +52,7 @@ def garment_of_vertices(bone_names: list[str], skin_idx: np.ndarray, skin_w: np.
     return kind[skin_idx[np.arange(len(skin_idx)), skin_w.argmax(1)]]
 
 
-def _material(bpy, name: str, color) -> object:
+def material(bpy, name: str, color) -> object:
     mat = bpy.data.materials.new(name)
     mat.use_nodes = True
     bsdf = mat.node_tree.nodes["Principled BSDF"]
@@ -61,7 +61,9 @@ def _material(bpy, name: str, color) -> object:
     return mat
 
 
-def _scene(bpy, samples: int):
+def cycles_scene(bpy, samples: int):
+    """An empty Cycles CPU scene with a transparent film, sky and sun, and a camera at the origin
+    looking down -Z (OpenCV camera space with y and z negated)."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
@@ -104,7 +106,7 @@ def render(out_dir: Path, seeds: list[int], samples: int = 12, cache_dir: str | 
     backgrounds = [BACKGROUNDS / n for n in BACKGROUND_NAMES if (BACKGROUNDS / n).is_file()]
     if not backgrounds:
         raise SystemExit(f"no background photos in {BACKGROUNDS}: apt-get install opencv-doc")
-    scene = _scene(bpy, samples)
+    scene = cycles_scene(bpy, samples)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,7 +131,7 @@ def render(out_dir: Path, seeds: list[int], samples: int = 12, cache_dir: str | 
             shirt, trousers = (CLOTH[i] for i in rng.choice(len(CLOTH), 2, replace=False))
             colors = [SKIN[rng.integers(len(SKIN))], shirt, trousers, SHOE[rng.integers(len(SHOE))]]
             for k, color in enumerate(colors):
-                me.materials.append(_material(bpy, f"m{k}", color))
+                me.materials.append(material(bpy, f"m{k}", color))
             me.polygons.foreach_set("material_index", face_garment.astype(np.int32))
             scene.collection.objects.link(bpy.data.objects.new("Body", me))
 
