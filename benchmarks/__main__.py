@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--people", default="all", help="whom to reconstruct: all (default), largest or N")
     rl.add_argument("--track-model", default=None, choices=["full", "heavy"],
                     help="the model that follows people in the clips (default: the pipeline's)")
+    rl.add_argument("--hands", default="on", choices=["on", "off"], help="fit the fingers (default on)")
     t = sub.add_parser("transfer", parents=[common], help="speed and fidelity of Transfer motion and export")
     t.add_argument("--result", default=None, help="a clip's result to transfer (default: reconstruct --clip)")
     t.add_argument("--clip", default=str(Path(__file__).resolve().parent.parent / "tests" / "data" / "demo.mp4"))
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> dict:
 
         return run_real_benchmark(args.kit, clips=args.clips, true_focal=args.true_focal, cache_dir=args.cache_dir,
                                   compare=args.compare, photos=args.photos, people=args.people,
-                                  track_model=args.track_model)  # fmt: skip
+                                  track_model=args.track_model, hands=args.hands == "on")  # fmt: skip
     if args.benchmark == "hands":
         from .hands import run_hands_benchmark
 

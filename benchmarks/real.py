@@ -224,10 +224,11 @@ def paired_difference(new: list[dict], old: list[dict]) -> dict:
 def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_focal: bool = False,
                        cache_dir: str | None = None, compare: str | None = None, photos: str = "cam*_f*.jpg",
                        reconstructor=None, people: str | int = "all",
-                       track_model: str | None = None) -> dict:  # fmt: skip
+                       track_model: str | None = None, hands: bool = True) -> dict:  # fmt: skip
     """``photos``: a glob of the kit's photos to run (the others count as missed);
     ``reconstructor``: a warm ``Reconstructor`` to use instead of a new one; ``people``: whom to
-    reconstruct in each photo (as ``--people``); ``track_model``: the clips' ``--track-model``."""
+    reconstruct in each photo (as ``--people``); ``track_model``: the clips' ``--track-model``;
+    ``hands``: fit the fingers (``--hands``)."""
     from inference import __version__
     from inference.pipeline import Reconstructor
     from inference.sequence import SequenceOptions
@@ -236,8 +237,9 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
     _check_kit(kit)
     old = json.loads(Path(compare).read_text()) if compare else None
     t0 = time.perf_counter()
-    rec = reconstructor or Reconstructor(cache_dir=cache_dir)
-    report: dict = {"benchmark": "real", "version": __version__, "kit": str(kit), "true_focal": true_focal}
+    rec = reconstructor or Reconstructor(cache_dir=cache_dir, hands=hands)
+    report: dict = {"benchmark": "real", "version": __version__, "kit": str(kit), "true_focal": true_focal,
+                    "hands": hands}  # fmt: skip
     try:
         if photos:  # "": clips only
             with tempfile.TemporaryDirectory() as tmp:

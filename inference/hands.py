@@ -418,6 +418,12 @@ def relaxed_rotations(rig: HandRig, wrist: torch.Tensor) -> torch.Tensor:
 
 
 MIN_WRIST_CONF = 0.3  # the body's wrist must be seen this well for its hand to be searched
+NO_FINGERS = "not fitted: the "
+
+
+def no_fingers(body: BodyModel) -> str:
+    """Why a body model's hands are not fitted (it has no finger bones)."""
+    return f"{NO_FINGERS}{body.name} body has no finger bones"
 
 
 @dataclass
@@ -437,6 +443,8 @@ class PersonHands:
 
     def notes(self, who: str) -> list[str]:
         """What a result should say about the hands not fitted (``who``: the person)."""
+        if self.why_not[0].startswith(NO_FINGERS):
+            return [f"{who}: hands {self.why_not[0]}"]
         if not self.why_not[0] or self.why_not[0] != self.why_not[1]:
             return [f"{who}: {side} hand {why}; it is relaxed"
                     for side, why in zip(("left", "right"), self.why_not) if why]  # fmt: skip
@@ -453,7 +461,7 @@ def fit_people_hands(detector, rgb: np.ndarray, body: BodyModel, camera: Camera,
     ``detect.mediapipe_hands.HandDetector``. ``previous``: each person's hands in the frame
     before (a clip), where the fits start from."""
     if not supports(body):
-        return [PersonHands.none(f"not fitted: the {body.name} body has no finger bones") for _ in poses]
+        return [PersonHands.none(no_fingers(body)) for _ in poses]
     out = [PersonHands.none() for _ in poses]
     targets, slots = [], []
     K = torch.tensor(camera.K, dtype=torch.float32)

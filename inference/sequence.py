@@ -26,7 +26,16 @@ from .camera import Camera
 from .detect import Detection, PoseDetector, Tracker, VideoPoseDetector, mirrored, to_body_convention
 from .errors import ReconError
 from .fit import FitOptions, Fitter
-from .hands import MIN_WRIST_CONF, SIDES, HandFitOptions, PersonHands, fit_people_hands, hand_bones, supports
+from .hands import (
+    MIN_WRIST_CONF,
+    SIDES,
+    HandFitOptions,
+    PersonHands,
+    fit_people_hands,
+    hand_bones,
+    no_fingers,
+    supports,
+)
 from .io.frames import FrameSource
 from .io.result import DEFAULT_HEIGHT_M, ReconResult
 from .pipeline import Reconstructor, choose_people, people_wanted, why_skipped
@@ -82,7 +91,10 @@ class _Track:
     prev: BodyParams | None = None  # the last frame's fit
     missed: int = 0  # frames since last found
 
-    def add(self, params: BodyParams, det: Detection, hands: PersonHands | None = None) -> None:
+    def add(self, params: BodyParams, det: Detection, hands: PersonHands | None = None,
+            start: BodyParams | None = None) -> None:
+        """A found frame: its fit ``params``, its detection and hands; ``start``: where the next
+        frame's body fit starts (default ``params``)."""
         self.hands = hands
         hands = hands or PersonHands.none()
         self.hand_keypoints2d.append(hands.keypoints2d)
@@ -93,7 +105,7 @@ class _Track:
         self.keypoints2d.append(det.keypoints2d.astype(np.float32))
         self.landmarks3d.append(det.landmarks3d.astype(np.float32))
         self.why.append(None)
-        self.prev, self.missed = params, 0
+        self.prev, self.missed = (params if start is None else start), 0
 
     def last_keypoints(self) -> np.ndarray | None:
         """The last found frame's keypoints, as the fit labelled them."""
@@ -224,7 +236,9 @@ class SequenceReconstructor:
                                  frame_indices=np.asarray(source.indices, np.int32))  # fmt: skip
         for k, t in enumerate(kept):  # each person's filled frames, under the name the rig gives them
             notes += [f"Person {k + 1}: {why}" for why in t.notes()]
-            if self.rec.hand_detector is not None and supports(self.rec.body):
+            if self.rec.hand_detector is not None and not supports(self.rec.body):
+                notes.append(f"Person {k + 1}: hands {no_fingers(self.rec.body)}")
+            elif self.rec.hand_detector is not None:
                 fitted = np.stack(t.hands_fitted)[t.present()].sum(0)
                 notes.append(f"Person {k + 1}: fingers fitted in {fitted[0]} (left) and {fitted[1]} (right) of "
                              f"{int(t.present().sum())} frames; filled in over gaps of up to "
@@ -291,12 +305,16 @@ class SequenceReconstructor:
             fitted = self.warm.fit_each([d for _, d, _ in warm], camera, BodyParams.stack([s for _, _, s in warm]))
             done += [(track, fitted.select(i), det) for i, (track, det, _) in enumerate(warm)]
         hands: list[PersonHands | None] = [None] * len(done)
+        # The next frame's body fit starts from the body as fitted, before the hands turned its
+        # wrists and forearms (the body fit keeps no forearm twist, so a wrist turned against
+        # one would start the next frame's arm wrong).
+        starts = [params.detach() for _, params, _ in done]
         if self.rec.hand_detector is not None and rgb is not None:
             seen = [d.keypoints2d[[kpl.L_WRIST, kpl.R_WRIST], 2] >= MIN_WRIST_CONF for _, _, d in done]
             hands = fit_people_hands(self.rec.hand_detector, rgb, self.rec.body, camera, [p for _, p, _ in done], seen,
                                      self.options.hand_fit, [track.hands for track, _, _ in done])  # fmt: skip
-        for (track, params, det), found in zip(done, hands):
-            track.add(params, det, found)
+        for (track, params, det), found, start in zip(done, hands, starts):
+            track.add(params, det, found, start)
         self._fit_seconds += time.perf_counter() - t
 
     def _smooth(self, track: _Track) -> tuple[Motion, Motion]:

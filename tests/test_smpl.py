@@ -233,3 +233,6 @@ def test_smpl_clip_gives_amass_arrays_per_frame(smpl_path):
     assert p.extra["poses"].shape == (6, 72) and p.extra["trans"].shape == (6, 3)
     assert float(r.extra["mocap_framerate"]) == pytest.approx(30.0)
     assert p.bone_rotations.shape == (6, 24, 4)
+    # No finger bones: the hands are not fitted, and the result says so.
+    assert not p.frame_hands_fitted.any() and not p.frame_hand_keypoints3d_cam.any()
+    assert "Person 1: hands not fitted: the smpl body has no finger bones" in list(r.notes)
