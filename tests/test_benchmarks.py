@@ -65,3 +65,22 @@ def test_real_benchmark_refuses_a_folder_that_is_not_the_kit(tmp_path):
     assert proc.returncode == EXIT_INPUT
     stderr = proc.stderr.strip().splitlines()
     assert len(stderr) == 1 and "not the multi-view kit" in stderr[0], proc.stderr
+
+
+def test_hands_benchmark_renders_detects_and_fits_hands(cache_dir):
+    """``benchmarks hands`` on two rendered and four synthetic hands: the report's numbers are
+    there and sane (the rendering runs in its own process: it resets Blender's settings)."""
+    import json
+
+    pytest.importorskip("bpy")
+    proc = run_benchmarks("hands", "--no-real", "--rendered", "2", "--synthetic", "4", "--json", cache_dir=cache_dir,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    rendered, synthetic = report["rendered"], report["synthetic"]
+    assert rendered["hands"] == 2 and 0 <= rendered["found"] <= 2 and report["real"] is None
+    if rendered["found"]:
+        assert 0 <= rendered["flexion_error_deg"]["median"] < 60
+        assert rendered["finger_bone_angle_error_deg"]["n"] == 15 * rendered["found"]
+    assert synthetic["finger_bone_angle_error_deg"]["n"] == 4 * 15
+    assert synthetic["finger_bone_angle_error_deg"]["median"] < 20

@@ -87,6 +87,24 @@ def cycles_scene(bpy, samples: int):
     return scene
 
 
+def replace_mesh(bpy, scene, name: str, vertices_cam: np.ndarray, faces: np.ndarray):
+    """The scene's mesh (with its data and materials) replaced by one of ``vertices_cam``
+    (OpenCV camera space, for ``cycles_scene``'s camera), smooth-shaded; returns its mesh data
+    (for materials)."""
+    for ob in [o for o in scene.objects if o.type == "MESH"]:
+        mesh, materials = ob.data, list(ob.data.materials)
+        bpy.data.objects.remove(ob)
+        bpy.data.meshes.remove(mesh)
+        for mat in materials:
+            bpy.data.materials.remove(mat)
+    me = bpy.data.meshes.new(name)
+    me.from_pydata((vertices_cam * np.array([1.0, -1.0, -1.0])).tolist(), [], np.asarray(faces).tolist())
+    me.update()
+    me.shade_smooth()
+    scene.collection.objects.link(bpy.data.objects.new(name, me))
+    return me
+
+
 def render(out_dir: Path, seeds: list[int], samples: int = 12, cache_dir: str | None = None) -> list[Path]:
     import bpy
     import torch
@@ -118,22 +136,12 @@ def render(out_dir: Path, seeds: list[int], samples: int = 12, cache_dir: str | 
             w, h = (int(x) for x in s.image_size[0])
             f = float(s.K[0, 0, 0])
 
-            for ob in [o for o in scene.objects if o.type == "MESH"]:  # the last body, with its data
-                mesh, materials = ob.data, list(ob.data.materials)
-                bpy.data.objects.remove(ob)
-                bpy.data.meshes.remove(mesh)
-                for mat in materials:
-                    bpy.data.materials.remove(mat)
-            me = bpy.data.meshes.new("Body")
-            me.from_pydata((v * np.array([1.0, -1.0, -1.0])).tolist(), [], faces.tolist())
-            me.update()
-            me.shade_smooth()
+            me = replace_mesh(bpy, scene, "Body", v, faces)
             shirt, trousers = (CLOTH[i] for i in rng.choice(len(CLOTH), 2, replace=False))
             colors = [SKIN[rng.integers(len(SKIN))], shirt, trousers, SHOE[rng.integers(len(SHOE))]]
             for k, color in enumerate(colors):
                 me.materials.append(material(bpy, f"m{k}", color))
             me.polygons.foreach_set("material_index", face_garment.astype(np.int32))
-            scene.collection.objects.link(bpy.data.objects.new("Body", me))
 
             cam = scene.camera.data
             cam.sensor_fit = "HORIZONTAL" if w >= h else "VERTICAL"
