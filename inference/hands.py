@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import numpy as np
 import roma
@@ -167,8 +168,8 @@ class HandRig:
         """(H, K, 3, 3) local rotations of the chains' bones: the wrist's axis-angle ``wrist``
         (H, 3) and the digits' ``angles`` (H, 5, 4) radians; metacarpals stay at rest."""
         h = wrist.shape[0]
-        flex = about_axes(angles[:, :, [0, 2, 3]], self.flex_axes)  # (H, 5, 3, 3, 3)
-        spread = about_axes(angles[:, :, 1], self.spread_axes)  # (H, 5, 3, 3)
+        flex = about_axes(angles[:, :, [0, 2, 3]], *self._flex_skew)  # (H, 5, 3, 3, 3)
+        spread = about_axes(angles[:, :, 1], *self._spread_skew)  # (H, 5, 3, 3)
         base = flex[:, :, 0] @ spread
         phalanges = torch.cat([base[:, :, None], flex[:, :, 1:]], 2).reshape(h, 3 * NUM_DIGITS, 3, 3)
         metacarpals = torch.eye(3).expand(h, len(self.order) - 1 - 3 * NUM_DIGITS, 3, 3)
@@ -180,21 +181,39 @@ class HandRig:
         """(H, 21, 3) the hand keypoints (model space) from the forearm bones' posed frames
         ``forearm`` (H, 4, 4), the chains' local ``rotations`` (H, K, 3, 3) and the forearms'
         further ``twist`` (H,) radians about their own axis."""
-        local = homogeneous(rotations)
+        turn, place = forearm[:, :3, :3], forearm[:, :3, 3]
         if twist is not None:
-            forearm = forearm @ homogeneous(twist_rotations(twist))
-        # Level by level below the wrist, each level's frames in one batch; ``frames`` holds them
-        # in the order computed (``position``: a slot's place in it).
-        frames = (forearm @ self.relative[:, 0] @ local[:, 0])[:, None]
-        position = {0: 0}
-        for slots, parents in self.levels:
-            parent = frames.index_select(1, torch.tensor([position[p] for p in parents]))
-            posed = parent @ self.relative[:, slots] @ local[:, slots]
-            position.update({s: frames.shape[1] + i for i, s in enumerate(slots)})
-            frames = torch.cat([frames, posed], 1)
-        g = frames.index_select(1, torch.tensor([position[k] for k in self.keypoint_slot]))  # (H, 21, 4, 4)
-        along = g[..., :3, 1] * self.lengths[:, self.keypoint_slot, None]
-        return g[..., :3, 3] + along * self.keypoint_tail[:, None]
+            turn = turn @ twist_rotations(twist)
+        rel_turn, rel_place = self.relative[..., :3, :3], self.relative[..., :3, 3]
+        # Level by level below the wrist, each level's bones in one batch (rotations and heads
+        # apart: cheaper than 4x4 frames); ``turns``/``heads`` hold them in the order computed.
+        turns = (turn @ rel_turn[:, 0] @ rotations[:, 0])[:, None]
+        heads = (place + (turn @ rel_place[:, 0, :, None])[..., 0])[:, None]
+        level_parents, keypoint_index = self._order
+        for (slots, _), index in zip(self.levels, level_parents):
+            parent_turn, parent_head = turns.index_select(1, index), heads.index_select(1, index)
+            turns = torch.cat([turns, parent_turn @ rel_turn[:, slots] @ rotations[:, slots]], 1)
+            heads = torch.cat([heads, parent_head + (parent_turn @ rel_place[:, slots, :, None])[..., 0]], 1)
+        along = turns.index_select(1, keypoint_index)[..., :, 1] * self.lengths[:, self.keypoint_slot, None]
+        return heads.index_select(1, keypoint_index) + along * self.keypoint_tail[:, None]
+
+    @cached_property
+    def _order(self) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Where ``keypoints`` finds each level's parents and each keypoint's bone among the
+        bones in the order it computes them."""
+        position, parents = {0: 0}, []
+        for slots, parent_slots in self.levels:
+            parents.append(torch.tensor([position[p] for p in parent_slots]))
+            position.update({s: len(position) + i for i, s in enumerate(slots)})
+        return parents, torch.tensor([position[k] for k in self.keypoint_slot])
+
+    @cached_property
+    def _flex_skew(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return skew(self.flex_axes)
+
+    @cached_property
+    def _spread_skew(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return skew(self.spread_axes)
 
     def clamp(self, wrist: torch.Tensor, angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         lo, hi = digit_limits()
@@ -202,15 +221,20 @@ class HandRig:
         return wrist, torch.maximum(torch.minimum(angles, hi), lo)
 
 
-def about_axes(angles: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3) rotations by ``angles`` (...) about unit ``axes`` (..., 3) (Rodrigues: with the
-    axis fixed, a rotation is I + sin(a) K + (1 - cos(a)) K^2, cheap to differentiate)."""
+def skew(axes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., 3, 3) K, the cross-product matrix of each unit axis (..., 3), and K @ K."""
     k = torch.zeros(*axes.shape[:-1], 3, 3)
     x, y, z = axes.unbind(-1)
     k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -z, y, -x
     k = k - k.transpose(-1, -2)
+    return k, k @ k
+
+
+def about_axes(angles: torch.Tensor, k: torch.Tensor, k2: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) rotations by ``angles`` (...) about fixed unit axes given by ``skew`` (Rodrigues:
+    I + sin(a) K + (1 - cos(a)) K^2, cheap to differentiate)."""
     a = angles[..., None, None]
-    return torch.eye(3) + torch.sin(a) * k + (1 - torch.cos(a)) * (k @ k)
+    return torch.eye(3) + torch.sin(a) * k + (1 - torch.cos(a)) * k2
 
 
 def homogeneous(rotations: torch.Tensor) -> torch.Tensor:
@@ -224,6 +248,7 @@ def twist_rotations(twist: torch.Tensor) -> torch.Tensor:
     return roma.rotvec_to_rotmat(twist[..., None] * torch.tensor([0.0, 1.0, 0.0]))
 
 
+@lru_cache(maxsize=1)
 def digit_limits() -> tuple[torch.Tensor, torch.Tensor]:
     """(5, 4) low and high angle limits, radians."""
     lo = torch.tensor([THUMB_LIMITS[0]] + [FINGER_LIMITS[0]] * 4, dtype=torch.float32)
