@@ -297,10 +297,10 @@ def rendered_hands(count: int, cache_dir: str | None, seed: int = 0, samples: in
 
 def run_hands_benchmark(images: list[str] | None = None, kit: str | None = None, clip_frames: int = 230,
                         synthetic: int = 64, rendered: int = 48, cache_dir: str | None = None,
-                        keep_renders: str | None = None, real: bool = True) -> dict:  # fmt: skip
+                        keep_renders: str | None = None, real: bool = True, seed: int = 0) -> dict:  # fmt: skip
     from inference import __version__
 
-    return {"benchmark": "hands", "inference_version": __version__,
-            "rendered": rendered_hands(rendered, cache_dir, keep=keep_renders) if rendered else None,
-            "synthetic": synthetic_hands(synthetic, cache_dir) if synthetic else None,
+    return {"benchmark": "hands", "inference_version": __version__, "seed": seed,
+            "rendered": rendered_hands(rendered, cache_dir, seed, keep=keep_renders) if rendered else None,
+            "synthetic": synthetic_hands(synthetic, cache_dir, seed) if synthetic else None,
             "real": real_hands(images or [], kit, clip_frames, cache_dir) if real else None}  # fmt: skip

@@ -8,9 +8,10 @@ fit moves four angles (base flexion and spread, middle and end flexion) and, per
 wrist's rotation and the forearm's twist: 24 numbers.
 
 The wrist starts where the palm's landmarks say (a rotation-only alignment of the palm in 3D),
-the fingers where the landmarks' bend angles say; then Adam minimises the 2D reprojection error
-of the 21 keypoints with the landmarks' 3D bone directions as a prior, all hands of a picture
-in one batch. Hands that were not found get ``RELAXED``, a loosely curled hand.
+the fingers where the landmarks' bend angles say; then Levenberg-Marquardt minimises the 2D
+reprojection error of the 21 keypoints with the landmarks' 3D bone directions as a prior and a
+pull towards a relaxed hand, all hands of a picture in one batch. Hands that were not found get
+``RELAXED``, a loosely curled hand.
 
 Only the kinematic chain from the forearm down is evaluated (no skinning), so a fit costs
 milliseconds. The body model must have Anny's hand bones (``supports``); SMPL has none.
@@ -308,20 +309,20 @@ class FittedHand:
 
 @dataclass
 class HandFitOptions:
-    # 40 Adam steps at 0.06 left a median keypoint error of 4.3% of the hand's size on 213 real
-    # hands (30 steps at 0.04: 5.9%; 60: 4.4%; L-BFGS no better per second; docs/research-log.md).
-    steps: int = 40
-    warm_steps: int = 20  # from the frame before's fit (a clip), where every hand has one
-    lr: float = 0.06
-    lr_end: float = 1.0  # the last step's learning rate, as a share of the first's
-    optimizer: str = "adam"  # or "lbfgs" (``steps``: its iterations)
+    # Levenberg-Marquardt with a finite-difference Jacobian (all hands and all 24 nudges in one
+    # batch): 10 iterations left 4.55% median keypoint error on 213 real hands and 13.0 / 14.3
+    # degrees of flexion error on two sets of rendered hands, in 7 ms per hand, where 40 Adam
+    # steps had 4.47%, 14.8 / 16.7 degrees and 40 ms (docs/research-log.md).
+    iterations: int = 10
+    warm_iterations: int = 4  # from the frame before's fit (a clip), where every hand has one
     keypoint_sigma: float = 0.05  # 2D error (share of the hand's size) that costs as much as...
-    direction_weight: float = 0.5  # ... this weight times a 3D bone direction off by ``direction_sigma``
+    direction_weight: float = 0.25  # ... this weight times a 3D bone direction off by ``direction_sigma``
     direction_sigma: float = 0.06  # 1 - cos: about 20 degrees
-    # Pull towards ``RELAXED`` per radian squared: MediaPipe's keypoints are noisy, and 5 (against
-    # 0.05) took the median flexion error on rendered hands from 17.9 to 14.8 degrees (20.8 to
-    # 16.7 on a second, held-out set) for 4.3 -> 4.5% keypoint error on real hands.
-    relaxed_weight: float = 5.0
+    # Pull towards ``RELAXED`` per radian squared: MediaPipe's keypoints are noisy, and 10 (against
+    # 0.05) took the median flexion error on rendered hands from 17.9 to 13.0 degrees for about
+    # 0.3% more keypoint error on real hands.
+    relaxed_weight: float = 10.0
+    damping: float = 1e-3  # Levenberg-Marquardt's first damping, relative to the curvature
 
 
 def hand_size(keypoints2d: np.ndarray) -> float:
@@ -355,85 +356,84 @@ def start(target: HandTarget) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     return wrist, angles, TWIST_GRID[best : best + 1].clone()
 
 
+NUM_PARAMS = 3 + 4 * NUM_DIGITS + 1  # per hand: the wrist's axis-angle, the digits' angles, the twist
+NUDGE = 1e-3  # radians: the finite-difference step of the Jacobian
+
+
 def fit_hands(targets: list[HandTarget], camera: Camera, options: HandFitOptions | None = None) -> list[FittedHand]:
-    """Each target's wrist and digits fitted to its detection, all in one batch."""
+    """Each target's wrist and digits fitted to its detection, all in one batch.
+
+    Levenberg-Marquardt on ``x`` (H, 24): wrist, angles and twist, kept within their limits
+    (each step clamped). Every evaluation runs the H hands and their 24 nudged copies as one
+    batch of 25 H chains: the Jacobian comes from one call, and that call also tries the step.
+    """
     if not targets:
         return []
     opt = options or HandFitOptions()
-    K = torch.tensor(camera.K, dtype=torch.float32)
-    rig = HandRig.stack([t.rig for t in targets])
-    forearm = torch.stack([t.forearm for t in targets])
-    R = torch.stack([t.rotation for t in targets])
-    t_cam = torch.stack([t.translation for t in targets])
+    n, copies = len(targets), 1 + NUM_PARAMS
     starts = [start(t) if t.previous is None else
               (torch.tensor(t.previous.wrist)[None], torch.tensor(t.previous.angles)[None],
                torch.tensor([t.previous.twist], dtype=torch.float32)) for t in targets]  # fmt: skip
-    steps = opt.warm_steps if all(t.previous is not None for t in targets) else opt.steps
-    wrist = torch.cat([s[0] for s in starts]).requires_grad_(True)
-    angles = torch.cat([s[1] for s in starts]).requires_grad_(True)
-    twist = torch.cat([s[2] for s in starts]).requires_grad_(True)
-    relaxed = torch.tensor(RELAXED, dtype=torch.float32)
+    iterations = opt.warm_iterations if all(t.previous is not None for t in targets) else opt.iterations
+    x = torch.cat([torch.cat([w, a.flatten(1), t[:, None]], 1) for w, a, t in starts])  # (H, 24)
+    # Everything per hand repeated for the copies (copy-major: copy c of hand h at c * H + h).
+    hands = HandRig.stack([t.rig for t in targets])
+    rig = HandRig.stack([hands] * copies)
+    each = lambda v: v.repeat(copies, *[1] * (v.dim() - 1))  # noqa: E731
+    forearm = each(torch.stack([t.forearm for t in targets]))
+    R = each(torch.stack([t.rotation for t in targets]))
+    t_cam = each(torch.stack([t.translation for t in targets]))
     uv = torch.tensor(np.stack([t.keypoints2d[:, :2] for t in targets]), dtype=torch.float32)
-    uv = uv - uv[:, :1]  # relative to the wrist: where the arm put the hand is the body fit's business
-    size = torch.tensor([hand_size(t.keypoints2d) for t in targets], dtype=torch.float32)[:, None, None]
+    uv = each(uv - uv[:, :1])  # relative to the wrist: where the arm put the hand is the body fit's business
+    size = each(torch.tensor([hand_size(t.keypoints2d) for t in targets], dtype=torch.float32))[:, None, None]
     parent, child = torch.tensor(KEYPOINT_PARENT[1:]), torch.arange(1, NUM_KEYPOINTS)
     w = torch.tensor(np.stack([t.landmarks3d for t in targets]), dtype=torch.float32)
-    dirs = torch.nn.functional.normalize(w[:, child] - w[:, parent], dim=-1)
+    dirs = each(torch.nn.functional.normalize(w[:, child] - w[:, parent], dim=-1))
+    relaxed = torch.tensor(RELAXED, dtype=torch.float32).flatten()
+    K = torch.tensor(camera.K, dtype=torch.float32)
+    # Residuals whose squares sum to: mean keypoint error^2 / sigma^2 + weight * mean (1 - cos) of
+    # the bone directions / sigma + weight * mean squared angle off relaxed (|a - b|^2 = 2 (1 - cos)).
+    scale_kp = 1 / (opt.keypoint_sigma * math.sqrt(NUM_KEYPOINTS))
+    scale_dir = math.sqrt(opt.direction_weight / (2 * opt.direction_sigma * (NUM_KEYPOINTS - 1)))
+    scale_relaxed = math.sqrt(opt.relaxed_weight / relaxed.numel())
+    lo, hi = digit_limits()
+    lo = torch.cat([hands.wrist_lo, lo.flatten().expand(n, -1), torch.full((n, 1), -TWIST_LIMIT)], 1)
+    hi = torch.cat([hands.wrist_hi, hi.flatten().expand(n, -1), torch.full((n, 1), TWIST_LIMIT)], 1)
+    nudges = torch.cat([torch.zeros(1, NUM_PARAMS), NUDGE * torch.eye(NUM_PARAMS)])[:, None]  # (25, 1, 24)
 
-    def reprojected() -> tuple[torch.Tensor, torch.Tensor]:
+    def evaluate(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(H, M) the residuals at ``x`` (H, 24) and (H, M, 24) their Jacobian."""
+        xs = (x[None] + nudges).flatten(0, 1)
+        wrist, angles, twist = xs[:, :3], xs[:, 3:-1].reshape(-1, NUM_DIGITS, 4), xs[:, -1]
         kp = torch.einsum("hij,hkj->hki", R, rig.keypoints(forearm, rig.local_rotations(wrist, angles), twist))
         kp = kp + t_cam[:, None]
         proj = project(kp, K)
-        return kp, (proj - proj[:, :1] - uv) / size
-
-    lo, hi = digit_limits()
-
-    def loss() -> torch.Tensor:
-        kp, e = reprojected()
         d = torch.nn.functional.normalize(kp[:, child] - kp[:, parent], dim=-1)
-        out = (e.pow(2).sum(-1).mean(-1) / opt.keypoint_sigma**2
-               + opt.direction_weight * (1 - (d * dirs).sum(-1)).mean(-1) / opt.direction_sigma
-               + opt.relaxed_weight * (angles - relaxed).pow(2).mean((1, 2)))  # fmt: skip
-        if opt.optimizer == "lbfgs":  # limits as a steep penalty (clamped at the end)
-            over = lambda x, a, b: (torch.relu(x - b) + torch.relu(a - x)).pow(2).flatten(1).sum(1)  # noqa: E731
-            out = out + 100 * (over(angles, lo, hi) + over(wrist, rig.wrist_lo, rig.wrist_hi)
-                               + over(twist[:, None], -TWIST_LIMIT, TWIST_LIMIT))  # fmt: skip
-        return out.sum()
+        r = torch.cat([((proj - proj[:, :1] - uv) / size).flatten(1) * scale_kp,
+                       (d - dirs).flatten(1) * scale_dir, (xs[:, 3:-1] - relaxed) * scale_relaxed], 1)  # fmt: skip
+        r = r.reshape(copies, n, -1)
+        return r[0], ((r[1:] - r[:1]) / NUDGE).permute(1, 2, 0)
 
-    def clamp() -> None:
-        with torch.no_grad():
-            w_, a_ = rig.clamp(wrist, angles)
-            wrist.copy_(w_)
-            angles.copy_(a_)
-            twist.clamp_(-TWIST_LIMIT, TWIST_LIMIT)
-
-    if opt.optimizer == "lbfgs":
-        lbfgs = torch.optim.LBFGS([wrist, angles, twist], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
-
-        def closure() -> torch.Tensor:
-            lbfgs.zero_grad()
-            value = loss()
-            value.backward()
-            return value
-
-        lbfgs.step(closure)
-        clamp()
-    else:
-        adam = torch.optim.Adam([wrist, angles, twist], lr=opt.lr)
-        # Large steps first, small ones last (cosine), to converge in few steps.
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(adam, steps, eta_min=opt.lr * opt.lr_end)
-        for _ in range(steps):
-            adam.zero_grad()
-            loss().backward()
-            adam.step()
-            schedule.step()
-            clamp()
     with torch.no_grad():
-        _, e = reprojected()
-        rotations = rig.local_rotations(wrist, angles).numpy()
-    err = e.norm(dim=-1)[:, 1:].median(dim=1).values.numpy()
-    return [FittedHand(rotations[i], float(twist[i].detach()), float(err[i]), wrist[i].detach().numpy().copy(),
-                       angles[i].detach().numpy().copy()) for i in range(len(targets))]  # fmt: skip
+        x = torch.minimum(torch.maximum(x, lo), hi)
+        r, J = evaluate(x)
+        damping = torch.full((n, 1), opt.damping)
+        for _ in range(iterations):
+            A = J.transpose(1, 2) @ J
+            g = (J.transpose(1, 2) @ r[..., None])[..., 0]
+            diag = torch.diagonal(A, dim1=1, dim2=2)
+            step = torch.linalg.solve(A + torch.diag_embed(damping * diag + 1e-6), -g)
+            tried = torch.minimum(torch.maximum(x + step, lo), hi)
+            r_new, J_new = evaluate(tried)
+            better = r_new.pow(2).sum(1) < r.pow(2).sum(1)
+            x, r = torch.where(better[:, None], tried, x), torch.where(better[:, None], r_new, r)
+            J = torch.where(better[:, None, None], J_new, J)
+            damping = torch.where(better[:, None], damping * 0.3, damping * 4)
+        wrist, angles, twist = x[:, :3], x[:, 3:-1].reshape(n, NUM_DIGITS, 4), x[:, -1]
+        rotations = hands.local_rotations(wrist, angles).numpy()
+    err = (r[:, : 2 * NUM_KEYPOINTS].reshape(n, NUM_KEYPOINTS, 2) / scale_kp).norm(dim=-1)[:, 1:].median(dim=1)
+    return [FittedHand(rotations[i], float(twist[i]), float(err.values[i]), wrist[i].numpy().copy(),
+                       angles[i].numpy().copy()) for i in range(n)]  # fmt: skip
 
 
 def relaxed_rotations(rig: HandRig, wrist: torch.Tensor) -> torch.Tensor:
