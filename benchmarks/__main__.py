@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--rendered", type=int, default=48, help="rendered hands (0: none)")
     h.add_argument("--keep-renders", default=None, metavar="DIR", help="also save the rendered hands there")
     h.add_argument("--real", action=argparse.BooleanOptionalAction, default=True, help="the real pictures")
+    h.add_argument("--sequence-frames", type=int, default=120,
+                   help="frames of the test clip followed as a clip (0: none)")
     h.add_argument("--seed", type=int, default=0,
                    help="draws of the rendered and synthetic hands (0 chose the fit's settings; 1 is held out)")
     return p
@@ -93,7 +95,8 @@ def run(args: argparse.Namespace) -> dict:
         from .hands import run_hands_benchmark
 
         return run_hands_benchmark(args.images, args.kit, args.clip_frames, args.synthetic, args.rendered,
-                                   args.cache_dir, args.keep_renders, args.real, args.seed)  # fmt: skip
+                                   args.cache_dir, args.keep_renders, args.real, args.seed,
+                                   args.sequence_frames)  # fmt: skip
     if args.benchmark == "transfer":
         from .transfer import run_transfer_benchmark
 

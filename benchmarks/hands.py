@@ -12,6 +12,11 @@ a random wrist, rendered with Cycles from a random side over a background photo,
 run on the picture and the fit started from a straight wrist: the error of each finger bone's
 rotation and of each flexion angle, in degrees (detector and fit together).
 
+The test clip as a clip (its first frames followed, each hand started from its fit in the frame
+before, then smoothed like the body): the keypoint error of the smoothed fingers (wrist-aligned,
+as above) and their shake, the second difference of each keypoint relative to the hand's wrist
+between three frames in a row where the hand was fitted (mm/frame²), with the frame rate.
+
 Synthetic hands: the same kind of poses, but their own 21 keypoints given to the fit as the
 detection (2D, and 3D up to a shift): the fit alone, without MediaPipe's errors.
 """
@@ -109,6 +114,41 @@ def real_hands(images: list[str], kit: str | None, clip_frames: int, cache_dir: 
     out["one_person_two_hands_seconds"] = _summary(one_person_two_hands)
     out["hands"] = rows
     return out
+
+
+def clip_hands(frames: int, cache_dir: str | None, hand_fit=None) -> dict:
+    from inference.camera import project_np
+    from inference.hands import hand_size
+    from inference.io.frames import open_frames
+    from inference.pipeline import Reconstructor
+    from inference.sequence import SequenceOptions, SequenceReconstructor
+
+    rec = Reconstructor(cache_dir=cache_dir)
+    try:
+        source = open_frames(str(CLIP), end=frames)
+        t = time.perf_counter()
+        options = SequenceOptions() if hand_fit is None else SequenceOptions(hand_fit=hand_fit)
+        result = SequenceReconstructor(rec, options).run(source)
+        seconds = time.perf_counter() - t
+    finally:
+        rec.close()
+    errors, shake = [], []
+    for p in result.people:
+        for s in range(2):
+            fitted = p.frame_hands_fitted[:, s]
+            kp3 = p.frame_hand_keypoints3d_cam[:, s].astype(np.float64)
+            for i in np.flatnonzero(fitted):
+                det = p.frame_hand_keypoints2d[i, s]
+                fit = project_np(kp3[i], result.camera_K)
+                shape = np.linalg.norm((fit - fit[0]) - (det[:, :2] - det[0, :2]), axis=1)[1:] / hand_size(det)
+                errors.append(100 * float(np.median(shape)))
+            rel = kp3 - kp3[:, :1]
+            run = fitted[:-2] & fitted[1:-1] & fitted[2:]
+            accel = np.linalg.norm(rel[2:] - 2 * rel[1:-1] + rel[:-2], axis=-1)[run]  # (frames, 21)
+            shake.extend(1000 * accel[:, 1:].mean(1))
+    return {"clip": CLIP.name, "frames": len(source), "people": len(result.people), "hands_fitted": len(errors),
+            "frames_per_second": round(len(source) / seconds, 2), "error_pct": _summary(errors),
+            "shake_mm_per_frame2": _summary([float(v) for v in shake])}  # fmt: skip
 
 
 def synthetic_hands(count: int, cache_dir: str | None, seed: int = 0) -> dict:
@@ -297,10 +337,12 @@ def rendered_hands(count: int, cache_dir: str | None, seed: int = 0, samples: in
 
 def run_hands_benchmark(images: list[str] | None = None, kit: str | None = None, clip_frames: int = 230,
                         synthetic: int = 64, rendered: int = 48, cache_dir: str | None = None,
-                        keep_renders: str | None = None, real: bool = True, seed: int = 0) -> dict:  # fmt: skip
+                        keep_renders: str | None = None, real: bool = True, seed: int = 0,
+                        sequence_frames: int = 120) -> dict:  # fmt: skip
     from inference import __version__
 
     return {"benchmark": "hands", "inference_version": __version__, "seed": seed,
             "rendered": rendered_hands(rendered, cache_dir, seed, keep=keep_renders) if rendered else None,
             "synthetic": synthetic_hands(synthetic, cache_dir, seed) if synthetic else None,
-            "real": real_hands(images or [], kit, clip_frames, cache_dir) if real else None}  # fmt: skip
+            "real": real_hands(images or [], kit, clip_frames, cache_dir) if real else None,
+            "clip": clip_hands(sequence_frames, cache_dir) if sequence_frames and CLIP.exists() else None}  # fmt: skip

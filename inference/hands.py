@@ -30,7 +30,7 @@ import torch
 from .bodymodels.base import BodyModel
 from .bodymodels.joints import LIMITS
 from .camera import Camera, project
-from .detect.mediapipe_hands import HandDetection, wrist_crop
+from .detect.mediapipe_hands import wrist_crop
 
 SIDES = ("L", "R")
 NUM_DIGITS = 5
@@ -310,19 +310,19 @@ class FittedHand:
 @dataclass
 class HandFitOptions:
     # Levenberg-Marquardt with a finite-difference Jacobian (all hands and all 24 nudges in one
-    # batch): 10 iterations left 4.55% median keypoint error on 213 real hands and 13.0 / 14.3
-    # degrees of flexion error on two sets of rendered hands, in 7 ms per hand, where 40 Adam
-    # steps had 4.47%, 14.8 / 16.7 degrees and 40 ms (docs/research-log.md).
+    # batch): 10 iterations left 4.22% median keypoint error on 220 real hands and 13.1 / 14.7
+    # degrees of flexion error on two sets of rendered hands, in a sixth of the time of 40 Adam
+    # steps (4.36%, 14.9 / 16.7 degrees; docs/research-log.md).
     iterations: int = 10
     warm_iterations: int = 4  # from the frame before's fit (a clip), where every hand has one
     keypoint_sigma: float = 0.05  # 2D error (share of the hand's size) that costs as much as...
     direction_weight: float = 0.25  # ... this weight times a 3D bone direction off by ``direction_sigma``
     direction_sigma: float = 0.06  # 1 - cos: about 20 degrees
-    # Pull towards ``RELAXED`` per radian squared: MediaPipe's keypoints are noisy, and 10 (against
-    # 0.05) took the median flexion error on rendered hands from 17.9 to 13.0 degrees for about
-    # 0.3% more keypoint error on real hands.
+    # Pull towards ``RELAXED`` per radian squared: MediaPipe's keypoints are noisy; 5 / 10 / 20
+    # gave 14.5 / 13.1 / 13.5 degrees of flexion error on rendered hands (16.4 / 14.7 / 13.5 on a
+    # held-out set) for 3.8 / 4.2 / 4.9% keypoint error on real hands.
     relaxed_weight: float = 10.0
-    damping: float = 1e-3  # Levenberg-Marquardt's first damping, relative to the curvature
+    damping: float = 1e-2  # Levenberg-Marquardt's first damping, relative to the curvature
 
 
 def hand_size(keypoints2d: np.ndarray) -> float:
@@ -364,8 +364,9 @@ def fit_hands(targets: list[HandTarget], camera: Camera, options: HandFitOptions
     """Each target's wrist and digits fitted to its detection, all in one batch.
 
     Levenberg-Marquardt on ``x`` (H, 24): wrist, angles and twist, kept within their limits
-    (each step clamped). Every evaluation runs the H hands and their 24 nudged copies as one
-    batch of 25 H chains: the Jacobian comes from one call, and that call also tries the step.
+    (numbers at a limit held there, each step clamped). Every evaluation runs the H hands and
+    their 24 nudged copies as one batch of 25 H chains: the Jacobian comes from one call, and
+    that call also tries the step.
     """
     if not targets:
         return []
@@ -421,6 +422,13 @@ def fit_hands(targets: list[HandTarget], camera: Camera, options: HandFitOptions
         for _ in range(iterations):
             A = J.transpose(1, 2) @ J
             g = (J.transpose(1, 2) @ r[..., None])[..., 0]
+            # A number at a limit that the step would push past is held there (its row and column
+            # out of the solve): clamping such a step afterwards bends the others' step off course,
+            # and rejected steps stall the fit (the worst tenth of real hands: 18% error, not 10%).
+            held = ((x <= lo + 1e-6) & (g > 0)) | ((x >= hi - 1e-6) & (g < 0))
+            free = (~held).float()
+            A = A * free[:, :, None] * free[:, None, :] + torch.diag_embed(held.float())
+            g = g * free
             diag = torch.diagonal(A, dim1=1, dim2=2)
             step = torch.linalg.solve(A + torch.diag_embed(damping * diag + 1e-6), -g)
             tried = torch.minimum(torch.maximum(x + step, lo), hi)
@@ -488,7 +496,7 @@ def fit_people_hands(detector, rgb: np.ndarray, body: BodyModel, camera: Camera,
     if not supports(body):
         return [PersonHands.none(no_fingers(body)) for _ in poses]
     out = [PersonHands.none() for _ in poses]
-    targets, slots = [], []
+    searches, slots = [], []  # the hands to search for: their crops, and what their fit needs
     K = torch.tensor(camera.K, dtype=torch.float32)
     for p, (params, seen) in enumerate(zip(poses, wrists_seen)):
         with torch.no_grad():
@@ -509,15 +517,18 @@ def fit_people_hands(detector, rgb: np.ndarray, body: BodyModel, camera: Camera,
                 continue
             uv = project(torch.stack([kp[0], forearm[:3, 3] @ R.T + t]), K).numpy()
             hand_px = camera.focal * float((kp[9] - kp[0]).norm() + (kp[12] - kp[9]).norm()) / float(kp[0, 2])
-            found: HandDetection | None = detector.detect(rgb, wrist_crop(uv[0], uv[1], hand_px), uv[0])
-            if found is None:
-                out[p].why_not[s] = "not found"
-                continue
-            out[p].keypoints2d[s] = found.keypoints2d
-            before = previous[p].fits[s] if previous and previous[p] is not None else None
-            targets.append(HandTarget(rig, forearm, R, t, wrist, found.keypoints2d, found.landmarks3d, before))
-            slots.append((p, s))
-    for (p, s), fitted, target in zip(slots, fit_hands(targets, camera, options), targets):
+            searches.append((wrist_crop(uv[0], uv[1], hand_px), uv[0]))
+            slots.append((p, s, rig, forearm, R, t, wrist))
+    targets, fitted_slots = [], []
+    for (p, s, rig, forearm, R, t, wrist), found in zip(slots, detector.detect_many(rgb, searches)):
+        if found is None:
+            out[p].why_not[s] = "not found"
+            continue
+        out[p].keypoints2d[s] = found.keypoints2d
+        before = previous[p].fits[s] if previous and previous[p] is not None else None
+        targets.append(HandTarget(rig, forearm, R, t, wrist, found.keypoints2d, found.landmarks3d, before))
+        fitted_slots.append((p, s))
+    for (p, s), fitted, target in zip(fitted_slots, fit_hands(targets, camera, options), targets):
         pose = poses[p].pose[0]
         pose[target.rig.bones[0]] = roma.rotmat_to_rotvec(torch.tensor(fitted.rotations))
         forearm = target.rig.wrist_parent[0]
