@@ -169,5 +169,15 @@ def test_hand_detector_finds_the_hand_at_a_wrist(reconstructor):
         # A crop of empty sky finds nothing.
         assert detector.detect(rgb, (30.0, 30.0, 40.0), np.array([30.0, 30.0])) is None
         assert CROP_PX >= 192
+        # Both wrists searched at once (two landmarkers on two threads) find what one at a time does.
+        searches = [(wrist_crop(det.keypoints2d[w, :2], det.keypoints2d[e, :2],
+                                0.4 * np.linalg.norm(det.keypoints2d[w, :2] - det.keypoints2d[e, :2])),
+                     det.keypoints2d[w, :2]) for w, e in ((9, 7), (10, 8))] * 2  # fmt: skip
+        together = detector.detect_many(rgb, searches)
+        alone = [detector.detect(rgb, *search) for search in searches]
+        assert [h is None for h in together] == [h is None for h in alone] and together[0] is not None
+        for a, b in zip(together, alone):
+            if a is not None:
+                assert np.allclose(a.keypoints2d, b.keypoints2d, atol=1e-3)
     finally:
         detector.close()
