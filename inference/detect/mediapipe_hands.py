@@ -55,7 +55,8 @@ class HandDetector:
     """Hands in crops of a photo or frame (IMAGE mode: each crop on its own).
 
     ``workers`` landmarkers search several crops at once (``detect_many``): each MediaPipe graph
-    keeps about one core busy, so on 2 cores two hands take about the time of 1.3.
+    keeps about one core busy, so on 2 cores a photo's two hands take about the time of one
+    (75 -> 37 ms).
     """
 
     def __init__(self, workers: int | None = None) -> None:
