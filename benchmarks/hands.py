@@ -28,8 +28,12 @@ import math
 import statistics
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from inference.hands import HandFitOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KIT = ROOT.parent / "shared" / "realbench"
@@ -42,6 +46,15 @@ def _summary(values: list[float]) -> dict:
     se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
     return {"n": len(values), "median": round(statistics.median(values), 2), "mean": round(statistics.mean(values), 2),
             "se": round(se, 2)}  # fmt: skip
+
+
+def _shape_error_pct(fit: np.ndarray, det: np.ndarray) -> float:
+    """Median distance of the fitted keypoints (21, 2) from the detected ones (21, 3) with the
+    wrists put together, over the 20 besides the wrist, in % of the hand's size."""
+    from inference.hands import hand_size
+
+    off = np.linalg.norm((fit - fit[0]) - (det[:, :2] - det[0, :2]), axis=1)[1:]
+    return 100 * float(np.median(off)) / hand_size(det)
 
 
 def _pictures(images: list[str], kit: str | None, clip_frames: int):
@@ -83,10 +96,9 @@ def real_hands(images: list[str], kit: str | None, clip_frames: int, cache_dir: 
                         continue
                     fit = project_np(p.frame_hand_keypoints3d_cam[0, s].astype(np.float64), result.camera_K)
                     size = hand_size(det)
-                    shape = np.linalg.norm((fit - fit[0]) - (det[:, :2] - det[0, :2]), axis=1)[1:] / size
                     placed = np.linalg.norm(fit - det[:, :2], axis=1) / size
                     rows.append({"source": source, "image": name, "side": "LR"[s], "fitted": True,
-                                 "size_px": round(size, 1), "error_pct": round(100 * float(np.median(shape)), 2),
+                                 "size_px": round(size, 1), "error_pct": round(_shape_error_pct(fit, det), 2),
                                  "error_placed_pct": round(100 * float(np.median(placed)), 2)})  # fmt: skip
             rows[-1]["hands_seconds"] = round(result.timings.get("hands", 0.0), 4)
             rows[-1]["picture_seconds"] = round(seconds, 3)
@@ -116,9 +128,9 @@ def real_hands(images: list[str], kit: str | None, clip_frames: int, cache_dir: 
     return out
 
 
-def clip_hands(frames: int, cache_dir: str | None, hand_fit=None) -> dict:
+def clip_hands(frames: int, cache_dir: str | None, hand_fit: HandFitOptions | None = None) -> dict:
     from inference.camera import project_np
-    from inference.hands import hand_size
+    from inference.hands import HandFitOptions
     from inference.io.frames import open_frames
     from inference.pipeline import Reconstructor
     from inference.sequence import SequenceOptions, SequenceReconstructor
@@ -127,7 +139,7 @@ def clip_hands(frames: int, cache_dir: str | None, hand_fit=None) -> dict:
     try:
         source = open_frames(str(CLIP), end=frames)
         t = time.perf_counter()
-        options = SequenceOptions() if hand_fit is None else SequenceOptions(hand_fit=hand_fit)
+        options = SequenceOptions(hand_fit=hand_fit or HandFitOptions())
         result = SequenceReconstructor(rec, options).run(source)
         seconds = time.perf_counter() - t
     finally:
@@ -139,9 +151,7 @@ def clip_hands(frames: int, cache_dir: str | None, hand_fit=None) -> dict:
             kp3 = p.frame_hand_keypoints3d_cam[:, s].astype(np.float64)
             for i in np.flatnonzero(fitted):
                 det = p.frame_hand_keypoints2d[i, s]
-                fit = project_np(kp3[i], result.camera_K)
-                shape = np.linalg.norm((fit - fit[0]) - (det[:, :2] - det[0, :2]), axis=1)[1:] / hand_size(det)
-                errors.append(100 * float(np.median(shape)))
+                errors.append(_shape_error_pct(project_np(kp3[i], result.camera_K), det))
             rel = kp3 - kp3[:, :1]
             run = fitted[:-2] & fitted[1:-1] & fitted[2:]
             accel = np.linalg.norm(rel[2:] - 2 * rel[1:-1] + rel[:-2], axis=-1)[run]  # (frames, 21)
