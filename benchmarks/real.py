@@ -250,6 +250,7 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
             report["photo_both_found"] = both_found(scores["people"])
             report["photo_depth_order"] = depth_order(kit, scores["people"], depths)
             report["photo_people"] = scores["people"]
+            report["photo_false_positives"] = scores["false_positives"]
         if clips:
             with tempfile.TemporaryDirectory() as tmp:
                 tracks: dict = {}
@@ -259,6 +260,7 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
             report["clips"] = summarise(scores)
             report["clip_identities"] = identity_switches(scores["people"], tracks)
             report["clip_people"] = scores["people"]
+            report["clip_false_positives"] = scores["false_positives"]
     finally:
         if reconstructor is None:
             rec.close()

@@ -40,6 +40,10 @@ MIN_TRACKING = 0.5  # VIDEO mode: below this the person detector runs again
 GREY = 114  # what a found person is painted over with before the second pass
 GREY_DILATE_PX = 15
 APART_MARGIN = 0.25  # detect_apart's crop: the person's box grown by this share of its longer side
+# detect_split's crops: the left and the right part of a person's box (grown by APART_MARGIN),
+# each this share of its width. Two people standing close are one box to the landmarker's
+# person detector; a part holding more of one of them than of the other shows it them apart.
+SPLIT_SHARE = 0.55
 DUPLICATE = 0.2  # two skeletons whose joints lie this close (fraction of the box) are one person
 MIN_VISIBLE_KEYPOINTS = 6
 CROP_SCALES = (0.5, 0.3)
@@ -189,7 +193,7 @@ class PoseDetector:
         h, w = rgb.shape[:2]
         for frac in CROP_SCALES:
             found = [d for crop in _crops(w, h, frac) for d in self.detect_all_in_crop(rgb, crop, second_pass=False)
-                     if d.score >= CROP_MIN_SCORE and (d.keypoints2d[:, 2] > MIN_CONFIDENCE).sum() >= CROP_MIN_VISIBLE]
+                     if _clear(d)]
             if found:
                 return _distinct(found)
         return []
@@ -209,6 +213,18 @@ class PoseDetector:
         image = rgb.copy()
         image[_painted([o.mask for o in others]) & (person.mask <= 0.5)] = GREY
         return self.detect_all_in_crop(image, grown_box(person.box, APART_MARGIN, w, h), second_pass=False)
+
+    def detect_split(self, rgb: np.ndarray, person: Detection) -> list[Detection]:
+        """People found in the left and the right part of ``person``'s grown box (one pass
+        each, clear finds only, as ``search_crops``), ``person`` again among them: where two
+        people overlap, the landmarker's person detector may see one."""
+        h, w = rgb.shape[:2]
+        x0, y0, x1, y1 = grown_box(person.box, APART_MARGIN, w, h)
+        part = int(round(SPLIT_SHARE * (x1 - x0)))
+        found = []
+        for crop in ((x0, y0, x0 + part, y1), (x1 - part, y0, x1, y1)):
+            found += [d for d in self.detect_all_in_crop(rgb, crop, second_pass=False) if _clear(d)]
+        return found
 
     def detect_in_crop(self, rgb: np.ndarray, crop: tuple[int, int, int, int]) -> Detection | None:
         """The most prominent person in ``crop`` (x0, y0, x1, y1) of the image; None if nobody."""
@@ -292,6 +308,12 @@ def _make(lm: np.ndarray, world: np.ndarray, mask: np.ndarray, w: int, h: int) -
         return None
     return Detection(box=box, keypoints2d=kps, landmarks3d=world[MP_FOR_KEYPOINTS].copy(), mask=mask,
                      score=float(kps[:, 2].mean()))  # fmt: skip
+
+
+def _clear(det: Detection) -> bool:
+    """Whether a person found in a crop shows most of their body clearly: upscaled crops of
+    textures (fruit, foliage) give the landmarker half-confident skeletons."""
+    return det.score >= CROP_MIN_SCORE and int((det.keypoints2d[:, 2] > MIN_CONFIDENCE).sum()) >= CROP_MIN_VISIBLE
 
 
 def _painted(masks: list[np.ndarray]) -> np.ndarray:

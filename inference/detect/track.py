@@ -17,7 +17,8 @@ import numpy as np
 
 from .. import keypoints as kpl
 from ..errors import ReconError
-from .detection import Detection, box_iou, grown_box
+from .detection import Detection, box_iou, grown_box, prominence
+from .mediapipe_pose import APART_MARGIN as SPLIT_MARGIN
 from .mediapipe_pose import PoseDetector, VideoPoseDetector
 
 # The search crop: the last box grown on each side by this fraction of its longer side (a
@@ -41,6 +42,11 @@ DUPLICATE_PLACE = 0.15  # two skeletons whose joints lie this close (fraction of
 # views) this took PA-MPJPE from 79.8 to 74.6 mm and the one mirrored person to none; reading
 # everyone again, overlapping or not, did less (docs/research-log.md).
 APART_OVERLAP = 0.15
+# A photo where fewer than two people show most of their body (this many of the 13 body joints,
+# a shoulder and a hip) is searched again in two parts of the most prominent person's box
+# (``PoseDetector.detect_split``): the landmarker takes two people standing close for one.
+WHOLE_JOINTS = 8
+TORSO_TO_LEG = 0.5  # the kit's people: 0.65-1.2 (a torso: about 0.6 of a leg, standing)
 # A person's look: an 8 x 3 x 4 hue-saturation-value histogram (value tells a white shirt from
 # black shorts, which hue and saturation cannot), updated at this rate per frame found. Taken
 # back after a long absence only at this similarity or more, and this much above anyone else's.
@@ -68,12 +74,58 @@ def _body_size(keypoints: np.ndarray) -> float:
 
 def find_people(detector: PoseDetector, rgb: np.ndarray) -> list[Detection]:
     """Everyone in the image, most prominent first; raises ``no_person`` if nobody is found.
-    Someone whose box overlaps another's is found again with the others painted over
+    Where fewer than two people show most of their body, the most prominent one's box is
+    searched again in two parts (``_split``): the landmarker may take two people standing close
+    for one. Someone whose box overlaps another's is found again with the others painted over
     (``PoseDetector.detect_apart``) and that reading kept when it lies where they are."""
     people = detector.detect_all(rgb) or detector.search_crops(rgb)
     if not people:
         raise ReconError("no_person", "No person found in the image; use a photo where a person is clearly visible.")
+    if sum(_whole(p) for p in people) < 2:
+        people = _split(detector, rgb, people)
     return [_apart(detector, rgb, p, people) for p in people]
+
+
+def _whole(det: Detection) -> bool:
+    """Whether most of a person's body is seen clearly (shoulders and hips among the joints)."""
+    seen = det.keypoints2d[kpl.BODY, 2] > MIN_JOINT_CONF
+    k = np.asarray(kpl.BODY)[seen]
+    return bool(seen.sum() >= WHOLE_JOINTS and np.isin(kpl.SHOULDERS, k).any() and np.isin(kpl.HIPS, k).any())
+
+
+def _split(detector: PoseDetector, rgb: np.ndarray, people: list[Detection]) -> list[Detection]:
+    """``people`` with whoever else the most prominent person's box holds (``detect_split``):
+    a whole person found there who is nobody found yet is added; a skeleton found before
+    within the searched box that sees fewer joints than them was a fragment and is dropped;
+    where two such people are found, the first skeleton was both of them merged and is
+    dropped too."""
+    first, new = people[0], []
+    for det in detector.detect_split(rgb, first):
+        if _whole(det) and _proportioned(det) and not any(_same_person(det, p) for p in people + new):
+            new.append(det)
+    if not new:
+        return people
+    h, w = rgb.shape[:2]
+    searched = np.array(grown_box(first.box, SPLIT_MARGIN, w, h), np.float64)
+    fragment = lambda p: _inside(p.box, searched) > INSIDE and any(_seen(p) < _seen(d) for d in new)  # noqa: E731
+    rest = [p for p in people[1:] if not fragment(p)]
+    return sorted(([first] if len(new) < 2 else []) + rest + new, key=prominence, reverse=True)
+
+
+def _seen(det: Detection) -> int:
+    return int((det.keypoints2d[kpl.BODY, 2] > MIN_JOINT_CONF).sum())
+
+
+def _proportioned(det: Detection) -> bool:
+    """Whether the skeleton's torso is at least TORSO_TO_LEG of its legs' length in the picture
+    (hips' mid to ankles' mid): a part of someone's box can hold their legs alone, which the
+    landmarker then reads as a small whole person (shorts for a torso)."""
+    k = det.keypoints2d
+    mid = lambda pair: k[pair, :2].mean(0)  # noqa: E731
+    if (k[kpl.ANKLES, 2] <= MIN_JOINT_CONF).any():
+        return True
+    leg = float(np.linalg.norm(mid(kpl.HIPS) - mid(kpl.ANKLES)))
+    return float(np.linalg.norm(mid(kpl.SHOULDERS) - mid(kpl.HIPS))) >= TORSO_TO_LEG * leg
 
 
 def _apart(detector: PoseDetector, rgb: np.ndarray, person: Detection, people: list[Detection]) -> Detection:
