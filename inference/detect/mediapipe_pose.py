@@ -205,13 +205,14 @@ class PoseDetector:
             raise ReconError("no_person", "No person found in the image; use a photo where a person is clearly seen.")
         return people[0]
 
-    def detect_apart(self, rgb: np.ndarray, person: Detection, others: list[Detection]) -> list[Detection]:
+    def detect_apart(self, rgb: np.ndarray, person: Detection, others: list[Detection],
+                     spare_own: bool = True) -> list[Detection]:  # fmt: skip
         """The people in a crop around ``person``'s box with ``others`` painted over (their masks,
-        grown, except where the mask is ``person``'s own): where two people overlap, the
-        landmarker mixes their joints, and alone in the picture it does not."""
+        grown, except where the mask is ``person``'s own unless not ``spare_own``): where two
+        people overlap, the landmarker mixes their joints, and alone in the picture it does not."""
         h, w = rgb.shape[:2]
         image = rgb.copy()
-        image[_painted([o.mask for o in others]) & (person.mask <= 0.5)] = GREY
+        image[_painted([o.mask for o in others]) & ((person.mask <= 0.5) | (not spare_own))] = GREY
         return self.detect_all_in_crop(image, grown_box(person.box, APART_MARGIN, w, h), second_pass=False)
 
     def detect_split(self, rgb: np.ndarray, person: Detection) -> list[Detection]:

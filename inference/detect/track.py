@@ -50,7 +50,12 @@ WHOLE_JOINTS = 8
 # have their 4 least visible joints at 0.1-0.7 on average; one person seen clearly, 0.88-0.98.
 UNSURE_JOINTS = 4
 UNSURE = 0.8
-TORSO_TO_LEG = 0.5  # the kit's people: 0.65-1.2 (a torso: about 0.6 of a leg, standing)
+TORSO_TO_LEG = 0.5
+# The first skeleton was a poor reading of the people the split search found when this share of
+# its joints lies on theirs: 0.8-1.0 for the sports2d man against the sun and for the kit's
+# merged pair (cam04 frame 85), 0.3-0.7 where it is the man and the newcomer the woman he hides.
+EXPLAINED = 0.75
+EXPLAINED_RADIUS = 0.15  # the kit's people: 0.65-1.2 (a torso: about 0.6 of a leg, standing)
 # A person's look: an 8 x 3 x 4 hue-saturation-value histogram (value tells a white shirt from
 # black shorts, which hue and saturation cannot), updated at this rate per frame found. Taken
 # back after a long absence only at this similarity or more, and this much above anyone else's.
@@ -106,10 +111,10 @@ def _unsure(det: Detection) -> bool:
 
 def _split(detector: PoseDetector, rgb: np.ndarray, people: list[Detection]) -> list[Detection]:
     """``people`` with whoever else the most prominent person's box holds (``detect_split``):
-    a whole person found there who is nobody found yet is added; a skeleton found before
-    within the searched box that sees fewer joints than them was a fragment and is dropped;
-    where two such people are found, the first skeleton was both of them merged and is
-    dropped too."""
+    a whole person found there who is nobody found yet is added, and a skeleton found before
+    within the searched box that sees fewer joints than them was a fragment and is dropped.
+    The first skeleton is dropped too where the newcomers explain it (``_explained``): it was
+    a poor reading of them, or of two people merged."""
     first, new = people[0], []
     for det in detector.detect_split(rgb, first):
         if _whole(det) and _proportioned(det) and not any(_same_person(det, p) for p in people + new):
@@ -120,7 +125,24 @@ def _split(detector: PoseDetector, rgb: np.ndarray, people: list[Detection]) -> 
     searched = np.array(grown_box(first.box, SPLIT_MARGIN, w, h), np.float64)
     fragment = lambda p: _inside(p.box, searched) > INSIDE and any(_seen(p) < _seen(d) for d in new)  # noqa: E731
     rest = [p for p in people[1:] if not fragment(p)]
-    return sorted(([first] if len(new) < 2 else []) + rest + new, key=prominence, reverse=True)
+    return sorted(([] if _explained(first, new) else [first]) + rest + new, key=prominence, reverse=True)
+
+
+def _explained(det: Detection, others: list[Detection]) -> bool:
+    """Whether EXPLAINED of ``det``'s clearly seen body joints lie on joints of ``others``
+    (within EXPLAINED_RADIUS of the longer side of that person's clearly seen keypoints, whichever
+    joint)."""
+    mine = det.keypoints2d[kpl.BODY]
+    mine = mine[mine[:, 2] > MIN_JOINT_CONF, :2]
+    if not len(mine):
+        return True
+    near = np.zeros(len(mine), bool)
+    for o in others:
+        theirs = o.keypoints2d[o.keypoints2d[:, 2] > MIN_JOINT_CONF, :2]
+        if len(theirs) >= 2:
+            dist = np.linalg.norm(mine[:, None] - theirs[None], axis=2).min(1)
+            near |= dist < EXPLAINED_RADIUS * float(np.ptp(theirs, axis=0).max())
+    return float(near.mean()) >= EXPLAINED
 
 
 def _seen(det: Detection) -> int:
