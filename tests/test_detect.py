@@ -218,7 +218,7 @@ def test_people_the_whole_image_passes_miss_are_found_in_parts_of_the_first_box(
     skeleton lay on his joints and is dropped."""
     from inference import keypoints as kpl
     from inference.detect import find_people
-    from inference.detect.track import _whole
+    from inference.detect.track import whole_body_seen
 
     detector = reconstructor.detector
     rgb = _demo_frame(150)
@@ -226,13 +226,13 @@ def test_people_the_whole_image_passes_miss_are_found_in_parts_of_the_first_box(
     assert not any(in_man(d) for d in detector.detect_all(rgb))
     found = find_people(detector, rgb)
     man = [d for d in found if in_man(d)]
-    assert len(man) == 1 and _whole(man[0])
+    assert len(man) == 1 and whole_body_seen(man[0])
     woman = [d for d in found if d.box[0] < 450 and d.box[1] > 450]
-    assert len(woman) == 1 and _whole(woman[0])
+    assert len(woman) == 1 and whole_body_seen(woman[0])
 
     rgb = _demo_frame(0)
     (first,) = detector.detect_all(rgb)
-    assert not _whole(first)
+    assert not whole_body_seen(first)
     (man,) = find_people(detector, rgb)
     seen = man.keypoints2d[kpl.BODY, 2] > 0.5
     assert seen.sum() >= 10 and man.box[3] < 500  # his feet on the box's top, not inside it

@@ -215,12 +215,12 @@ class PoseDetector:
         image[_painted([o.mask for o in others]) & ((person.mask <= 0.5) | (not spare_own))] = GREY
         return self.detect_all_in_crop(image, grown_box(person.box, APART_MARGIN, w, h), second_pass=False)
 
-    def detect_split(self, rgb: np.ndarray, person: Detection) -> list[Detection]:
-        """People found in the left and the right part of ``person``'s grown box (one pass
-        each, clear finds only, as ``search_crops``), ``person`` again among them: where two
-        people overlap, the landmarker's person detector may see one."""
+    def detect_split(self, rgb: np.ndarray, box: np.ndarray) -> list[Detection]:
+        """People found in the left and the right part of ``box`` grown (one pass each, clear
+        finds only, as ``search_crops``): where two people overlap, the landmarker's person
+        detector may see one."""
         h, w = rgb.shape[:2]
-        x0, y0, x1, y1 = grown_box(person.box, APART_MARGIN, w, h)
+        x0, y0, x1, y1 = grown_box(box, APART_MARGIN, w, h)
         part = int(round(SPLIT_SHARE * (x1 - x0)))
         found = []
         for crop in ((x0, y0, x0 + part, y1), (x1 - part, y0, x1, y1)):

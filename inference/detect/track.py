@@ -91,12 +91,12 @@ def find_people(detector: PoseDetector, rgb: np.ndarray) -> list[Detection]:
     people = detector.detect_all(rgb) or detector.search_crops(rgb)
     if not people:
         raise ReconError("no_person", "No person found in the image; use a photo where a person is clearly visible.")
-    if sum(_whole(p) for p in people) < 2 and (len(people) > 1 or _unsure(people[0])):
+    if sum(whole_body_seen(p) for p in people) < 2 and (len(people) > 1 or _unsure(people[0])):
         people = _split(detector, rgb, people)
     return [_apart(detector, rgb, p, people) for p in people]
 
 
-def _whole(det: Detection) -> bool:
+def whole_body_seen(det: Detection) -> bool:
     """Whether most of a person's body is seen clearly (shoulders and hips among the joints)."""
     seen = det.keypoints2d[kpl.BODY, 2] > MIN_JOINT_CONF
     k = np.asarray(kpl.BODY)[seen]
@@ -116,8 +116,8 @@ def _split(detector: PoseDetector, rgb: np.ndarray, people: list[Detection]) -> 
     The first skeleton is dropped too where the newcomers explain it (``_explained``): it was
     a poor reading of them, or of two people merged."""
     first, new = people[0], []
-    for det in detector.detect_split(rgb, first):
-        if _whole(det) and _proportioned(det) and not any(_same_person(det, p) for p in people + new):
+    for det in detector.detect_split(rgb, first.box):
+        if whole_body_seen(det) and _proportioned(det) and not any(_same_person(det, p) for p in people + new):
             new.append(det)
     if not new:
         return people
@@ -283,8 +283,11 @@ class Tracker:
 
     def _search_lost(self, person: Followed, rgb: np.ndarray, found: dict[int, Detection],
                      looks: dict[int, np.ndarray | None]) -> dict[int, Detection]:  # fmt: skip
-        """``person`` in a crop around their last box: one pass, and a second with the people in
-        it painted over only if the first does not find them (``looks`` gets the new ones')."""
+        """``person`` in a crop around their last box: one pass, a second with the people in it
+        painted over only if the first does not find them, and, where their last box overlaps
+        someone found in this frame, the crop's left and right parts if neither does (``looks``
+        gets the new ones'): one hidden behind someone is often in the landmarker's box for the
+        two."""
 
         def theirs(people: list[Detection]) -> dict[int, Detection]:
             near = [d for d in people if not any(_same_person(d, f) for f in found.values())]
@@ -299,7 +302,9 @@ class Tracker:
 
         crop = grown_box(person.box, TRACK_MARGIN, rgb.shape[1], rgb.shape[0])
         people = self.crops.detect_all_in_crop(rgb, crop, enough=enough)
-        return first or theirs(people)
+        if first or not any(_inside(person.box, f.box) > APART_OVERLAP for f in found.values()):
+            return first or theirs(people)
+        return theirs(people) or theirs(self.crops.detect_split(rgb, person.box))
 
     def _assign(self, people: list[Detection], looks: dict[int, np.ndarray | None],
                 only: Followed | None = None) -> dict[int, Detection]:  # fmt: skip
