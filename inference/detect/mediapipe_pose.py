@@ -42,7 +42,7 @@ GREY_DILATE_PX = 15
 APART_MARGIN = 0.25  # detect_apart's crop: the person's box grown by this share of its longer side
 # detect_split's crops: the left and the right part of a person's box (grown by APART_MARGIN),
 # each this share of its width. Two people standing close are one box to the landmarker's
-# person detector; a part holding more of one of them than of the other shows it them apart.
+# person detector; in a part that holds more of one than of the other, it sees them apart.
 SPLIT_SHARE = 0.55
 DUPLICATE = 0.2  # two skeletons whose joints lie this close (fraction of the box) are one person
 MIN_VISIBLE_KEYPOINTS = 6
@@ -205,14 +205,13 @@ class PoseDetector:
             raise ReconError("no_person", "No person found in the image; use a photo where a person is clearly seen.")
         return people[0]
 
-    def detect_apart(self, rgb: np.ndarray, person: Detection, others: list[Detection],
-                     spare_own: bool = True) -> list[Detection]:  # fmt: skip
+    def detect_apart(self, rgb: np.ndarray, person: Detection, others: list[Detection]) -> list[Detection]:
         """The people in a crop around ``person``'s box with ``others`` painted over (their masks,
-        grown, except where the mask is ``person``'s own unless not ``spare_own``): where two
-        people overlap, the landmarker mixes their joints, and alone in the picture it does not."""
+        grown, except where the mask is ``person``'s own): where two people overlap, the
+        landmarker mixes their joints, and alone in the picture it does not."""
         h, w = rgb.shape[:2]
         image = rgb.copy()
-        image[_painted([o.mask for o in others]) & ((person.mask <= 0.5) | (not spare_own))] = GREY
+        image[_painted([o.mask for o in others]) & (person.mask <= 0.5)] = GREY
         return self.detect_all_in_crop(image, grown_box(person.box, APART_MARGIN, w, h), second_pass=False)
 
     def detect_split(self, rgb: np.ndarray, box: np.ndarray) -> list[Detection]:
