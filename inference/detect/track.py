@@ -162,8 +162,10 @@ def _proportioned(det: Detection) -> bool:
 
 
 def _apart(detector: PoseDetector, rgb: np.ndarray, person: Detection, people: list[Detection]) -> Detection:
-    """``person`` read again alone, if their box overlaps someone else's (``APART_OVERLAP``)."""
-    others = [q for q in people if q is not person and _inside(person.box, q.box) > APART_OVERLAP]
+    """``person`` read again alone, if their box and someone else's overlap (``APART_OVERLAP`` of
+    either box: a large person in front can hold a small one whose box covers little of theirs)."""
+    others = [q for q in people
+              if q is not person and max(_inside(person.box, q.box), _inside(q.box, person.box)) > APART_OVERLAP]
     if not others:
         return person
     best, best_cost = person, SAME_PLACE
