@@ -42,6 +42,12 @@ DUPLICATE_PLACE = 0.15  # two skeletons whose joints lie this close (fraction of
 # views) this took PA-MPJPE from 79.8 to 74.6 mm and the one mirrored person to none; reading
 # everyone again, overlapping or not, did less (docs/research-log.md).
 APART_OVERLAP = 0.15
+# A reading apart that lies elsewhere than the first is still kept when it is clearer on the same
+# silhouette: the first can be the poor one (the woman seen from behind, large in front in the
+# kit's cam02: 5-9 joints seen, hips on the man's feet; alone, 11-13 on her own body).
+CLEARER_JOINTS = 2
+CLEARER_SCORE = 0.1
+SAME_SILHOUETTE = 0.5
 # A photo where fewer than two people show most of their body (this many of the 13 body joints,
 # a shoulder and a hip) is searched again in two parts of the most prominent person's box
 # (``PoseDetector.detect_split``): the landmarker takes two people standing close for one.
@@ -169,11 +175,24 @@ def _apart(detector: PoseDetector, rgb: np.ndarray, person: Detection, people: l
     if not others:
         return person
     best, best_cost = person, SAME_PLACE
-    for det in detector.detect_apart(rgb, person, others):
+    readings = detector.detect_apart(rgb, person, others)
+    for det in readings:
         cost = place_cost(det, [person.keypoints2d])
         if cost is not None and cost < best_cost:
             best, best_cost = det, cost
+    if best is person:  # the first reading may be the poor one: a clearer one on their silhouette is theirs
+        clearer = [d for d in readings if _clearer(d, person) and not any(_same_person(d, o) for o in others)]
+        best = max(clearer, key=lambda d: d.score, default=person)
     return best
+
+
+def _clearer(det: Detection, than: Detection) -> bool:
+    """Whether ``det`` reads ``than``'s person more clearly: CLEARER_JOINTS more body joints seen
+    clearly, surer on average by CLEARER_SCORE, on the same silhouette (mask IoU SAME_SILHOUETTE)."""
+    a, b = det.mask > 0.5, than.mask > 0.5
+    iou = float((a & b).sum() / max((a | b).sum(), 1))
+    return (_seen(det) >= _seen(than) + CLEARER_JOINTS and det.score >= than.score + CLEARER_SCORE
+            and iou >= SAME_SILHOUETTE)  # fmt: skip
 
 
 @dataclass(eq=False)
