@@ -48,6 +48,7 @@ APART_OVERLAP = 0.15
 CLEARER_JOINTS = 2
 CLEARER_SCORE = 0.1
 SAME_SILHOUETTE = 0.5
+SAME_BOX = 0.7
 # A photo where fewer than two people show most of their body (this many of the 13 body joints,
 # a shoulder and a hip) is searched again in two parts of the most prominent person's box
 # (``PoseDetector.detect_split``): the landmarker takes two people standing close for one.
@@ -99,7 +100,17 @@ def find_people(detector: PoseDetector, rgb: np.ndarray) -> list[Detection]:
         raise ReconError("no_person", "No person found in the image; use a photo where a person is clearly visible.")
     if sum(whole_body_seen(p) for p in people) < 2 and (len(people) > 1 or _unsure(people[0])):
         people = _split(detector, rgb, people)
-    return [_apart(detector, rgb, p, people) for p in people]
+    read = [_apart(detector, rgb, p, people) for p in people]
+    # Two readings of one person (poor ones can each be read apart as them): the later (less
+    # prominent) goes. Their masks and boxes tell, where joints do not: one person read twice
+    # (the sports2d man against the sun, the kit's cam02 frame 85) gives masks of 0.56-0.86 IoU
+    # in boxes of 0.8 or more; two people overlapping, 0.26 at most, or up to 0.62 where one's
+    # mask covers the other behind them, but in boxes of 0.3-0.45.
+    kept: list[Detection] = []
+    for d in read:
+        if not any(_mask_iou(d, e) > SAME_SILHOUETTE and box_iou(d.box, e.box) > SAME_BOX for e in kept):
+            kept.append(d)
+    return kept
 
 
 def whole_body_seen(det: Detection) -> bool:
@@ -175,13 +186,15 @@ def _apart(detector: PoseDetector, rgb: np.ndarray, person: Detection, people: l
     if not others:
         return person
     best, best_cost = person, SAME_PLACE
-    readings = detector.detect_apart(rgb, person, others)
+    # A reading that is one of the others again (their mask can leave them half unpainted) is not them.
+    readings = [d for d in detector.detect_apart(rgb, person, others) if not any(_same_person(d, o) for o in others)]
     for det in readings:
         cost = place_cost(det, [person.keypoints2d])
         if cost is not None and cost < best_cost:
             best, best_cost = det, cost
     if best is person:  # the first reading may be the poor one: a clearer one on their silhouette is theirs
-        clearer = [d for d in readings if _clearer(d, person) and not any(_same_person(d, o) for o in others)]
+        clearer = [d for d in readings
+                   if _clearer(d, person) and not any(_inside(d.box, o.box) > INSIDE for o in others)]
         best = max(clearer, key=lambda d: d.score, default=person)
     return best
 
@@ -189,10 +202,13 @@ def _apart(detector: PoseDetector, rgb: np.ndarray, person: Detection, people: l
 def _clearer(det: Detection, than: Detection) -> bool:
     """Whether ``det`` reads ``than``'s person more clearly: CLEARER_JOINTS more body joints seen
     clearly, surer on average by CLEARER_SCORE, on the same silhouette (mask IoU SAME_SILHOUETTE)."""
-    a, b = det.mask > 0.5, than.mask > 0.5
-    iou = float((a & b).sum() / max((a | b).sum(), 1))
     return (_seen(det) >= _seen(than) + CLEARER_JOINTS and det.score >= than.score + CLEARER_SCORE
-            and iou >= SAME_SILHOUETTE)  # fmt: skip
+            and _mask_iou(det, than) >= SAME_SILHOUETTE)  # fmt: skip
+
+
+def _mask_iou(a: Detection, b: Detection) -> float:
+    m, n = a.mask > 0.5, b.mask > 0.5
+    return float((m & n).sum() / max((m | n).sum(), 1))
 
 
 @dataclass(eq=False)
