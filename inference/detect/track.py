@@ -48,7 +48,7 @@ APART_OVERLAP = 0.15
 CLEARER_JOINTS = 2
 CLEARER_SCORE = 0.1
 SAME_SILHOUETTE = 0.5
-SAME_BOX = 0.7
+SAME_BOX = 0.7  # with SAME_SILHOUETTE: two readings of one person (``find_people``)
 # A photo where fewer than two people show most of their body (this many of the 13 body joints,
 # a shoulder and a hip) is searched again in two parts of the most prominent person's box
 # (``PoseDetector.detect_split``): the landmarker takes two people standing close for one.
@@ -57,12 +57,12 @@ WHOLE_JOINTS = 8
 # have their 4 least visible joints at 0.1-0.7 on average; one person seen clearly, 0.88-0.98.
 UNSURE_JOINTS = 4
 UNSURE = 0.8
-TORSO_TO_LEG = 0.5
+TORSO_TO_LEG = 0.5  # the kit's people: 0.65-1.2 (a torso: about 0.6 of a leg, standing)
 # The first skeleton was a poor reading of the people the split search found when this share of
 # its joints lies on theirs: 0.8-1.0 for the sports2d man against the sun and for the kit's
 # merged pair (cam04 frame 85), 0.3-0.7 where it is the man and the newcomer the woman he hides.
 EXPLAINED = 0.75
-EXPLAINED_RADIUS = 0.15  # the kit's people: 0.65-1.2 (a torso: about 0.6 of a leg, standing)
+EXPLAINED_RADIUS = 0.15
 # A person's look: an 8 x 3 x 4 hue-saturation-value histogram (value tells a white shirt from
 # black shorts, which hue and saturation cannot), updated at this rate per frame found. Taken
 # back after a long absence only at this similarity or more, and this much above anyone else's.
@@ -93,8 +93,10 @@ def find_people(detector: PoseDetector, rgb: np.ndarray) -> list[Detection]:
     Where fewer than two people show most of their body and there is a hint of someone else (a
     fragment found, or the first skeleton unsure of some joints), the most prominent one's box
     is searched again in two parts (``_split``): the landmarker may take two people standing
-    close for one. Someone whose box overlaps another's is found again with the others painted over
-    (``PoseDetector.detect_apart``) and that reading kept when it lies where they are."""
+    close for one. Someone whose box and another's overlap is found again with the others
+    painted over (``PoseDetector.detect_apart``), and that reading kept when it lies where they
+    are or reads them more clearly on the same silhouette (``_apart``); one person read twice
+    is reported once."""
     people = detector.detect_all(rgb) or detector.search_crops(rgb)
     if not people:
         raise ReconError("no_person", "No person found in the image; use a photo where a person is clearly visible.")
