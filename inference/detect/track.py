@@ -324,9 +324,9 @@ class Tracker:
                      looks: dict[int, np.ndarray | None]) -> dict[int, Detection]:  # fmt: skip
         """``person`` in a crop around their last box: one pass, a second with the people in it
         painted over only if the first does not find them, and, where their last box overlaps
-        someone found in this frame, the crop's left and right parts if neither does (``looks``
-        gets the new ones'): one hidden behind someone is often in the landmarker's box for the
-        two."""
+        someone found in this frame, the whole people found in the crop's left and right parts
+        if neither does (``looks`` gets the new ones'): one hidden behind someone is often in the
+        landmarker's box for the two."""
 
         def theirs(people: list[Detection]) -> dict[int, Detection]:
             near = [d for d in people if not any(_same_person(d, f) for f in found.values())]
@@ -343,7 +343,8 @@ class Tracker:
         people = self.crops.detect_all_in_crop(rgb, crop, enough=enough)
         if first or not any(_inside(person.box, f.box) > APART_OVERLAP for f in found.values()):
             return first or theirs(people)
-        return theirs(people) or theirs(self.crops.detect_split(rgb, person.box))
+        parts = [d for d in self.crops.detect_split(rgb, person.box) if whole_body_seen(d) and _proportioned(d)]
+        return theirs(people) or theirs(parts)
 
     def _assign(self, people: list[Detection], looks: dict[int, np.ndarray | None],
                 only: Followed | None = None) -> dict[int, Detection]:  # fmt: skip
