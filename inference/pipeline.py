@@ -14,7 +14,7 @@ from . import keypoints as kpl
 from .assemble import Motion, assemble_person, assemble_result
 from .bodymodels import load_body_model
 from .camera import Camera
-from .detect import MAX_PEOPLE, Detection, PoseDetector, find_people, mirrored, to_body_convention
+from .detect import MAX_PEOPLE, Detection, PoseDetector, body_shown, find_people, mirrored, to_body_convention
 from .detect.mediapipe_hands import HandDetector
 from .errors import ReconError
 from .fit import FitOptions, FitResult, Fitter
@@ -76,9 +76,7 @@ def people_wanted(people: str | int) -> int | None:
 def why_skipped(det: Detection, width: int, height: int) -> str | None:
     """Why this person cannot be reconstructed well (too little of them shows), or None."""
     seen = det.keypoints2d[kpl.BODY, 2] >= MIN_JOINT_CONF
-    names = [kpl.NAMES[i] for i in np.asarray(kpl.BODY)[seen]]
-    torso = any("shoulder" in n for n in names) and any("hip" in n for n in names)
-    if seen.sum() >= MIN_BODY_JOINTS and torso:
+    if body_shown(seen, MIN_BODY_JOINTS):
         return None
     x0, y0, x1, y1 = det.box
     cut = x0 <= EDGE_PX or y0 <= EDGE_PX or x1 >= width - EDGE_PX or y1 >= height - EDGE_PX

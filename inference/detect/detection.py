@@ -24,6 +24,13 @@ class Detection:
         return float(self.box[3] - self.box[1])
 
 
+def body_shown(seen: np.ndarray, joints: int) -> bool:
+    """Whether the body joints marked ``seen`` (a bool per ``kpl.BODY`` joint) number at least
+    ``joints``, a shoulder and a hip among them."""
+    k = np.asarray(kpl.BODY)[seen]
+    return bool(seen.sum() >= joints and np.isin(kpl.SHOULDERS, k).any() and np.isin(kpl.HIPS, k).any())
+
+
 def prominence(det: Detection) -> float:
     """How large and clearly visible a person is: box height times mean keypoint confidence
     (a person cut off by the frame edge has low-confidence keypoints and counts less)."""

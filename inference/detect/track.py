@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import keypoints as kpl
 from ..errors import ReconError
-from .detection import Detection, box_iou, grown_box, prominence
+from .detection import Detection, body_shown, box_iou, grown_box, prominence
 from .mediapipe_pose import APART_MARGIN as SPLIT_MARGIN
 from .mediapipe_pose import PoseDetector, VideoPoseDetector
 
@@ -110,16 +110,14 @@ def find_people(detector: PoseDetector, rgb: np.ndarray) -> list[Detection]:
     # mask covers the other behind them, but in boxes of 0.3-0.45.
     kept: list[Detection] = []
     for d in read:
-        if not any(_mask_iou(d, e) > SAME_SILHOUETTE and box_iou(d.box, e.box) > SAME_BOX for e in kept):
+        if not any(box_iou(d.box, e.box) > SAME_BOX and _mask_iou(d, e) > SAME_SILHOUETTE for e in kept):
             kept.append(d)
     return kept
 
 
 def whole_body_seen(det: Detection) -> bool:
     """Whether most of a person's body is seen clearly (shoulders and hips among the joints)."""
-    seen = det.keypoints2d[kpl.BODY, 2] > MIN_JOINT_CONF
-    k = np.asarray(kpl.BODY)[seen]
-    return bool(seen.sum() >= WHOLE_JOINTS and np.isin(kpl.SHOULDERS, k).any() and np.isin(kpl.HIPS, k).any())
+    return body_shown(det.keypoints2d[kpl.BODY, 2] > MIN_JOINT_CONF, WHOLE_JOINTS)
 
 
 def _unsure(det: Detection) -> bool:
@@ -135,8 +133,8 @@ def _split(detector: PoseDetector, rgb: np.ndarray, people: list[Detection]) -> 
     The first skeleton is dropped too where the newcomers explain it (``_explained``): it was
     a poor reading of them, or of two people merged."""
     first, new = people[0], []
-    for det in detector.detect_split(rgb, first.box):
-        if whole_body_seen(det) and _proportioned(det) and not any(_same_person(det, p) for p in people + new):
+    for det in _whole_in_parts(detector, rgb, first.box):
+        if not any(_same_person(det, p) for p in people + new):
             new.append(det)
     if not new:
         return people
@@ -145,6 +143,11 @@ def _split(detector: PoseDetector, rgb: np.ndarray, people: list[Detection]) -> 
     fragment = lambda p: _inside(p.box, searched) > INSIDE and any(_seen(p) < _seen(d) for d in new)  # noqa: E731
     rest = [p for p in people[1:] if not fragment(p)]
     return sorted(([] if _explained(first, new) else [first]) + rest + new, key=prominence, reverse=True)
+
+
+def _whole_in_parts(detector: PoseDetector, rgb: np.ndarray, box: np.ndarray) -> list[Detection]:
+    """The whole, proportioned people found in the two parts of ``box`` (``detect_split``)."""
+    return [d for d in detector.detect_split(rgb, box) if whole_body_seen(d) and _proportioned(d)]
 
 
 def _explained(det: Detection, others: list[Detection]) -> bool:
@@ -341,10 +344,10 @@ class Tracker:
 
         crop = grown_box(person.box, TRACK_MARGIN, rgb.shape[1], rgb.shape[0])
         people = self.crops.detect_all_in_crop(rgb, crop, enough=enough)
-        if first or not any(_inside(person.box, f.box) > APART_OVERLAP for f in found.values()):
-            return first or theirs(people)
-        parts = [d for d in self.crops.detect_split(rgb, person.box) if whole_body_seen(d) and _proportioned(d)]
-        return theirs(people) or theirs(parts)
+        got = first or theirs(people)
+        if got or not any(_inside(person.box, f.box) > APART_OVERLAP for f in found.values()):
+            return got
+        return theirs(_whole_in_parts(self.crops, rgb, person.box))
 
     def _assign(self, people: list[Detection], looks: dict[int, np.ndarray | None],
                 only: Followed | None = None) -> dict[int, Detection]:  # fmt: skip
