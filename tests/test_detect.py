@@ -175,16 +175,21 @@ def test_a_glimpse_takes_no_one_back_by_look(reconstructor):
     cost = tracker.cost(glimpse, man, look(rgb, man))
     assert cost is not None and cost < 0.05  # the same look: taken back
     assert tracker.cost(glimpse, woman, look(rgb, woman)) is None  # and not someone else
-    # Nor is a newcomer's glimpse searched for once lost (a heavy crop pass each frame); a person
-    # followed from the first frame always is.
-    from inference.detect.track import SEARCH_KNOWN
+    # Nor is a newcomer's glimpse that the landmarker is unsure of searched for once lost (a
+    # heavy crop pass each frame) until found in a few frames; a person followed from the first
+    # frame always is, and so is a newcomer the landmarker is sure of (the woman, 0.9 or more).
+    from dataclasses import replace
+
+    from inference.detect.track import SEARCH_KNOWN, SURE_NEWCOMER
 
     tracker.frames = 5
-    newcomer = tracker.people[tracker.follow(woman, rgb)]
+    unsure = replace(woman, score=SURE_NEWCOMER - 0.2)
+    newcomer = tracker.people[tracker.follow(unsure, rgb)]
     assert newcomer.newcomer and not newcomer.searched_when_lost
     for _ in range(SEARCH_KNOWN - 1):
-        newcomer.found(woman, look(rgb, woman))
+        newcomer.found(unsure, look(rgb, unsure))
     assert newcomer.searched_when_lost and glimpse.searched_when_lost and not glimpse.newcomer
+    assert woman.score >= SURE_NEWCOMER and tracker.people[tracker.follow(woman, rgb)].searched_when_lost
 
 
 def test_overlapping_people_are_read_again_apart(reconstructor):

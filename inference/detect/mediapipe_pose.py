@@ -108,12 +108,12 @@ def _close_all() -> None:
         close_landmarker(_OPEN[-1])
 
 
-def _landmarker(model: str, video: bool, max_people: int):
+def _landmarker(model: str, video: bool, max_people: int, bundle: bytes | None = None):
     os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging
     from mediapipe.tasks.python import BaseOptions, vision
 
     options = vision.PoseLandmarkerOptions(
-        base_options=BaseOptions(model_asset_buffer=load_bundle(model)),
+        base_options=BaseOptions(model_asset_buffer=bundle or load_bundle(model)),
         running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
         num_poses=max_people,
         min_pose_detection_confidence=MIN_DETECTION,
@@ -175,10 +175,11 @@ class PoseDetector:
         second[painted] = GREY
         return [p for p in self._run(second) if _share_on(p[0], painted) < 0.5]
 
-    def detect_all(self, rgb: np.ndarray) -> list[Detection]:
-        """Everyone in the whole image (no crop search), most prominent first, without repeats."""
+    def detect_all(self, rgb: np.ndarray, second_pass: bool = True) -> list[Detection]:
+        """Everyone in the whole image (no crop search), most prominent first, without repeats
+        (``second_pass``: also search the image with the people found painted over)."""
         h, w = rgb.shape[:2]
-        return _distinct([d for d in (_make(*p, w, h) for p in self._passes(rgb)) if d is not None])
+        return _distinct([d for d in (_make(*p, w, h) for p in self._passes(rgb, second_pass)) if d is not None])
 
     def detect_whole(self, rgb: np.ndarray) -> Detection | None:
         """The most prominent person in the whole image; None if nobody is found."""
@@ -267,15 +268,33 @@ class VideoPoseDetector:
 
     def __init__(self, model: str = "heavy", max_people: int = MAX_PEOPLE) -> None:
         self.model = model
-        self._landmarker = _landmarker(model, True, max_people)
+        self._bundle = load_bundle(model)  # a missing or damaged model is refused here, not at the first frame
+        self.max_people = max_people
+        self._landmarker = None  # opened at the first frame, for the number of people then wanted
         self._last_ms = -1
 
     def close(self) -> None:
-        close_landmarker(self._landmarker)
+        if self._landmarker is not None:
+            close_landmarker(self._landmarker)
+            self._landmarker = None
+
+    def follow_at_most(self, people: int) -> None:
+        """Follow at most ``people`` (1 to MAX_PEOPLE) from the next frame on. The landmarker runs
+        its person detector in every frame where it follows fewer than that, and a detection
+        can take the place of a followed skeleton: with room for 4, the real multi-view kit's
+        two people were both followed in 40-85 of each clip's 100 frames, with room for 2 in
+        79-100 (cam03's hidden man aside; docs/research-log.md). The landmarker starts afresh
+        when the number changes."""
+        people = max(1, min(people, MAX_PEOPLE))
+        if people != self.max_people:
+            self.close()
+            self.max_people = people
 
     def detect_all(self, rgb: np.ndarray, time_s: float) -> list[Detection]:
         """Everyone in the frame at ``time_s`` seconds into the clip (times must increase), most
         prominent first."""
+        if self._landmarker is None:
+            self._landmarker = _landmarker(self.model, True, self.max_people, self._bundle)
         h, w = rgb.shape[:2]
         ms = max(int(round(time_s * 1000)), self._last_ms + 1)
         self._last_ms = ms

@@ -79,6 +79,14 @@ LOOK_KNOWN = 10
 # A newcomer found in fewer frames than this is not searched for once lost: most such glimpses
 # are false finds (in the sports2d clip, 6 of them cost 124 ms a search, up to 10 searches each).
 SEARCH_KNOWN = 3
+# ... unless the landmarker is this sure of them at first sight (in the sports2d clip the woman
+# coming in scores 0.90-0.99, its false finds 0.60-0.73). A newcomer whose median score is
+# lower is left out of a clip's result (``Followed.surely_seen``): the landmarker followed a
+# false find (a skeleton lying across the trees, 22 frames at 0.52-0.81).
+SURE_NEWCOMER = 0.8
+# While the video landmarker has no room for anyone else (``VideoPoseDetector.follow_at_most``),
+# a newcomer is looked for in the whole frame (one heavy pass) every this many frames.
+NEWCOMER_CHECK = 15
 
 
 def _body_size(keypoints: np.ndarray) -> float:
@@ -229,20 +237,30 @@ class Followed:
     look: np.ndarray | None = None
     frames_found: int = 0
     newcomer: bool = False  # followed from a later frame than the first
+    scores: list[float] = field(default_factory=list)  # the landmarker's score in each frame they were found in
 
     @property
     def searched_when_lost(self) -> bool:
         """Whether their last box is searched once they are lost: not for a newcomer's glimpse."""
-        return not self.newcomer or self.frames_found >= SEARCH_KNOWN
+        return not self.newcomer or self.frames_found >= SEARCH_KNOWN or self.scores[0] >= SURE_NEWCOMER
+
+    @property
+    def surely_seen(self) -> bool:
+        """Followed from the start, or a newcomer the landmarker was sure of on the whole
+        (their median score SURE_NEWCOMER or more)."""
+        return not self.newcomer or float(np.median(self.scores)) >= SURE_NEWCOMER
 
     @property
     def known_look(self) -> np.ndarray | None:
-        """Their look, once it is known (``LOOK_KNOWN``)."""
-        return self.look if self.frames_found >= LOOK_KNOWN else None
+        """Their look, once it is known (``LOOK_KNOWN``), and never a false find's
+        (``surely_seen``): followed with the full model, a skeleton over the sports2d man's box
+        was found in 10 of the first 21 frames, and its look took the woman when she came in."""
+        return self.look if self.frames_found >= LOOK_KNOWN and self.surely_seen else None
 
     def found(self, det: Detection, look: np.ndarray | None, apart: bool = True) -> None:
         self.box, self.missed = det.box.copy(), 0
         self.frames_found += 1
+        self.scores.append(det.score)
         self.keypoints = [det.keypoints2d.copy()] + self.keypoints[: REMEMBERED - 1]
         if look is not None and (apart or self.look is None):
             self.look = look if self.look is None else (1 - LOOK_RATE) * self.look + LOOK_RATE * look
@@ -279,6 +297,11 @@ class Tracker:
         self.people_at_start = len(people)
         self.started = True
         if self.video is not None:
+            # Room for everyone here, followed or not (the landmarker keeps the people it follows
+            # apart where they overlap), and for a second person at least: one person alone
+            # leaves room for whoever comes in, which the landmarker's person detector finds at
+            # once (in the sports2d clip it followed the man through his flip better that way).
+            self.video.follow_at_most(max(len(people), 2))
             self.video.detect_all(rgb, time_s)  # the video landmarker starts following from here
         return people
 
@@ -287,6 +310,7 @@ class Tracker:
         person = Followed(len(self.people), det.box.copy(), newcomer=self.frames > 0)
         person.found(det, look(rgb, det))
         self.people.append(person)
+        self._make_room()
         return person.id
 
     def next(self, rgb: np.ndarray, time_s: float = 0.0) -> tuple[dict[int, Detection], list[Detection]]:
@@ -294,6 +318,11 @@ class Tracker:
         them (most prominent first)."""
         self.frames += 1
         people = self.video.detect_all(rgb, time_s) if self.video is not None else []
+        if self.video is not None and len(people) >= self.video.max_people and self._check_for_newcomers():
+            # The landmarker has no room left, so its person detector did not run: someone who
+            # came in is looked for in the whole frame (one heavy pass).
+            people += [d for d in self.detector.detect_all(rgb, second_pass=False)
+                       if not any(_same_person(d, p) for p in people)]  # fmt: skip
         looks = {id(d): look(rgb, d) for d in people}
         found = self._assign(people, looks)
         for person in self.people:  # recently lost: search a tight crop around their last box
@@ -307,6 +336,7 @@ class Tracker:
                 person.found(det, looks[id(det)], apart)
             else:
                 person.missed += 1
+        self._make_room()
         # Newcomers come from the whole-frame pass only (a crop may hold part of someone followed),
         # and are none of: a second, partial reading of someone (a skeleton mostly inside their
         # box, found now or lost a moment ago); someone who looks like a lost person (once gone
@@ -322,6 +352,20 @@ class Tracker:
                     and not (mine is not None and any(similarity(lk, mine) >= LOOK_MIN for lk in lost)))  # fmt: skip
 
         return found, [d for d in people if newcomer(d)]
+
+    def _make_room(self) -> None:
+        """Room in the video landmarker for everyone followed who was found in this frame, but
+        for a newcomer's glimpse (often a false find, which the landmarker would then follow)."""
+        here = sum(p.missed == 0 and p.searched_when_lost for p in self.people)
+        if self.video is not None and here > self.video.max_people:
+            self.video.follow_at_most(here)
+
+    def _check_for_newcomers(self) -> bool:
+        """Whether to search the whole frame for newcomers when the video landmarker has no room
+        left: every NEWCOMER_CHECK frames, and in each frame after a newcomer's glimpse until
+        they are found in enough frames to be given room (or lost)."""
+        glimpsed = any(not p.searched_when_lost and p.missed == 0 for p in self.people)
+        return glimpsed or self.frames % NEWCOMER_CHECK == 0
 
     def _search_lost(self, person: Followed, rgb: np.ndarray, found: dict[int, Detection],
                      looks: dict[int, np.ndarray | None]) -> dict[int, Detection]:  # fmt: skip
