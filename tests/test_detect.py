@@ -136,20 +136,57 @@ def test_bundles_are_the_documented_ones():
 
 
 def test_missing_or_damaged_bundle_gets_one_line_naming_it(tmp_path, monkeypatch):
-    from inference.detect import PoseDetector, mediapipe_pose
+    from inference.detect import PoseDetector, VideoPoseDetector, mediapipe_pose
 
     monkeypatch.setattr(mediapipe_pose, "WEIGHTS_DIR", tmp_path)
     for content, code in ((None, "detector_model_missing"), (b"not a zip", "detector_model_bad")):
         if content is not None:
             (tmp_path / "pose_landmarker_heavy.task").write_bytes(content)
-        with pytest.raises(ReconError) as exc:
-            PoseDetector("heavy")
+        for make in (PoseDetector, VideoPoseDetector):  # the video landmarker opens at the first frame, but checks now
+            with pytest.raises(ReconError) as exc:
+                make("heavy")
         msg = exc.value.message
         assert exc.value.code == code and "\n" not in msg
         assert "pose_landmarker_heavy.task" in msg and "scripts/build_mediapipe_bundles.py" in msg
     with pytest.raises(ReconError) as exc:
         PoseDetector("tiny")
     assert exc.value.code == "bad_argument"
+
+
+def test_a_newcomer_is_found_when_the_video_landmarker_has_no_room(reconstructor):
+    """The video landmarker has room for the people followed only, and its person detector does
+    not run while it is full: someone who comes in is found by the whole-frame search every
+    NEWCOMER_CHECK frames, then given room and followed by the landmarker itself. Sports2d: the
+    man alone on the box at frame 45, the woman walking in from the right from about frame 50."""
+    from inference.detect import VideoPoseDetector
+    from inference.detect.track import NEWCOMER_CHECK, Tracker
+    from inference.io.frames import open_frames
+
+    _demo_frame(45)  # skips without the clip
+    from .conftest import ROOT
+
+    frames = list(open_frames(ROOT / "tests" / "data" / "demo.mp4", start=45, end=46 + 2 * NEWCOMER_CHECK))
+    video = VideoPoseDetector("heavy")
+    try:
+        tracker = Tracker(reconstructor.detector, video)
+        index, rgb, _ = frames[0]
+        (man,) = tracker.start(rgb, index / 30)
+        tracker.follow(man, rgb)
+        video.follow_at_most(1)  # full: room for the man alone
+        came, found_after = None, []
+        for index, rgb, _ in frames[1:]:
+            found, new = tracker.next(rgb, index / 30)
+            if came is not None:
+                found_after.append(woman in found and 0 in found)
+            for d in new:  # followed as the clip pipeline does (false glimpses too: they get no room)
+                pid = tracker.follow(d, rgb)
+                if came is None and d.box[0] > rgb.shape[1] / 2 and d.score >= 0.8:  # her, walking in on the right
+                    came, woman = tracker.frames, pid
+                    assert video.max_people >= 2  # sure of her at first sight: given room at once
+        assert came is not None and came <= NEWCOMER_CHECK  # found by the first search after she came in
+        assert np.mean(found_after) > 0.9  # both followed from then on
+    finally:
+        video.close()
 
 
 def test_a_glimpse_takes_no_one_back_by_look(reconstructor):
