@@ -55,3 +55,26 @@ def test_sparse_keypoints_close_to_anny_regressor(body):
     ours = body.keypoints(out["vertices"])
     ref = full(out)[:, order]
     assert (ours - ref).norm(dim=-1).max() < 0.01  # under 1 cm
+
+
+def test_rest_states_of_fixed_shapes_are_kept_and_fitted_shapes_are_not(body):
+    """A clip asks for each person's rest state several times a frame: a shape that is not being
+    fitted gets the one computed before (the same values as computed afresh), on whichever
+    vertex subset is asked for; a shape being fitted is computed each time, its gradient intact."""
+    shape = body.default_shape(2)
+    shape[1, 0] = 0.9
+    ids = body.keypoint_vertex_ids
+    for vertex_ids in (None, ids):
+        first = body.rest(shape, vertex_ids)
+        assert body.rest(shape.clone(), vertex_ids) is first  # same values, another tensor: kept
+        fresh = body.rest(shape.clone().requires_grad_(True), vertex_ids)  # computed afresh
+        for name in ("vertices", "bone_poses", "bone_heads", "bone_tails"):
+            assert torch.equal(getattr(first, name), getattr(fresh, name).detach())
+    other = shape.clone()
+    other[0, 1] = 0.2
+    assert not torch.equal(body.rest(other, ids).vertices[0], body.rest(shape, ids).vertices[0])
+    fitted = shape.clone().requires_grad_(True)
+    rest = body.rest(fitted, ids)
+    assert rest is not body.rest(fitted, ids) and rest.vertices.requires_grad
+    rest.vertices.sum().backward()
+    assert fitted.grad is not None and fitted.grad.abs().sum() > 0

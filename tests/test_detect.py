@@ -173,7 +173,7 @@ def test_a_newcomer_is_found_when_the_video_landmarker_has_no_room(reconstructor
         (man,) = tracker.start(rgb, index / 30)
         tracker.follow(man, rgb)
         video.follow_at_most(1)  # full: room for the man alone
-        came, found_after = None, []
+        came, woman, found_after = None, None, []
         for index, rgb, _ in frames[1:]:
             found, new = tracker.next(rgb, index / 30)
             if came is not None:

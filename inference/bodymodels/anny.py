@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ RIG = "anny-blender"
 # Anny's phenotype 'age' anchors are newborn/baby/child/young/old at -1/3, 0, 1/3, 2/3, 1:
 # 0.7 is a young adult, the prior for photos of adults.
 ADULT_AGE = 0.7
+CACHED = 8  # vertex subsets and fixed shapes' rest states kept (a clip of four people: 4 x 2 rest states)
 # Where MediaPipe puts each keypoint (body-model order) against where Anny's lies, as fractions of
 # the detection's torso and left-to-right width vectors (detect.body_axes_2d): its hips sit 3% of
 # the torso higher and both hips and shoulders 5% of the width narrower, its ears 14% narrower.
@@ -132,7 +134,10 @@ class AnnyBody:
         m.set_skinning_method("lbs")
         m.eval()
         self.model = m
-        self._subset_key: tuple[int, int] | None = None
+        # Gathered vertex subsets and rest states of fixed shapes, by key; each entry keeps the
+        # tensors its key was made from alive, so that no other tensor takes their memory (the key).
+        self._subsets: OrderedDict = OrderedDict()
+        self._rests: OrderedDict = OrderedDict()
         self.cache_file = path
         self.bone_names: list[str] = list(m.bone_labels)
         self.bone_parents = np.asarray(m.bone_parents, dtype=np.int32)
@@ -169,7 +174,8 @@ class AnnyBody:
         self.model.to(device)
         for name in ("skin_matrix", "_kp_weights", "keypoint_vertex_ids", "_skin_idx", "_skin_w", "shape_fixed"):
             setattr(self, name, getattr(self, name).to(device))
-        self._subset_key = None
+        self._subsets.clear()
+        self._rests.clear()
         return self
 
     # -- shape ---------------------------------------------------------------------------
@@ -182,7 +188,26 @@ class AnnyBody:
     def rest(
         self, shape: torch.Tensor, vertex_ids: torch.Tensor | None = None, bone_ids: torch.Tensor | None = None
     ) -> RestState:
-        """Rest mesh and skeleton for ``shape``: all vertices and bones, or the subsets asked for."""
+        """Rest mesh and skeleton for ``shape``: all vertices and bones, or the subsets asked for.
+        A shape that is not being fitted (no gradient) gets the same rest state each time it is
+        asked for again: a clip's warm fits and hand searches ask for each person's several
+        times a frame (17 ms a frame for two people on the kit's clips)."""
+        if shape.requires_grad:
+            return self._rest(shape, vertex_ids, bone_ids)
+        key = (shape.detach().cpu().numpy().tobytes(), tuple(shape.shape), str(shape.dtype), _key(vertex_ids),
+               _key(bone_ids))  # fmt: skip
+        hit = self._rests.get(key)
+        if hit is None:
+            hit = (self._rest(shape, vertex_ids, bone_ids), vertex_ids, bone_ids)
+            self._rests[key] = hit
+            if len(self._rests) > CACHED:
+                self._rests.popitem(last=False)
+        self._rests.move_to_end(key)
+        return hit[0]
+
+    def _rest(
+        self, shape: torch.Tensor, vertex_ids: torch.Tensor | None, bone_ids: torch.Tensor | None
+    ) -> RestState:
         from anny.skinning.skinning import apply_linear_blendshape
         from anny.utils import kinematics
 
@@ -217,16 +242,18 @@ class AnnyBody:
 
     def _subset_blendshapes(self, vertex_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Blending only the fit's vertex subset saves most of a step; gathering the subset
-        # costs as much again, so the last gathered subset is kept.
-        key = (vertex_ids.data_ptr(), vertex_ids.numel())
-        if self._subset_key != key:
+        # costs as much again, so the gathered subsets are kept (a clip's fits and hand searches
+        # take turns with two).
+        key = _key(vertex_ids)
+        hit = self._subsets.get(key)
+        if hit is None:
             m = self.model
-            self._subset_data = (
-                m.template_vertices[vertex_ids].contiguous(),
-                m.blendshapes[:, vertex_ids].contiguous(),
-            )
-            self._subset_key = key
-        return self._subset_data
+            hit = (m.template_vertices[vertex_ids].contiguous(), m.blendshapes[:, vertex_ids].contiguous(), vertex_ids)
+            self._subsets[key] = hit
+            if len(self._subsets) > CACHED:
+                self._subsets.popitem(last=False)
+        self._subsets.move_to_end(key)
+        return hit[0], hit[1]
 
     # -- pose ----------------------------------------------------------------------------
 
@@ -254,3 +281,9 @@ class AnnyBody:
 
     def skin(self) -> tuple[np.ndarray, np.ndarray]:
         return self._skin_idx.numpy().astype(np.int32), self._skin_w.numpy().astype(np.float32)
+
+
+def _key(ids: torch.Tensor | None) -> tuple[int, int] | None:
+    """A cache key for an index tensor: its memory and length (the cache keeps it alive, so no
+    other tensor takes that memory while the entry is kept)."""
+    return None if ids is None else (ids.data_ptr(), ids.numel())
