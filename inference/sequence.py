@@ -205,17 +205,19 @@ class SequenceReconstructor:
                 if d is not None:
                     d.close()
         enough = min(MIN_TRACK_FRAMES, (n + 1) // 2)
-        # A newcomer the landmarker was unsure of on the whole is a false find it followed (in the sports2d
-        # clip, a skeleton lying across the trees for 22 frames).
-        kept = [t for pid, t in tracks.items() if t.found_frames() >= enough and tracker.people[pid].surely_seen]
-        tracks = [tracks[pid] for pid in sorted(tracks)]
+        # A newcomer the landmarker was unsure of on the whole is a false find it followed (in the
+        # sports2d clip, a skeleton lying across the trees for 22 frames).
+        by_id = sorted(tracks.items())
+        tracks = [t for _, t in by_id]
+        kept = [t for pid, t in by_id if t.found_frames() >= enough and tracker.people[pid].surely_seen]
         kept = kept or sorted(tracks, key=_Track.found_frames)[-1:]
         # Frames nobody is in are noted once; a frame someone is in but was not found in, under
         # their name (below).
         someone = np.any([t.present() for t in kept], axis=0) if kept else np.zeros(n, bool)
         notes = self._start_notes + [why for i, why in sorted(nobody.items()) if not someone[i]]
         notes += [f"a person seen in only {t.found_frames()} frames was left out" if t.found_frames() < enough
-                  else f"a person seen in {t.found_frames()} frames, never clearly, was left out (a likely false find)"
+                  else f"a person the detector was unsure of, seen in {t.found_frames()} frames, was left out "
+                       "(a likely false find)"
                   for t in tracks if not any(t is k for k in kept)]  # fmt: skip
         if not kept or camera is None:
             raise ReconError("no_person", "No person was found in any frame; check the clip and frame range.")

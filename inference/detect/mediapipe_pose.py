@@ -282,7 +282,7 @@ class VideoPoseDetector:
         """Follow at most ``people`` (1 to MAX_PEOPLE) from the next frame on. The landmarker runs
         its person detector in every frame where it follows fewer than that, and a detection
         can take the place of a followed skeleton: with room for 4, the real multi-view kit's
-        two people were both followed in 40-85 of each clip's 100 frames, with room for 2 in
+        two people were both followed in 12-85 of each clip's 100 frames, with room for 2 in
         79-100 (cam03's hidden man aside; docs/research-log.md). The landmarker starts afresh
         when the number changes."""
         people = max(1, min(people, MAX_PEOPLE))

@@ -241,7 +241,8 @@ class Followed:
 
     @property
     def searched_when_lost(self) -> bool:
-        """Whether their last box is searched once they are lost: not for a newcomer's glimpse."""
+        """Whether their last box is searched once they are lost: not for a newcomer's glimpse
+        (found in fewer than SEARCH_KNOWN frames), unless the landmarker was sure of them at once."""
         return not self.newcomer or self.frames_found >= SEARCH_KNOWN or self.scores[0] >= SURE_NEWCOMER
 
     @property
