@@ -382,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quality", choices=["fast", "balanced", "best"], default="balanced", help="first-frame fit")
     q.add_argument("--track-model", default="heavy", choices=["full", "heavy"],
                    help="the pose model that follows people from frame to frame: heavy (default, the most accurate) "
-                        "or full (about twice as fast); --detector: the first frame's")
+                        "or full (about 1.2x as fast with fingers, 2x without); --detector: the first frame's")
     q.add_argument("--track-mode", default="video", choices=["video", "crop"],
                    help="follow the person with MediaPipe's VIDEO mode (default) or search a crop around the last box")
     _body_model_args(q)
