@@ -145,9 +145,9 @@ def test_missing_or_damaged_bundle_gets_one_line_naming_it(tmp_path, monkeypatch
         for make in (PoseDetector, VideoPoseDetector):  # the video landmarker opens at the first frame, but checks now
             with pytest.raises(ReconError) as exc:
                 make("heavy")
-        msg = exc.value.message
-        assert exc.value.code == code and "\n" not in msg
-        assert "pose_landmarker_heavy.task" in msg and "scripts/build_mediapipe_bundles.py" in msg
+            msg = exc.value.message
+            assert exc.value.code == code and "\n" not in msg
+            assert "pose_landmarker_heavy.task" in msg and "scripts/build_mediapipe_bundles.py" in msg
     with pytest.raises(ReconError) as exc:
         PoseDetector("tiny")
     assert exc.value.code == "bad_argument"

@@ -196,14 +196,7 @@ class AnnyBody:
             return self._rest(shape, vertex_ids, bone_ids)
         key = (shape.detach().cpu().numpy().tobytes(), tuple(shape.shape), str(shape.dtype), _key(vertex_ids),
                _key(bone_ids))  # fmt: skip
-        hit = self._rests.get(key)
-        if hit is None:
-            hit = (self._rest(shape, vertex_ids, bone_ids), vertex_ids, bone_ids)
-            self._rests[key] = hit
-            if len(self._rests) > CACHED:
-                self._rests.popitem(last=False)
-        self._rests.move_to_end(key)
-        return hit[0]
+        return _cached(self._rests, key, lambda: (self._rest(shape, vertex_ids, bone_ids), vertex_ids, bone_ids))[0]
 
     def _rest(
         self, shape: torch.Tensor, vertex_ids: torch.Tensor | None, bone_ids: torch.Tensor | None
@@ -244,15 +237,9 @@ class AnnyBody:
         # Blending only the fit's vertex subset saves most of a step; gathering the subset
         # costs as much again, so the gathered subsets are kept (a clip's fits and hand searches
         # take turns with two).
-        key = _key(vertex_ids)
-        hit = self._subsets.get(key)
-        if hit is None:
-            m = self.model
-            hit = (m.template_vertices[vertex_ids].contiguous(), m.blendshapes[:, vertex_ids].contiguous(), vertex_ids)
-            self._subsets[key] = hit
-            if len(self._subsets) > CACHED:
-                self._subsets.popitem(last=False)
-        self._subsets.move_to_end(key)
+        m = self.model
+        hit = _cached(self._subsets, _key(vertex_ids), lambda: (
+            m.template_vertices[vertex_ids].contiguous(), m.blendshapes[:, vertex_ids].contiguous(), vertex_ids))
         return hit[0], hit[1]
 
     # -- pose ----------------------------------------------------------------------------
@@ -287,3 +274,15 @@ def _key(ids: torch.Tensor | None) -> tuple[int, int] | None:
     """A cache key for an index tensor: its memory and length (the cache keeps it alive, so no
     other tensor takes that memory while the entry is kept)."""
     return None if ids is None else (ids.data_ptr(), ids.numel())
+
+
+def _cached(store: OrderedDict, key, make):
+    """``store[key]``, made by ``make()`` if missing; the least recently used of more than CACHED
+    entries goes."""
+    hit = store.get(key)
+    if hit is None:
+        hit = store[key] = make()
+        if len(store) > CACHED:
+            store.popitem(last=False)
+    store.move_to_end(key)
+    return hit
