@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--real", action=argparse.BooleanOptionalAction, default=True, help="the real pictures")
     h.add_argument("--sequence-frames", type=int, default=120,
                    help="frames of the test clip followed as a clip (0: none)")
+    h.add_argument("--rate-clip", default=None, metavar="CLIP",
+                   help="also this clip with hands searched in every frame and at the default rate "
+                        "(the kit's 60 fps cam01.mp4 shows the difference)")  # fmt: skip
+    h.add_argument("--rate-frames", type=int, default=100, help="frames of --rate-clip")
     h.add_argument("--seed", type=int, default=0,
                    help="draws of the rendered and synthetic hands (0 chose the fit's settings; 1 is held out)")
     return p
@@ -96,7 +100,7 @@ def run(args: argparse.Namespace) -> dict:
 
         return run_hands_benchmark(args.images, args.kit, args.clip_frames, args.synthetic, args.rendered,
                                    args.cache_dir, args.keep_renders, args.real, args.seed,
-                                   args.sequence_frames)  # fmt: skip
+                                   args.sequence_frames, args.rate_clip, args.rate_frames)  # fmt: skip
     if args.benchmark == "transfer":
         from .transfer import run_transfer_benchmark
 

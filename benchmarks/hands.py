@@ -161,6 +161,42 @@ def clip_hands(frames: int, cache_dir: str | None, hand_fit: HandFitOptions | No
             "shake_mm_per_frame2": _summary([float(v) for v in shake])}  # fmt: skip
 
 
+def hand_rate(clip: str, frames: int, cache_dir: str | None) -> dict:
+    """What searching a clip's hands at most ``SequenceOptions.hand_rate`` times a second costs the
+    fingers: the clip (60 frames a second: every 2nd frame searched) run with hands searched
+    in every frame and at the default rate; on every frame where the first fitted a hand, both
+    results' hand keypoints against that frame's detection (``_shape_error_pct``), split into
+    the frames both searched and the frames the default run filled in."""
+    from inference.camera import project_np
+    from inference.io.frames import open_frames
+    from inference.pipeline import Reconstructor
+    from inference.sequence import SequenceOptions, SequenceReconstructor
+
+    rec = Reconstructor(cache_dir=cache_dir)
+    runs, fps = {}, {}
+    try:
+        for name, rate in (("every_frame", 0.0), ("default", SequenceOptions().hand_rate)):
+            source = open_frames(clip, end=frames)
+            t = time.perf_counter()
+            runs[name] = SequenceReconstructor(rec, SequenceOptions(hand_rate=rate)).run(source)
+            fps[name] = round(len(source) / (time.perf_counter() - t), 2)
+    finally:
+        rec.close()
+    every, default = runs["every_frame"], runs["default"]
+    errors: dict[str, list[float]] = {f"{run}_{kind}": [] for run in runs for kind in ("searched", "filled")}
+    for p_all, p_def in zip(every.people, default.people):  # left to right in both
+        for s in range(2):
+            for i in np.flatnonzero(p_all.frame_hands_fitted[:, s]):
+                det = p_all.frame_hand_keypoints2d[i, s]
+                kind = "searched" if p_def.frame_hands_fitted[i, s] else "filled"
+                for run, person in (("every_frame", p_all), ("default", p_def)):
+                    fit = project_np(person.frame_hand_keypoints3d_cam[i, s].astype(np.float64), every.camera_K)
+                    errors[f"{run}_{kind}"].append(_shape_error_pct(fit, det))
+    return {"clip": Path(clip).name, "frames": len(every.frame_indices), "people": [len(every.people),
+            len(default.people)], "frames_per_second": fps,
+            "error_pct": {k: _summary(v) for k, v in errors.items()}}  # fmt: skip
+
+
 def synthetic_hands(count: int, cache_dir: str | None, seed: int = 0) -> dict:
     import roma
     import torch
@@ -348,11 +384,13 @@ def rendered_hands(count: int, cache_dir: str | None, seed: int = 0, samples: in
 def run_hands_benchmark(images: list[str] | None = None, kit: str | None = None, clip_frames: int = 230,
                         synthetic: int = 64, rendered: int = 48, cache_dir: str | None = None,
                         keep_renders: str | None = None, real: bool = True, seed: int = 0,
-                        sequence_frames: int = 120) -> dict:  # fmt: skip
+                        sequence_frames: int = 120, rate_clip: str | None = None, rate_frames: int = 100
+                        ) -> dict:  # fmt: skip
     from inference import __version__
 
     return {"benchmark": "hands", "inference_version": __version__, "seed": seed,
             "rendered": rendered_hands(rendered, cache_dir, seed, keep=keep_renders) if rendered else None,
             "synthetic": synthetic_hands(synthetic, cache_dir, seed) if synthetic else None,
             "real": real_hands(images or [], kit, clip_frames, cache_dir) if real else None,
-            "clip": clip_hands(sequence_frames, cache_dir) if sequence_frames and CLIP.exists() else None}  # fmt: skip
+            "clip": clip_hands(sequence_frames, cache_dir) if sequence_frames and CLIP.exists() else None,
+            "rate": hand_rate(rate_clip, rate_frames, cache_dir) if rate_clip else None}  # fmt: skip

@@ -223,7 +223,7 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
 
     t = time.perf_counter()
     options = SequenceOptions(detector=args.track_model, video=args.track_mode == "video", people=args.people,
-                              height=args.height)
+                              height=args.height, hand_rate=args.hand_rate)
     result = SequenceReconstructor(rec, options).run(source, progress, out_fps=out_fps)
     result.save(dest, overwrite=args.overwrite)
     secs = time.perf_counter() - t
@@ -319,6 +319,17 @@ def _people_arg(text: str) -> str | int:
     raise argparse.ArgumentTypeError(f"takes all, largest or a positive number, not {text!r}")
 
 
+def _rate_arg(text: str) -> float:
+    """``--hand-rate``: searches a second, 0 or more (0: every frame)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"takes searches a second, 0 (every frame) or more, not {text!r}")
+    return value
+
+
 def _height_arg(text: str) -> float | None:
     """``--height``: metres within HEIGHT_RANGE_M, or 0 for the fit's own size (None)."""
     try:
@@ -383,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--track-model", default="heavy", choices=["full", "heavy"],
                    help="the pose model that follows people from frame to frame: heavy (default, the most accurate) "
                         "or full (about 1.2x as fast with fingers, 2x without); --detector: the first frame's")
+    q.add_argument("--hand-rate", type=_rate_arg, default=30.0,
+                   help="search each person's hands at most this many times a second (default 30: every 2nd "
+                        "frame of a 60 fps clip, filled in between; 0: every frame)")
     q.add_argument("--track-mode", default="video", choices=["video", "crop"],
                    help="follow the person with MediaPipe's VIDEO mode (default) or search a crop around the last box")
     _body_model_args(q)

@@ -20,6 +20,7 @@ milliseconds. The body model must have Anny's hand bones (``supports``); SMPL ha
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -27,7 +28,7 @@ import numpy as np
 import roma
 import torch
 
-from .bodymodels.base import BodyModel
+from .bodymodels.base import BodyModel, RestState, kept
 from .bodymodels.joints import LIMITS
 from .camera import Camera, project
 from .detect.mediapipe_hands import wrist_crop
@@ -220,6 +221,18 @@ class HandRig:
         lo, hi = digit_limits()
         wrist = torch.maximum(torch.minimum(wrist, self.wrist_hi), self.wrist_lo)
         return wrist, torch.maximum(torch.minimum(angles, hi), lo)
+
+
+_RIGS: OrderedDict = OrderedDict()  # (id of a rest state, side) -> (the rest state, its hand rig)
+RIGS_KEPT = 16  # a clip of four people: 4 x 2 hands, twice over
+
+
+def hand_rig(body: BodyModel, rest: RestState, side: str) -> HandRig:
+    """One side's ``HandRig`` for ``rest`` (one body shape's rest state), kept for a rest state
+    asked for again: Anny gives a shape that is not being fitted the same rest state each time,
+    and a clip's hand search asks for each person's in every frame."""
+    make = lambda: (rest, HandRig.build(body, rest.bone_poses[0], rest.bone_tails[0], side))  # noqa: E731
+    return kept(_RIGS, RIGS_KEPT, (id(rest), side), make)[1]  # the entry keeps ``rest``, so its id stays its own
 
 
 def skew(axes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -505,7 +518,7 @@ def fit_people_hands(detector, rgb: np.ndarray, body: BodyModel, camera: Camera,
             R = roma.rotvec_to_rotmat(params.global_rot[0])
             t = params.transl[0]
         for s, side in enumerate(SIDES):
-            rig = HandRig.build(body, rest.bone_poses[0], rest.bone_tails[0], side)
+            rig = hand_rig(body, rest, side)
             forearm = frames[0, rig.wrist_parent[0]]
             wrist = params.pose[0, rig.bones[0, 0]].clone()
             with torch.no_grad():

@@ -68,6 +68,12 @@ class SequenceOptions:
         )
     )
     hand_fit: HandFitOptions = field(default_factory=HandFitOptions)
+    # Hands are searched at most this many times a second (each person's, every frame of a clip
+    # of 30 frames a second or fewer, every 2nd of one at 60); the frames between are filled in
+    # from those either side. The hand landmarker is the clip's largest cost after the pose pass
+    # (four wrist crops a frame for two people), and fingers sampled 30 times a second lose
+    # little (docs/research-log.md). 0: every frame.
+    hand_rate: float = 30.0
     # A hand missing for at most this many frames between two where it was fitted is filled in
     # from them; a longer gap keeps the relaxed hand.
     hand_gap: int = 15
@@ -84,7 +90,8 @@ class _Track:
     landmarks3d: list[np.ndarray] = field(default_factory=list)  # (21, 3), NaN where missing
     hand_keypoints2d: list[np.ndarray] = field(default_factory=list)  # (2, 21, 3), zeros where not found
     hands_fitted: list[np.ndarray] = field(default_factory=list)  # (2,) bool
-    hands: PersonHands | None = None  # the last frame's hands (None: the person was not found in it)
+    hands: PersonHands | None = None  # the hands last searched for (None: the person was not found then)
+    hands_searched: int = -1_000_000  # the frame (position in the clip) they were last searched in
     why: list[str | None] = field(default_factory=list)  # per frame: why the person is missing (None: found)
     first: Detection | None = None  # the first fitted frame's detection, as the fit labelled it
     shape: torch.Tensor | None = None  # the person's body shape (1, S), from their first frame
@@ -92,10 +99,12 @@ class _Track:
     missed: int = 0  # frames since last found
 
     def add(self, params: BodyParams, det: Detection, hands: PersonHands | None = None,
-            start: BodyParams | None = None) -> None:
+            start: BodyParams | None = None, searched: bool = True) -> None:
         """A found frame: its fit ``params``, its detection and hands; ``start``: where the next
-        frame's body fit starts (default ``params``)."""
-        self.hands = hands
+        frame's body fit starts (default ``params``); ``searched``: whether the hands were
+        searched for in it (if not, the last search's hands stay where the next one starts)."""
+        if searched:
+            self.hands = hands
         hands = hands or PersonHands.none()
         self.hand_keypoints2d.append(hands.keypoints2d)
         self.hands_fitted.append(hands.fitted.copy())
@@ -193,6 +202,9 @@ class SequenceReconstructor:
         # docs/research-log.md).
         crops = PoseDetector(model) if not self.options.video and model != self.rec.detector.model else None
         tracker = Tracker(self.rec.detector, video, crops)
+        # Each person's hands are searched in every ``_hand_step``-th frame (``hand_rate``).
+        rate, fps = self.options.hand_rate, float(out_fps or source.fps or 30.0)
+        self._hand_step = max(1, round(fps / rate)) if rate > 0 else 1
         t_start = time.perf_counter()
         self._detect_seconds = 0.0  # added to by the detection thread
         self._fit_seconds = 0.0
@@ -247,8 +259,9 @@ class SequenceReconstructor:
                 notes.append(f"Person {k + 1}: hands {no_fingers(self.rec.body)}")
             elif self.rec.hand_detector is not None:
                 fitted = np.stack(t.hands_fitted)[t.present()].sum(0)
+                every = f" (searched once every {self._hand_step} frames)" if self._hand_step > 1 else ""
                 notes.append(f"Person {k + 1}: fingers fitted in {fitted[0]} (left) and {fitted[1]} (right) of "
-                             f"{int(t.present().sum())} frames; filled in over gaps of up to "
+                             f"{int(t.present().sum())} frames{every}; filled in over gaps of up to "
                              f"{self.options.hand_gap} frames, relaxed elsewhere")  # fmt: skip
         result.notes = np.array(notes, dtype=str)
         result.timings = {
@@ -283,17 +296,19 @@ class SequenceReconstructor:
                         tracks[pid].skip(None)
                 here.append((tracks[pid], to_body_convention(det, self.rec.body.detector_offsets)))
             if here:
-                self._fit_frame(here, camera, frame.rgb)
+                self._fit_frame(here, camera, frame.rgb, done)
             for pid, track in tracks.items():
                 if pid not in frame.found:
                     track.skip(frame.why or f"frame {frame.index}: not found")
             report(done + 1, n, frame.why)
         return tracks, camera
 
-    def _fit_frame(self, people: list[tuple[_Track, Detection]], camera: Camera, rgb: np.ndarray | None) -> None:
-        """This frame's fits of the people in it: the full fit at a person's first frame; else a
-        warm start from their last frame (after a long absence, from a new full fit's pose),
-        with their own shape; the warm fits of everyone in one batch; then everyone's hands."""
+    def _fit_frame(self, people: list[tuple[_Track, Detection]], camera: Camera, rgb: np.ndarray | None,
+                   position: int) -> None:  # fmt: skip
+        """This frame's fits of the people in it (``position``: the frame's in the clip): the full
+        fit at a person's first frame; else a warm start from their last frame (after a long
+        absence, from a new full fit's pose), with their own shape; the warm fits of everyone in
+        one batch; then the hands of those whose hands are due (``_hands_due``)."""
         t = time.perf_counter()
         warm: list[tuple[_Track, Detection, BodyParams]] = []
         done: list[tuple[_Track, BodyParams, Detection]] = []
@@ -316,13 +331,34 @@ class SequenceReconstructor:
         # wrists and forearms (the body fit keeps no forearm twist, so a wrist turned against
         # one would start the next frame's arm wrong).
         starts = [params.detach() for _, params, _ in done]
-        if self.rec.hand_detector is not None and rgb is not None:
-            seen = [d.keypoints2d[[kpl.L_WRIST, kpl.R_WRIST], 2] >= MIN_WRIST_CONF for _, _, d in done]
-            hands = fit_people_hands(self.rec.hand_detector, rgb, self.rec.body, camera, [p for _, p, _ in done], seen,
-                                     self.options.hand_fit, [track.hands for track, _, _ in done])  # fmt: skip
-        for (track, params, det), found, start in zip(done, hands, starts):
-            track.add(params, det, found, start)
+        due = [self._hands_due(track, position) for track, _, _ in done]
+        if self.rec.hand_detector is not None and rgb is not None and any(due):
+            now = [k for k, d in enumerate(due) if d]
+            seen = [done[k][2].keypoints2d[[kpl.L_WRIST, kpl.R_WRIST], 2] >= MIN_WRIST_CONF for k in now]
+            found = fit_people_hands(self.rec.hand_detector, rgb, self.rec.body, camera,
+                                     [done[k][1] for k in now], seen, self.options.hand_fit,
+                                     [done[k][0].hands for k in now])  # fmt: skip
+            for k, h in zip(now, found):
+                hands[k] = h
+                done[k][0].hands_searched = position
+        for (track, params, det), found, start, searched in zip(done, hands, starts, due):
+            if not searched:
+                self._hold_hands(track, params)
+            track.add(params, det, found, start, searched)
         self._fit_seconds += time.perf_counter() - t
+
+    def _hands_due(self, track: _Track, position: int) -> bool:
+        """Whether ``track``'s hands are searched for in the frame at ``position``: at most
+        ``hand_rate`` times a second, and at once in a person's first frame and after they were
+        missing."""
+        return position - track.hands_searched >= self._hand_step or not track.pose or track.pose[-1] is None
+
+    def _hold_hands(self, track: _Track, params: BodyParams) -> None:
+        """A frame whose hands were not searched for keeps the hand bones of the frame before
+        (``_smooth`` fills it in from the frames either side where both were fitted)."""
+        if track.pose and track.pose[-1] is not None and supports(self.rec.body):
+            bones = [b for side in SIDES for b in hand_bones(self.rec.body, side)]
+            params.pose[0, bones] = torch.as_tensor(track.pose[-1][bones], dtype=params.pose.dtype)
 
     def _smooth(self, track: _Track) -> tuple[Motion, Motion]:
         """The raw motion (gaps filled) and the smoothed one, with planted feet held still."""

@@ -126,3 +126,7 @@ def test_hands_option():
     assert clip().hands == "on" and clip("--hands", "off").hands == "off"
     with pytest.raises(SystemExit):
         photo("--hands", "maybe")
+    # Hands searched at most 30 times a second by default; 0: every frame; a negative rate is refused.
+    assert clip().hand_rate == 30.0 and clip("--hand-rate", "0").hand_rate == 0.0
+    with pytest.raises(SystemExit):
+        clip("--hand-rate", "-5")

@@ -217,3 +217,32 @@ def test_hand_gaps_are_filled_only_when_short():
     assert np.allclose(out[1:3, 0, 0], [0.1, 0.2])  # a 2-frame gap: filled in
     assert np.allclose(out[4:11], -1.0)  # a 7-frame gap: kept relaxed
     assert np.allclose(out[fitted], rot[fitted])
+
+
+def test_hands_are_searched_at_most_30_times_a_second(reconstructor, clip):
+    """At 60 frames a second each person's hands are searched in every 2nd frame (the hand
+    landmarker is the clip's largest cost after the pose pass); the frames between are filled
+    in from those either side, about as close to the hands detected there as fits of every frame."""
+    from inference.camera import project_np
+    from inference.hands import hand_size
+
+    runs = {rate: SequenceReconstructor(reconstructor, SequenceOptions(hand_rate=rate)).run(
+        open_frames(clip, start=100, end=140, fps=60.0)) for rate in (0.0, 30.0)}  # fmt: skip
+    every, sampled = runs[0.0], runs[30.0]
+    assert len(every.people) == len(sampled.people) >= 1
+    errors: dict[str, list[float]] = {"every": [], "sampled": []}
+    for k, (a, b) in enumerate(zip(every.people, sampled.people)):
+        fitted = b.frame_hands_fitted.any(axis=1)
+        assert fitted.sum() >= 0.3 * b.frame_present.sum() and not (fitted[1:] & fitted[:-1]).any()
+        assert any(n.startswith(f"Person {k + 1}: fingers fitted") and "(searched once every 2 frames)" in n
+                   for n in sampled.notes)  # fmt: skip
+        assert not any("searched once" in n for n in every.notes)
+        for s in range(2):
+            for i in np.flatnonzero(a.frame_hands_fitted[:, s] & ~b.frame_hands_fitted[:, s]):  # filled in by b
+                det = a.frame_hand_keypoints2d[i, s]
+                for name, p in (("every", a), ("sampled", b)):
+                    fit = project_np(p.frame_hand_keypoints3d_cam[i, s].astype(np.float64), every.camera_K)
+                    off = np.linalg.norm((fit - fit[0]) - (det[:, :2] - det[0, :2]), axis=1)[1:]
+                    errors[name].append(float(np.median(off)) / hand_size(det))
+    assert len(errors["every"]) >= 10, errors
+    assert np.median(errors["sampled"]) < 1.5 * np.median(errors["every"]) + 0.01, errors

@@ -24,7 +24,7 @@ import torch
 
 from .. import keypoints as kpl
 from ..errors import ReconError
-from .base import RestState
+from .base import RestState, kept
 from .joints import LIMITS
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,8 @@ class AnnyBody:
             return self._rest(shape, vertex_ids, bone_ids)
         key = (shape.detach().cpu().numpy().tobytes(), tuple(shape.shape), str(shape.dtype), _key(vertex_ids),
                _key(bone_ids))  # fmt: skip
-        return _cached(self._rests, key, lambda: (self._rest(shape, vertex_ids, bone_ids), vertex_ids, bone_ids))[0]
+        make = lambda: (self._rest(shape, vertex_ids, bone_ids), vertex_ids, bone_ids)  # noqa: E731
+        return kept(self._rests, CACHED, key, make)[0]
 
     def _rest(
         self, shape: torch.Tensor, vertex_ids: torch.Tensor | None, bone_ids: torch.Tensor | None
@@ -238,7 +239,7 @@ class AnnyBody:
         # costs as much again, so the gathered subsets are kept (a clip's fits and hand searches
         # take turns with two).
         m = self.model
-        hit = _cached(self._subsets, _key(vertex_ids), lambda: (
+        hit = kept(self._subsets, CACHED, _key(vertex_ids), lambda: (
             m.template_vertices[vertex_ids].contiguous(), m.blendshapes[:, vertex_ids].contiguous(), vertex_ids))
         return hit[0], hit[1]
 
@@ -274,15 +275,3 @@ def _key(ids: torch.Tensor | None) -> tuple[int, int] | None:
     """A cache key for an index tensor: its memory and length (the cache keeps it alive, so no
     other tensor takes that memory while the entry is kept)."""
     return None if ids is None else (ids.data_ptr(), ids.numel())
-
-
-def _cached(store: OrderedDict, key, make):
-    """``store[key]``, made by ``make()`` if missing; the least recently used of more than CACHED
-    entries goes."""
-    hit = store.get(key)
-    if hit is None:
-        hit = store[key] = make()
-        if len(store) > CACHED:
-            store.popitem(last=False)
-    store.move_to_end(key)
-    return hit

@@ -9,8 +9,9 @@ placement in the camera is applied outside the model.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -101,3 +102,15 @@ class BodyParams:
     def stack(batches: list["BodyParams"]) -> "BodyParams":
         """One batch of the bodies of ``batches``, in order."""
         return BodyParams(*(torch.cat(ts) for ts in zip(*((b.global_rot, b.transl, b.pose, b.shape) for b in batches))))
+
+
+def kept(store: OrderedDict, size: int, key, make: Callable):
+    """``store[key]``, made by ``make()`` if missing; the least recently used of more than
+    ``size`` entries goes (a small cache of what a clip asks for again each frame)."""
+    hit = store.get(key)
+    if hit is None:
+        hit = store[key] = make()
+        if len(store) > size:
+            store.popitem(last=False)
+    store.move_to_end(key)
+    return hit
