@@ -393,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quality", choices=["fast", "balanced", "best"], default="balanced", help="first-frame fit")
     q.add_argument("--track-model", default="heavy", choices=["full", "heavy"],
                    help="the pose model that follows people from frame to frame: heavy (default, the most accurate) "
-                        "or full (about 1.2x as fast with fingers, 2x without); --detector: the first frame's")
+                        "or full (about 1.5x as fast); --detector: the first frame's")
     q.add_argument("--hand-rate", type=_rate_arg, default=30.0,
                    help="search each person's hands at most this many times a second (default 30: every 2nd "
                         "frame of a 60 fps clip, filled in between; 0: every frame)")
