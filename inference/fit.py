@@ -61,6 +61,12 @@ class FitOptions:
     # moves every parameter by about a full step at once, whatever its gradient: from a good
     # start that kick threw the keypoint loss up 2-7x at the start of each stage.
     warmup_steps: int = 5
+    # Adam divides each parameter's step by the size of its own gradient, so a parameter the
+    # picture hardly constrains (a hidden joint, a bend in depth) moves by about a full step on
+    # a gradient of rounding noise. A gradient smaller than ``adam_eps`` moves its parameter in
+    # proportion (pose gradients: median 0.005). torch's default here; a clip's warm fits take
+    # 1e-2 (``SequenceOptions.warm_fit``; docs/research-log.md, "Adam's epsilon").
+    adam_eps: float = 1e-8
     mirror_guard: bool = True
 
     def for_trained_start(self, factor: float = 0.5) -> "FitOptions":
@@ -300,7 +306,7 @@ class Fitter:
             rest = self._rest(x.shape)
             v_body, _ = self._posed(rest, x.pose_sub, torch.zeros_like(x.grot), torch.zeros_like(x.transl))
             kp_body = self.body.keypoints(v_body[:, self._kp_cols], self.body.keypoint_vertex_ids)
-        opt = torch.optim.Adam([x.grot, x.transl], lr=self.options.lr)
+        opt = torch.optim.Adam([x.grot, x.transl], lr=self.options.lr, eps=self.options.adam_eps)
         for _ in range(self.options.rigid_steps):
             kp = torch.einsum("bij,bkj->bki", roma.rotvec_to_rotmat(x.grot), kp_body) + x.transl[:, None]
             kp_loss = self._kp_loss(kp, t.keypoints, t.K, t.height)
@@ -316,7 +322,7 @@ class Fitter:
         o = self.options
         with torch.no_grad():
             moments = self._moments(rest)
-        opt = torch.optim.Adam([x.grot, x.transl, x.pose_sub], lr=o.lr)
+        opt = torch.optim.Adam([x.grot, x.transl, x.pose_sub], lr=o.lr, eps=o.adam_eps)
         for it in range(o.pose_steps):
             _warm_up(opt, o.lr, it, o.warmup_steps)
             losses = self._pose_losses(rest, x, t, moments)
@@ -343,7 +349,7 @@ class Fitter:
         x.shape = shape
         shape0 = shape.detach().clone()
         free = (~self._fixed_shape).float()
-        opt = torch.optim.Adam([x.grot, x.transl, x.pose_sub, shape], lr=o.lr * 0.75)
+        opt = torch.optim.Adam([x.grot, x.transl, x.pose_sub, shape], lr=o.lr * 0.75, eps=o.adam_eps)
         for it in range(o.full_steps):
             _warm_up(opt, o.lr * 0.75, it, o.warmup_steps)
             losses = self._pose_losses(self._rest(shape), x, t)

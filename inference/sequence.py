@@ -62,9 +62,14 @@ class SequenceOptions:
     video: bool = True
     people: str | int = "all"  # whom to follow: "all", "largest" or the N most prominent (``--people``)
     height: float | None = DEFAULT_HEIGHT_M  # each body's standing height, metres (None: the fit's own size)
+    # Each later frame's fit, from the frame before. Its Adam moves a parameter whose gradient is
+    # under 0.01 in proportion to it (``FitOptions.adam_eps``): at torch's 1e-8 a joint the
+    # picture hardly constrains moved a full step on a gradient of noise, and the kit's clips
+    # scored anywhere in 66-69 mm PA-MPJPE with the 2D keypoints moved by 1e-3 px; with it,
+    # 62-63, and less jitter (docs/research-log.md, "Adam's epsilon").
     warm_fit: FitOptions = field(
         default_factory=lambda: FitOptions(
-            rigid_steps=3, pose_steps=8, full_steps=0, lr=0.03, init_prior=0.2, mirror_guard=False
+            rigid_steps=3, pose_steps=8, full_steps=0, lr=0.03, init_prior=0.2, mirror_guard=False, adam_eps=1e-2
         )
     )
     hand_fit: HandFitOptions = field(default_factory=HandFitOptions)
