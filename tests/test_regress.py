@@ -104,7 +104,7 @@ def test_resnet_branch_is_trained_and_used(body, regressor):
     """The shipped network reads the mask and heatmaps: its ResNet branch is not the
     zero it starts from, and its answer moves when the image is taken away."""
     net = regressor.net
-    assert float(net.image_proj.weight.abs().max()) > 0.0
+    assert float(net.image_proj.weight.detach().abs().max()) > 0.0
     b = SyntheticData(body).batch(np.arange(TEST_SEED0, TEST_SEED0 + 4))
     with torch.no_grad():
         with_image = run_net(net, b, images=True)
