@@ -246,6 +246,21 @@ def test_clip_with_a_newcomer_one_action_each_hidden_until_they_come(installed, 
         assert arms[1].hide_render == (not shown) and not arms[0].hide_viewport
 
 
+def test_hand_frames_filled_in_count_as_posed(installed):
+    """The status line counts a clip's hand-frames posed from the hands found: fitted, or filled
+    in between two fitted frames as the inference fills them (hands are searched in every 2nd
+    frame of a 60 fps clip)."""
+    from inference.sequence import SequenceOptions
+
+    result_io = sys.modules[f"{ADDON}.result_io"]
+    assert result_io.HAND_GAP == SequenceOptions().hand_gap
+    fitted = np.zeros(40, bool)
+    fitted[0:10:2] = True  # searched every 2nd frame, found each time
+    fitted[30] = True  # found again after a gap longer than HAND_GAP
+    posed = result_io.hands_posed(fitted)
+    assert posed[:9].all() and not posed[9:30].any() and posed[30] and not posed[31:].any()
+
+
 def test_glb_has_one_skin_with_all_bones(built, tmp_path):
     objs, res = built
     path = tmp_path / "person.glb"

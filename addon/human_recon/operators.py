@@ -10,7 +10,7 @@ import bpy
 from . import runner
 from .modal import TimerModal
 from .preferences import prefs, resolve_python
-from .result_io import load_result
+from .result_io import hands_posed, load_result
 from .rig import build_scene
 
 QUALITY_ITEMS = [
@@ -114,8 +114,9 @@ def _summary(verb: str, result, built: dict) -> str:
     if hands and result.frames == 1:
         fingers = f"; fingers fitted on {int(sum(h.sum() for h in hands))} of {2 * len(hands)} hands"
     elif hands:
-        share = sum(h.sum() for h in hands) / max(1, sum(h.size for h in hands))
-        fingers = f"; fingers fitted in {100 * share:.0f}% of hand-frames"
+        posed = [hands_posed(h[:, s]) for h in hands for s in range(h.shape[1])]
+        share = sum(p.sum() for p in posed) / max(1, sum(p.size for p in posed))
+        fingers = f"; fingers from the hands found in {100 * share:.0f}% of hand-frames"
     return (f"{verb} {names} ({len(result.bone_names)} bones{frames})" + (f"; {skipped} skipped" if skipped else "")
             + fingers)  # fmt: skip
 

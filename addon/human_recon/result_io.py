@@ -160,3 +160,20 @@ def load_result(path: str | Path) -> Result:
         smpl_shapedirs=data.get("smpl_shapedirs"),
         smpl_posedirs=data.get("smpl_posedirs"),
     )
+
+
+# A clip's hand missing for at most this many frames between two where it was fitted is filled
+# in from them (the inference's ``SequenceOptions.hand_gap``); hands are searched at most 30
+# times a second, so a 60 fps clip has a frame filled in between every two searched.
+HAND_GAP = 15
+
+
+def hands_posed(fitted: np.ndarray) -> np.ndarray:
+    """(N,) bool: the frames whose hand is posed from a detection (``fitted`` (N,): fitted in
+    that frame), counting those filled in between two fitted frames."""
+    out = np.asarray(fitted, bool).copy()
+    known = np.flatnonzero(out)
+    for a, b in zip(known, known[1:]):
+        if b - a <= HAND_GAP + 1:
+            out[a:b] = True
+    return out
