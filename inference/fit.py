@@ -242,7 +242,7 @@ class Fitter:
         keypoint k = sum over bones j of T_j @ m_jk, where m_jk sums the keypoint's vertex
         weights times bone j's skin weights times the homogeneous rest vertices. Keypoints are
         linear in the posed vertices and those in the transforms, so this is exact; a step of
-        the pose stage then skins no vertex (the warm fits of a clip's frame: 3x cheaper)."""
+        the pose stage then skins no vertex (its forward and backward 1.5 ms against 2.5)."""
         v = rest.vertices[:, self._kp_cols]  # (B, Vk, 3)
         homo = torch.cat([v, torch.ones_like(v[..., :1])], -1)  # (B, Vk, 4)
         w = self.skeleton.weights[self._kp_cols].T  # (N+1, Vk)
