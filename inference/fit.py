@@ -304,8 +304,7 @@ class Fitter:
         returns its rest state for the pose stage."""
         with torch.no_grad():
             rest = self._rest(x.shape)
-            v_body, _ = self._posed(rest, x.pose_sub, torch.zeros_like(x.grot), torch.zeros_like(x.transl))
-            kp_body = self.body.keypoints(v_body[:, self._kp_cols], self.body.keypoint_vertex_ids)
+            _, kp_body = self._posed(rest, x.pose_sub, torch.zeros_like(x.grot), torch.zeros_like(x.transl))
         opt = torch.optim.Adam([x.grot, x.transl], lr=self.options.lr, eps=self.options.adam_eps)
         for _ in range(self.options.rigid_steps):
             kp = torch.einsum("bij,bkj->bki", roma.rotvec_to_rotmat(x.grot), kp_body) + x.transl[:, None]

@@ -225,9 +225,9 @@ class SequenceReconstructor:
         # A newcomer the landmarker was unsure of on the whole is a false find it followed (in the
         # sports2d clip, a skeleton lying across the trees for 22 frames).
         by_id = sorted(tracks.items())
-        tracks = [t for _, t in by_id]
+        everyone = [t for _, t in by_id]
         kept = [t for pid, t in by_id if t.found_frames() >= enough and tracker.people[pid].surely_seen]
-        kept = kept or sorted(tracks, key=_Track.found_frames)[-1:]
+        kept = kept or sorted(everyone, key=_Track.found_frames)[-1:]
         # Frames nobody is in are noted once; a frame someone is in but was not found in, under
         # their name (below).
         someone = np.any([t.present() for t in kept], axis=0) if kept else np.zeros(n, bool)
@@ -235,7 +235,7 @@ class SequenceReconstructor:
         notes += [f"a person seen in only {t.found_frames()} frames was left out" if t.found_frames() < enough
                   else f"a person the detector was unsure of, seen in {t.found_frames()} frames, was left out "
                        "(a likely false find)"
-                  for t in tracks if not any(t is k for k in kept)]  # fmt: skip
+                  for t in everyone if not any(t is k for k in kept)]  # fmt: skip
         if not kept or camera is None:
             raise ReconError("no_person", "No person was found in any frame; check the clip and frame range.")
         elapsed = time.perf_counter() - t_start
@@ -359,9 +359,10 @@ class SequenceReconstructor:
         return position - track.hands_searched >= self._hand_step or not track.pose or track.pose[-1] is None
 
     def _hold_hands(self, track: _Track, params: BodyParams) -> None:
-        """A frame whose hands were not searched for keeps the hand bones of the frame before
-        (``_smooth`` fills it in from the frames either side where both were fitted)."""
-        if track.pose and track.pose[-1] is not None and supports(self.rec.body):
+        """A frame whose hands were not searched for (so the person was found in the frame
+        before, ``_hands_due``) keeps that frame's hand bones (``_smooth`` fills it in from the
+        frames either side where both were fitted)."""
+        if supports(self.rec.body):
             bones = [b for side in SIDES for b in hand_bones(self.rec.body, side)]
             params.pose[0, bones] = torch.as_tensor(track.pose[-1][bones], dtype=params.pose.dtype)
 
