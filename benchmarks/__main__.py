@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--track-model", default=None, choices=["full", "heavy"],
                     help="the model that follows people in the clips (default: the pipeline's)")
     rl.add_argument("--hands", default="on", choices=["on", "off"], help="fit the fingers (default on)")
+    rl.add_argument("--clip-step", type=int, default=1, choices=[1, 2, 5],
+                    help="read every n-th frame of the clips (2: at 30 fps, as most cameras film; default 1: 60 fps)")
     t = sub.add_parser("transfer", parents=[common], help="speed and fidelity of Transfer motion and export")
     t.add_argument("--result", default=None, help="a clip's result to transfer (default: reconstruct --clip)")
     t.add_argument("--clip", default=str(Path(__file__).resolve().parent.parent / "tests" / "data" / "demo.mp4"))
@@ -94,7 +96,8 @@ def run(args: argparse.Namespace) -> dict:
 
         return run_real_benchmark(args.kit, clips=args.clips, true_focal=args.true_focal, cache_dir=args.cache_dir,
                                   compare=args.compare, photos=args.photos, people=args.people,
-                                  track_model=args.track_model, hands=args.hands == "on")  # fmt: skip
+                                  track_model=args.track_model, hands=args.hands == "on",
+                                  clip_step=args.clip_step)  # fmt: skip
     if args.benchmark == "hands":
         from .hands import run_hands_benchmark
 

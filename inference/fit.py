@@ -287,17 +287,20 @@ class Fitter:
         log.lap("full")
         return self._result(x, best, log, losses)
 
-    def fit_each(self, detections: list[Detection], camera: Camera, init: BodyParams) -> BodyParams:
+    def fit_each(self, detections: list[Detection], camera: Camera, init: BodyParams
+                 ) -> tuple[BodyParams, torch.Tensor]:  # fmt: skip
         """Each detection's own body fitted, all at once (row i of ``init`` is detection i's
-        start, its shape kept): rigid and pose stages only, no choice between rows. A clip's
+        start, its shape kept): rigid and pose stages only, no choice between rows; and each
+        row's final loss (B,): keypoints, joint limits and the pull towards its start. A clip's
         warm-started frame fits everyone in it in one batch, which costs little more than one."""
         targets = _Targets.of(detections, camera)
         x = _Variables.of(init, self.limits)
         log = _Log()
         rest = self._rigid_stage(x, targets, log)
-        self._pose_stage(x, targets, rest, log)
+        final = self._pose_stage(x, targets, rest, log)
         pose = self.limits.full_pose(x.pose_sub.detach())
-        return BodyParams(global_rot=x.grot.detach(), transl=x.transl.detach(), pose=pose, shape=x.shape.detach())
+        params = BodyParams(global_rot=x.grot.detach(), transl=x.transl.detach(), pose=pose, shape=x.shape.detach())
+        return params, final["total"].detach()
 
     def _rigid_stage(self, x: _Variables, t: _Targets, log: _Log) -> RestState:
         """Global rotation and translation only. The body does not change, so it is skinned once;
