@@ -96,8 +96,9 @@ def test_anny_motion_exported_on_an_smpl_rig(installed, walk_result, tmp_path):
         u, v = got[b] - got[a], ref[d] - ref[c]
         cos = np.sum(u * v, 1) / np.linalg.norm(u, axis=1) / np.linalg.norm(v, axis=1)
         assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 1.0, (a, b)
-    # The SMPL pelvis follows the Anny root's path (he walks), scaled by the legs' ratio.
-    travel, source = got["pelvis"][-1] - got["pelvis"][0], ref["root"][-1] - ref["root"][0]
+    # The SMPL pelvis follows the Anny root's path across the floor (he walks), scaled by the
+    # legs' ratio; not up and down, where the export's planted feet may hold the hips lower.
+    travel, source = got["pelvis"][-1, :2] - got["pelvis"][0, :2], ref["root"][-1, :2] - ref["root"][0, :2]
     assert np.linalg.norm(source) > 0.2, source
     cos = float(travel @ source / np.linalg.norm(travel) / np.linalg.norm(source))
     assert cos > 0.95 and 0.5 < np.linalg.norm(travel) / np.linalg.norm(source) < 2.0, (travel, source)

@@ -55,9 +55,10 @@ def _segment_angles(src, tgt, frames) -> np.ndarray:
     ix = {r: k for k, r in enumerate(roles)}
     ds = np.stack([hs[:, ix[b]] - hs[:, ix[a]] for a, b in SEGMENTS], 1)
     dt = np.stack([ht[:, ix[b]] - ht[:, ix[a]] for a, b in SEGMENTS], 1)
-    cos = np.sum(ds * dt, -1) / np.linalg.norm(ds, axis=-1) / np.linalg.norm(dt, axis=-1)
     # A segment the target folds to a point (Rigify's first two spine controls share a head)
-    # has no direction to compare.
+    # has no direction to compare (0 / 0 here; its column is dropped below).
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.sum(ds * dt, -1) / np.linalg.norm(ds, axis=-1) / np.linalg.norm(dt, axis=-1)
     rest = {r: np.array(tgt.data.bones[rt[r]].head_local) for r in roles}
     to_world = np.array(tgt.matrix_world.to_3x3())
     real = [np.linalg.norm(to_world @ (rest[b] - rest[a])) >= 0.01 for a, b in SEGMENTS]
