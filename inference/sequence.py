@@ -12,7 +12,7 @@ Gaussian, which adds no lag (``smoothing``).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -46,7 +46,9 @@ FrameProgress = Callable[[int, int, str], None]  # (done, total, note)
 
 @dataclass
 class SequenceOptions:
-    smooth_sigma: float = 1.5  # frames; 0 disables smoothing
+    # The smoothing Gaussian's sigma, seconds: 1.5 frames at 30 fps, 3 at 60 (at 60, 3 frames
+    # halved the kit's jitter against 1.5 and scored 0.3 mm better). 0 disables smoothing.
+    smooth_seconds: float = 0.05
     foot_lock: bool = True
     contact_speed: float = 0.006  # image motion per frame, fraction of the person's height
     release: float = 0.9  # per airborne frame, the share of the last correction kept
@@ -66,10 +68,12 @@ class SequenceOptions:
     # under 0.01 in proportion to it (``FitOptions.adam_eps``): at torch's 1e-8 a joint the
     # picture hardly constrains moved a full step on a gradient of noise, and the kit's clips
     # scored anywhere in 66-69 mm PA-MPJPE with the 2D keypoints moved by 1e-3 px; with it,
-    # 62-63, and less jitter (docs/research-log.md, "Adam's epsilon").
+    # 62-63, and less jitter (docs/research-log.md, "Adam's epsilon"). Its pull towards the
+    # frame before's pose (``init_prior``) is for a clip at 60 frames a second and scales with
+    # the square of the clip's rate (``warm_prior``).
     warm_fit: FitOptions = field(
         default_factory=lambda: FitOptions(
-            rigid_steps=3, pose_steps=8, full_steps=0, lr=0.03, init_prior=0.2, mirror_guard=False, adam_eps=1e-2
+            rigid_steps=3, pose_steps=8, full_steps=0, lr=0.03, init_prior=0.1, mirror_guard=False, adam_eps=1e-2
         )
     )
     hand_fit: HandFitOptions = field(default_factory=HandFitOptions)
@@ -195,7 +199,6 @@ class SequenceReconstructor:
     def __init__(self, rec: Reconstructor, options: SequenceOptions | None = None) -> None:
         self.rec = rec
         self.options = options or SequenceOptions()
-        self.warm = Fitter(rec.body, self.options.warm_fit)
 
     def run(
         self, source: FrameSource, progress: FrameProgress | None = None, out_fps: float | None = None
@@ -219,6 +222,7 @@ class SequenceReconstructor:
         # Each person's hands are searched in every ``_hand_step``-th frame (``hand_rate``).
         rate, fps = self.options.hand_rate, float(out_fps or source.fps or 30.0)
         self._hand_step = max(1, round(fps / rate)) if rate > 0 else 1
+        self.warm = Fitter(self.rec.body, replace(self.options.warm_fit, init_prior=warm_prior(self.options, fps)))
         t_start = time.perf_counter()
         self._detect_seconds = 0.0  # added to by the detection thread
         self._fit_seconds = 0.0
@@ -252,7 +256,7 @@ class SequenceReconstructor:
         kept.sort(key=lambda t: float(t.first.box[0] + t.first.box[2]))  # left to right: Person 1, 2, ...
         people = []
         for t in kept:
-            raw, motion = self._smooth(t)
+            raw, motion = self._smooth(t, fps)
             present = t.present()
             detected = np.array([p is not None for p in t.pose])
             keypoints2d = np.stack(t.keypoints2d)
@@ -384,8 +388,9 @@ class SequenceReconstructor:
             bones = [b for side in SIDES for b in hand_bones(self.rec.body, side)]
             params.pose[0, bones] = torch.as_tensor(track.pose[-1][bones], dtype=params.pose.dtype)
 
-    def _smooth(self, track: _Track) -> tuple[Motion, Motion]:
-        """The raw motion (gaps filled) and the smoothed one, with planted feet held still."""
+    def _smooth(self, track: _Track, fps: float) -> tuple[Motion, Motion]:
+        """The raw motion (gaps filled) and the smoothed one, with planted feet held still
+        (``fps``: the clip's frames a second)."""
         assert track.shape is not None and track.first is not None
         pose, _ = fill_missing(track.pose)
         if supports(self.rec.body):
@@ -399,7 +404,7 @@ class SequenceReconstructor:
         q_bones = roma.rotvec_to_unitquat(torch.tensor(pose, dtype=torch.float64)).numpy()  # (N, J, 4)
         q_glob = roma.rotvec_to_unitquat(torch.tensor(grot, dtype=torch.float64)).numpy()  # (N, 4)
         raw = Motion(track.shape, q_bones, q_glob, trans)
-        sigma = self.options.smooth_sigma
+        sigma = self.options.smooth_seconds * fps
         smooth = Motion(track.shape, smooth_quaternions(q_bones, sigma), smooth_quaternions(q_glob, sigma),
                         gaussian_smooth(trans, sigma))  # fmt: skip
         if self.options.foot_lock:
@@ -438,6 +443,15 @@ class SequenceReconstructor:
             self._detect_seconds += time.perf_counter() - t
             yield _Frame(index, found, size, "" if found else (why or f"frame {index}: nobody found"),
                          rgb if found else None)
+
+def warm_prior(options: SequenceOptions, fps: float) -> float:
+    """The warm fit's pull towards the frame before's pose at ``fps`` frames a second. A joint
+    moves as far in a frame as its speed over the rate, and the pull costs the square of that:
+    a pull that holds the same motion at any rate grows with the rate's square. Set at 60 on the
+    kit's clips (0.1; 0.2 and 0.05: 63.2 and 61.8 against 61.7 mm PA-MPJPE) and read at 30 there
+    (0.025; 0.1 and 0.05: 65.3 and 64.7 against 64.1)."""
+    return options.warm_fit.init_prior * (fps / 60.0) ** 2
+
 
 def fill_hand_gaps(rotvecs: np.ndarray, fitted: np.ndarray, max_gap: int) -> np.ndarray:
     """A hand's bones' rotations (N, B, 3) with each run of at most ``max_gap`` frames where it
