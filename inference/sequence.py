@@ -444,6 +444,7 @@ class SequenceReconstructor:
             yield _Frame(index, found, size, "" if found else (why or f"frame {index}: nobody found"),
                          rgb if found else None)
 
+
 def warm_prior(options: SequenceOptions, fps: float) -> float:
     """The warm fit's pull towards the frame before's pose at ``fps`` frames a second. A joint
     moves as far in a frame as its speed over the rate, and the pull costs the square of that:
