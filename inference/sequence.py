@@ -46,9 +46,12 @@ FrameProgress = Callable[[int, int, str], None]  # (done, total, note)
 
 @dataclass
 class SequenceOptions:
-    # The smoothing Gaussian's sigma, seconds: 1.5 frames at 30 fps, 3 at 60 (at 60, 3 frames
-    # halved the kit's jitter against 1.5 and scored 0.3 mm better). 0 disables smoothing.
+    # The smoothing Gaussian's sigma: this many seconds, and at least ``smooth_frames`` frames
+    # (3 frames at 60 fps, 1.5 at 30 and below). At 60, 3 frames halved the kit's jitter against
+    # 1.5 and scored 0.3 mm better; at 12 fps, under 1.5 frames (0.6) doubled it for nothing
+    # (docs/research-log.md). Both 0: no smoothing.
     smooth_seconds: float = 0.05
+    smooth_frames: float = 1.5
     foot_lock: bool = True
     contact_speed: float = 0.006  # image motion per frame, fraction of the person's height
     release: float = 0.9  # per airborne frame, the share of the last correction kept
@@ -404,7 +407,7 @@ class SequenceReconstructor:
         q_bones = roma.rotvec_to_unitquat(torch.tensor(pose, dtype=torch.float64)).numpy()  # (N, J, 4)
         q_glob = roma.rotvec_to_unitquat(torch.tensor(grot, dtype=torch.float64)).numpy()  # (N, 4)
         raw = Motion(track.shape, q_bones, q_glob, trans)
-        sigma = self.options.smooth_seconds * fps
+        sigma = max(self.options.smooth_frames, self.options.smooth_seconds * fps)
         smooth = Motion(track.shape, smooth_quaternions(q_bones, sigma), smooth_quaternions(q_glob, sigma),
                         gaussian_smooth(trans, sigma))  # fmt: skip
         if self.options.foot_lock:
