@@ -222,8 +222,9 @@ class SequenceReconstructor:
         # docs/research-log.md).
         crops = PoseDetector(model) if not self.options.video and model != self.rec.detector.model else None
         tracker = Tracker(self.rec.detector, video, crops)
+        fps = float(out_fps or source.fps or 30.0)  # the result's frame rate, which the rates below are per
         # Each person's hands are searched in every ``_hand_step``-th frame (``hand_rate``).
-        rate, fps = self.options.hand_rate, float(out_fps or source.fps or 30.0)
+        rate = self.options.hand_rate
         self._hand_step = max(1, round(fps / rate)) if rate > 0 else 1
         self.warm = Fitter(self.rec.body, replace(self.options.warm_fit, init_prior=warm_prior(self.options, fps)))
         t_start = time.perf_counter()
@@ -255,7 +256,6 @@ class SequenceReconstructor:
         if not kept or camera is None:
             raise ReconError("no_person", "No person was found in any frame; check the clip and frame range.")
         elapsed = time.perf_counter() - t_start
-        fps = float(out_fps or source.fps)
         kept.sort(key=lambda t: float(t.first.box[0] + t.first.box[2]))  # left to right: Person 1, 2, ...
         people = []
         for t in kept:
