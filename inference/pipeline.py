@@ -19,7 +19,7 @@ from .detect.mediapipe_hands import HandDetector
 from .errors import ReconError
 from .fit import FitOptions, FitResult, Fitter
 from .hands import MIN_WRIST_CONF, PersonHands, fit_people_hands
-from .io.images import load_image
+from .io.images import exif_focal, load_image
 from .io.result import DEFAULT_HEIGHT_M, ReconResult
 from .regress import NetworkRegressor, make_regressor
 
@@ -147,7 +147,9 @@ class Reconstructor:
         """``image``: a photo file, or an RGB uint8 array (a video frame; ``name`` labels it).
         ``people``: whom to reconstruct, "all" found (enough of them showing), "largest", or
         the N most prominent. ``height``: every body's standing height, metres (None: the fit's
-        own size, which one photo does not fix; ``io.result.DEFAULT_HEIGHT_M``)."""
+        own size, which one photo does not fix; ``io.result.DEFAULT_HEIGHT_M``). ``focal_px``:
+        the camera's focal length in pixels; by default the photo's EXIF one (``exif_focal``),
+        else the image diagonal."""
         report = progress or (lambda stage, frac: None)
         timings: dict[str, float] = {}
         t = time.perf_counter()
@@ -156,13 +158,15 @@ class Reconstructor:
         if name is None:
             name = "frame" if isinstance(image, np.ndarray) else str(image)
         h, w = rgb.shape[:2]
-        camera = Camera.for_image(w, h, focal_px)
+        from_exif = None if focal_px or isinstance(image, np.ndarray) else exif_focal(image, w, h)
+        camera = Camera.for_image(w, h, from_exif.px if from_exif else focal_px)
         timings["load"] = time.perf_counter() - t
 
         t = time.perf_counter()
         report("detect", 0.1)
         found = find_people(self.detector, rgb)  # raises no_person; most prominent first
         chosen, notes = choose_people(found, people, w, h)
+        notes = ([from_exif.note] if from_exif else []) + notes
         timings["detect"] = time.perf_counter() - t
 
         fits = []

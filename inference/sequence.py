@@ -231,6 +231,7 @@ class SequenceReconstructor:
         self._detect_seconds = 0.0  # added to by the detection thread
         self._fit_seconds = 0.0
         self._start_notes: list[str] = []  # who was not followed from the first frame, and why
+        self._camera_notes: list[str] = []  # where the camera's focal length came from, if not the default
         nobody: dict[int, str] = {}
         try:
             tracks, camera = self._fit_frames(source, tracker, report, nobody)
@@ -248,7 +249,7 @@ class SequenceReconstructor:
         # Frames nobody is in are noted once; a frame someone is in but was not found in, under
         # their name (below).
         someone = np.any([t.present() for t in kept], axis=0) if kept else np.zeros(n, bool)
-        notes = self._start_notes + [why for i, why in sorted(nobody.items()) if not someone[i]]
+        notes = self._camera_notes + self._start_notes + [why for i, why in sorted(nobody.items()) if not someone[i]]
         notes += [f"a person seen in only {t.found_frames()} frames was left out" if t.found_frames() < enough
                   else f"a person the detector was unsure of, seen in {t.found_frames()} frames, was left out "
                        "(a likely false find)"
@@ -304,7 +305,9 @@ class SequenceReconstructor:
         # MediaPipe and torch both release the GIL, so the two cores work together.
         for done, frame in enumerate(_prefetch(self._detections(source, tracker))):
             if frame.found and camera is None:
-                camera = Camera.for_image(*frame.size)
+                focal = source.exif_focal(*frame.size)  # a folder of photos: the first one's EXIF
+                camera = Camera.for_image(*frame.size, focal.px if focal else None)
+                self._camera_notes = [focal.note] if focal else []
             elif frame.found and frame.size != (camera.width, camera.height):
                 frame = _Frame(frame.index, {}, frame.size, f"frame {frame.index} has a different size")
             if not frame.found:

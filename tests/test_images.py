@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from inference.errors import ReconError
-from inference.io.images import MAX_PIXELS, load_image
+from inference.io.images import MAX_PIXELS, PhotoFocal, exif_focal, load_image
 
 from .conftest import PERSON
 
@@ -89,3 +89,37 @@ def test_exif_orientation_is_honoured(tmp_path):
     assert rgb.shape == (540, 460, 3)
     diff = np.abs(rgb.astype(int) - np.asarray(src.convert("RGB")).astype(int)).mean()
     assert diff < 12
+
+
+def _with_exif(src: Image.Image, path, equivalent_mm: int, stored_size=None, orientation: int | None = None):
+    exif = Image.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    ifd = exif.get_ifd(0x8769)  # the EXIF sub-directory, where cameras record the lens
+    ifd[0xA405] = equivalent_mm  # FocalLengthIn35mmFilm
+    ifd[0xA002], ifd[0xA003] = stored_size or src.size  # PixelXDimension, PixelYDimension
+    src.save(path, exif=exif.tobytes(), quality=95)
+    return path
+
+
+def test_exif_focal_length_in_pixels(tmp_path):
+    """A phone's 26 mm (full-frame equivalent) lens spans 26 / 43.27 of the picture's diagonal;
+    resizing keeps that, a crop or an implausible value leaves the default to the caller."""
+    src = Image.open(PERSON).convert("RGB")
+    w, h = src.size
+    want = 26 / 43.2666 * np.hypot(w, h)
+    got = exif_focal(_with_exif(src, tmp_path / "phone.jpg", 26), w, h)
+    assert got == PhotoFocal(pytest.approx(want, rel=1e-4), 26) and "26 mm" in got.note
+    assert exif_focal(PERSON, w, h) is None  # no EXIF
+    half = _with_exif(src.resize((w // 2, h // 2)), tmp_path / "half.jpg", 26, stored_size=src.size)
+    assert exif_focal(half, w // 2, h // 2).px == pytest.approx(want / 2, rel=0.01)
+    cropped = _with_exif(src.crop((0, 0, w // 2, h)), tmp_path / "crop.jpg", 26, stored_size=src.size)
+    assert exif_focal(cropped, w // 2, h) is None
+    for odd in (0, 5000):
+        assert exif_focal(_with_exif(src, tmp_path / f"odd{odd}.jpg", odd), w, h) is None
+    # Stored turned with an orientation tag: the recorded size is the stored pixels'.
+    turned = src.transpose(Image.Transpose.ROTATE_270)
+    stored = _with_exif(turned, tmp_path / "turned.jpg", 26, orientation=8)
+    assert load_image(stored).shape[:2] == (h, w)
+    assert exif_focal(stored, w, h).px == pytest.approx(want, rel=1e-4)
+    assert exif_focal(tmp_path / "nope.jpg", w, h) is None

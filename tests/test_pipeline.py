@@ -1,4 +1,4 @@
-"""The photo pipeline's choice of whom to reconstruct (``--people``), on real detections."""
+"""The photo pipeline on real photos: whom to reconstruct (``--people``), the bodies' height, the camera."""
 
 from __future__ import annotations
 
@@ -87,3 +87,23 @@ def test_bodies_scaled_to_the_standing_height_look_the_same(reconstructor, body,
         assert person.silhouette_iou == pytest.approx(fitted.silhouette_iou, abs=1e-3)
     back = ReconResult.load(tall_result.save(tmp_path / "tall.npz")).people[0]
     assert back.body_scale == pytest.approx(tall.body_scale)
+
+
+def test_a_photos_exif_focal_length_is_the_cameras(reconstructor, tmp_path):
+    """A phone photo's EXIF focal length (a 26 mm full-frame equivalent: wider than the image
+    diagonal the camera otherwise gets) becomes the camera's, and the result says so; the body,
+    of the same height, stands nearer the wider lens. A focal length given wins."""
+    src = Image.open(PERSON).convert("RGB")
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 26  # FocalLengthIn35mmFilm
+    phone = tmp_path / "phone.jpg"
+    src.save(phone, exif=exif.tobytes(), quality=95)
+    diagonal = float(np.hypot(*src.size))
+    default, from_exif = reconstructor.reconstruct(PERSON), reconstructor.reconstruct(phone)
+    assert default.camera_K[0, 0] == pytest.approx(diagonal)
+    assert from_exif.camera_K[0, 0] == pytest.approx(26 / 43.2666 * diagonal, rel=1e-4)
+    assert any("EXIF: 26 mm" in n for n in from_exif.notes) and not any("EXIF" in n for n in default.notes)
+    nearer = from_exif.people[0].root_translation[0, 2] / default.people[0].root_translation[0, 2]
+    assert nearer == pytest.approx(26 / 43.2666, rel=0.15)
+    given = reconstructor.reconstruct(phone, focal_px=700.0)
+    assert given.camera_K[0, 0] == pytest.approx(700.0) and not any("EXIF" in n for n in given.notes)

@@ -122,8 +122,10 @@ def test_gaps_and_broken_frames_are_filled_and_reported(reconstructor, tmp_path)
     frames = tmp_path / "frames"
     frames.mkdir()
     photo = Image.open(PERSON).convert("RGB")
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 26  # the photos' lens, 26 mm full-frame equivalent (FocalLengthIn35mmFilm)
     for i in range(6):
-        photo.save(frames / f"frame{i}.jpg")
+        photo.save(frames / f"frame{i}.jpg", exif=exif.tobytes())
     Image.new("RGB", photo.size, (120, 120, 120)).save(frames / "frame3.jpg")  # nobody in frame 3
     (frames / "frame4.jpg").write_bytes((frames / "frame1.jpg").read_bytes()[:3000])  # broken file
     (frames / "readme.txt").write_text("not a frame")
@@ -132,8 +134,11 @@ def test_gaps_and_broken_frames_are_filled_and_reported(reconstructor, tmp_path)
     assert p.bone_rotations.shape[0] == 6 and p.frame_present.all()
     assert list(p.frame_detected) == [True, True, True, False, False, True]
     assert p.frames_filled == 2
+    # The first frame's EXIF gives the camera's focal length, and the result says so.
+    assert r.camera_K[0, 0] == pytest.approx(26 / 43.2666 * np.hypot(*photo.size), rel=1e-4)
+    assert r.notes[0].startswith("focal length from the photo's EXIF: 26 mm")
     # Each gap is noted once: frame 3 had nobody, frame 4 could not be read.
-    gaps = [n for n in r.notes if "fingers" not in n]
+    gaps = [n for n in r.notes[1:] if "fingers" not in n]
     assert len(gaps) == 2 and "frame 3" in gaps[0] and "frame4" in gaps[1], r.notes
     # Both hands are fitted wherever the person was found, and the result says so.
     assert (p.frame_hands_fitted == p.frame_detected[:, None]).all()

@@ -8,9 +8,12 @@ EXIF-rotated phone photos) is turned into an RGB uint8 array or a
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from struct import error as struct_error
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -20,6 +23,24 @@ from ..errors import ReconError
 # Larger images are refused before decoding (a 60 MP photo is ~180 MB of RGB).
 MAX_PIXELS = 60_000_000
 MIN_SIDE = 32
+# EXIF's "focal length in 35 mm film" is the lens's focal length scaled to a 36 x 24 mm frame by
+# the diagonal (CIPA DC-008), so the picture's diagonal spans this many of those millimetres.
+FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
+EQUIVALENT_MM = (8, 1200)  # plausible 35 mm equivalents, fisheye to long telephoto; others are ignored
+SAME_ASPECT = 0.01  # the recorded and the actual picture's aspect ratios agree this closely unless it was cropped
+_EXIF_IFD, _FOCAL_35MM, _PIXEL_X, _PIXEL_Y = 0x8769, 0xA405, 0xA002, 0xA003
+
+
+@dataclass(frozen=True)
+class PhotoFocal:
+    """The focal length a photo's EXIF gives."""
+
+    px: float  # in the picture's pixels
+    equivalent_mm: int  # as recorded: 35 mm (full-frame) equivalent
+
+    @property
+    def note(self) -> str:
+        return f"focal length from the photo's EXIF: {self.equivalent_mm} mm full-frame equivalent ({self.px:.0f} px)"
 
 
 def check_input_file(path: str | os.PathLike) -> Path:
@@ -101,3 +122,26 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             f"{p.name} is only {w}x{h} pixels; use a photo at least {MIN_SIDE} pixels on each side.",
         )
     return np.ascontiguousarray(rgb)
+
+
+def exif_focal(path: str | os.PathLike, width: int, height: int) -> PhotoFocal | None:
+    """The focal length, in pixels of the ``width`` x ``height`` picture, that the photo's EXIF
+    records as a 35 mm equivalent (most phones and cameras write it); None when it records none,
+    an implausible one, or the picture was cropped since (its aspect ratio is not the recorded
+    one's: the equivalent then describes a larger frame). Resizing keeps it true. A photo
+    without EXIF, or one Pillow cannot parse, gives None: the caller's default stands."""
+    try:
+        with Image.open(path) as img:
+            exif = img.getexif().get_ifd(_EXIF_IFD)
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError, struct_error):
+        return None
+    mm = exif.get(_FOCAL_35MM)
+    if not isinstance(mm, int) or not EQUIVALENT_MM[0] <= mm <= EQUIVALENT_MM[1]:
+        return None
+    recorded = exif.get(_PIXEL_X), exif.get(_PIXEL_Y)
+    if all(isinstance(v, int) and v > 0 for v in recorded):
+        # The recorded size is the stored pixels'; an EXIF-rotated photo is loaded turned.
+        aspect = max(recorded) / min(recorded)
+        if abs(aspect / (max(width, height) / min(width, height)) - 1) > SAME_ASPECT:
+            return None
+    return PhotoFocal(px=mm / FULL_FRAME_DIAGONAL_MM * math.hypot(width, height), equivalent_mm=mm)
