@@ -58,10 +58,13 @@ def _prediction(joints3d: np.ndarray, K: np.ndarray, box: np.ndarray | None = No
 
 
 def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False, photos: str = "cam*_f*.jpg",
-                   people: str | int = "all", depths: dict | None = None) -> dict:  # fmt: skip
+                   people: str | int = "all", depths: dict | None = None,
+                   exif_focal: bool = False) -> dict:  # fmt: skip
     """Run the photo pipeline on the kit's photos (``photos``: a glob); one prediction file each,
     with every person reconstructed (``people``: as ``--people``). ``depths`` gets, per photo,
-    each prediction's root depth (m)."""
+    each prediction's root depth (m). ``true_focal``: the pipeline is given the cameras' focal
+    lengths; ``exif_focal``: it reads them from copies of the photos that record them as a
+    camera does (``_with_exif_focal``)."""
     from inference.errors import ReconError
 
     calib = json.loads((kit / "calibration.json").read_text())["cameras"]
@@ -69,11 +72,13 @@ def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False, phot
     files = sorted((kit / "frames").glob(photos))
     if not files:
         raise ReconError("not_found", f"No photo of the kit matches {photos!r}; pass a glob such as 'cam02_*.jpg'.")
+    copies = tempfile.TemporaryDirectory() if exif_focal else None
     for photo in files:
         focal = float(calib[photo.name[:5]]["K"][0][0]) if true_focal else None
+        source = _with_exif_focal(photo, calib[photo.name[:5]], Path(copies.name)) if copies else photo
         t = time.perf_counter()
         try:
-            r = rec.reconstruct(photo, focal_px=focal, name=photo.name, people=people)
+            r = rec.reconstruct(source, focal_px=focal, name=photo.name, people=people)
             found = [_prediction(p.keypoints3d_cam, r.camera_K, p.person_box) for p in r.people]
             if depths is not None:
                 depths[photo.stem] = [float(kpl.pelvis(p.keypoints3d_cam)[0, 2]) for p in r.people]
@@ -82,10 +87,30 @@ def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False, phot
         seconds.append(time.perf_counter() - t)
         counts.append(len(found))
         (out_dir / f"{photo.stem}.json").write_text(json.dumps({"people": found}))
+    if copies:
+        copies.cleanup()
     by_count = {str(n): round(statistics.median([s for s, c in zip(seconds, counts) if c == n]), 3)
                 for n in sorted(set(counts))}  # fmt: skip
     return {"photos": len(seconds), "failed": failed, "seconds_per_photo": round(statistics.median(seconds), 3),
             "seconds_per_photo_by_people": by_count}  # fmt: skip
+
+
+def _with_exif_focal(photo: Path, camera: dict, folder: Path) -> Path:
+    """A copy of the JPEG ``photo`` in ``folder`` whose EXIF records the camera's focal length as
+    phones and cameras do (the 35 mm equivalent, whole millimetres); the pixels stay the same
+    (the EXIF segment is inserted after the JPEG's start marker, nothing is re-encoded)."""
+    from PIL import Image
+
+    from inference.io.images import FULL_FRAME_DIAGONAL_MM
+
+    exif = Image.Exif()
+    diagonal = math.hypot(*camera["image_size"])
+    exif.get_ifd(0x8769)[0xA405] = round(camera["K"][0][0] / diagonal * FULL_FRAME_DIAGONAL_MM)
+    payload = exif.tobytes()  # b"Exif\0\0" and the TIFF structure: an APP1 segment's body
+    data = photo.read_bytes()
+    dest = folder / photo.name
+    dest.write_bytes(data[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + data[2:])
+    return dest
 
 
 def predict_clips(rec, kit: Path, out_dir: Path, tracks: dict, track_model: str | None = None,
@@ -227,8 +252,10 @@ def paired_difference(new: list[dict], old: list[dict]) -> dict:
 def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_focal: bool = False,
                        cache_dir: str | None = None, compare: str | None = None, photos: str = "cam*_f*.jpg",
                        reconstructor=None, people: str | int = "all",
-                       track_model: str | None = None, hands: bool = True, clip_step: int = 1) -> dict:  # fmt: skip
-    """``photos``: a glob of the kit's photos to run (the others count as missed);
+                       track_model: str | None = None, hands: bool = True, clip_step: int = 1,
+                       exif_focal: bool = False) -> dict:  # fmt: skip
+    """``true_focal`` / ``exif_focal``: the photos' focal lengths given / recorded in EXIF
+    (``predict_photos``); ``photos``: a glob of the kit's photos to run (the others count as missed);
     ``reconstructor``: a warm ``Reconstructor`` to use instead of a new one; ``people``: whom to
     reconstruct in each photo (as ``--people``); ``track_model``: the clips' ``--track-model``;
     ``clip_step``: the clips read at every this-many-th frame (2: at 30 fps; frames without ground
@@ -244,12 +271,13 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
     t0 = time.perf_counter()
     rec = reconstructor or Reconstructor(cache_dir=cache_dir, hands=hands)
     report: dict = {"benchmark": "real", "version": __version__, "kit": str(kit), "true_focal": true_focal,
-                    "hands": hands}  # fmt: skip
+                    "exif_focal": exif_focal, "hands": hands}  # fmt: skip
     try:
         if photos:  # "": clips only
             with tempfile.TemporaryDirectory() as tmp:
                 depths: dict = {}
-                report["photo_run"] = predict_photos(rec, kit, Path(tmp), true_focal, photos, people, depths)
+                report["photo_run"] = predict_photos(rec, kit, Path(tmp), true_focal, photos, people, depths,
+                                                     exif_focal)  # fmt: skip
                 scores = score(kit, Path(tmp))
             report["photos"] = summarise(scores)
             report["photo_both_found"] = both_found(scores["people"])
