@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from .errors import EXIT_INTERNAL, EXIT_OK, ReconError, exit_code_for
 from .io.result import DEFAULT_HEIGHT_M, HEIGHT_RANGE_M
+from .lens import EQUIVALENT_MM
 
 DEBUG = bool(os.environ.get("HUMAN_RECON_DEBUG"))
 
@@ -126,6 +127,8 @@ def _check_output(path: Path, overwrite: bool) -> None:
 
 
 def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
+    if args.focal_px and args.focal_mm:
+        raise ReconError("bad_argument", "Give the focal length once: --focal-px (pixels) or --focal-mm (35 mm).")
     outputs = _output_paths(args.images, args.output, args.output_dir)
     total = len(args.images)
     out.event("start", version=_version(), schema_version=_schema(), total=total)
@@ -153,7 +156,7 @@ def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
         try:
             _check_output(dest, args.overwrite)
             result = rec.reconstruct(img, focal_px=args.focal_px, progress=progress, people=args.people,
-                                     height=args.height)
+                                     height=args.height, focal_mm=args.focal_mm)  # fmt: skip
             result.save(dest, overwrite=args.overwrite)
         except ReconError as err:
             failed += 1
@@ -223,7 +226,7 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
 
     t = time.perf_counter()
     options = SequenceOptions(detector=args.track_model, video=args.track_mode == "video", people=args.people,
-                              height=args.height, hand_rate=args.hand_rate)
+                              height=args.height, hand_rate=args.hand_rate, focal_mm=args.focal_mm)
     result = SequenceReconstructor(rec, options).run(source, progress, out_fps=out_fps)
     result.save(dest, overwrite=args.overwrite)
     secs = time.perf_counter() - t
@@ -344,6 +347,29 @@ def _height_arg(text: str) -> float | None:
     return value
 
 
+def _focal_mm_arg(text: str) -> float:
+    """``--focal-mm``: a 35 mm equivalent within EQUIVALENT_MM."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    lo, hi = EQUIVALENT_MM
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"takes a 35 mm equivalent focal length, {lo:g} to {hi:g} mm, not {text!r}")
+    return value
+
+
+def _focal_px_arg(text: str) -> float:
+    """``--focal-px``: pixels, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"takes a focal length in pixels, more than 0, not {text!r}")
+    return value
+
+
 def _body_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--body-model", default="anny", choices=["anny", "smpl"],
                    help="anny (default, open) or smpl (needs your SMPL model file)")
@@ -356,6 +382,9 @@ def _body_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--height", default=DEFAULT_HEIGHT_M, type=_height_arg, metavar="METRES",
                    help=f"every person's standing height (default {DEFAULT_HEIGHT_M}, an average adult: one picture "
                         "does not tell size from distance); 0 keeps the fit's own size; SMPL bodies keep their betas'")
+    p.add_argument("--focal-mm", default=None, type=_focal_mm_arg, metavar="MM",
+                   help="the lens's focal length as a 35 mm (full-frame) equivalent, as a camera records it "
+                        "(a phone's main camera: 24-28); default: the photo's EXIF one, else the image diagonal's 43")
     p.add_argument("--hands", default="on", choices=["on", "off"],
                    help="fit the fingers to the hands found (default on; hands not found are relaxed and the "
                         "result says so; SMPL has no finger bones)")
@@ -378,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace existing result files")
     r.add_argument("--quality", choices=["fast", "balanced", "best"], default="balanced")
     _body_model_args(r)
-    r.add_argument("--focal-px", type=float, default=None, help="focal length in pixels if known")
+    r.add_argument("--focal-px", type=_focal_px_arg, default=None, help="focal length in pixels if known")
     r.add_argument("--cache-dir", default=None, help="body-model cache folder (default ~/.cache/human_recon)")
     r.add_argument("--json-progress", action="store_true", help="JSON lines on stdout (for programs)")
 

@@ -21,6 +21,7 @@ from .fit import FitOptions, FitResult, Fitter
 from .hands import MIN_WRIST_CONF, PersonHands, fit_people_hands
 from .io.images import exif_focal, load_image
 from .io.result import DEFAULT_HEIGHT_M, ReconResult
+from .lens import FocalLength
 from .regress import NetworkRegressor, make_regressor
 
 Progress = Callable[[str, float], None]  # (stage, fraction done)
@@ -143,13 +144,14 @@ class Reconstructor:
         name: str | None = None,
         people: str | int = "all",
         height: float | None = DEFAULT_HEIGHT_M,
+        focal_mm: float | None = None,
     ) -> ReconResult:
         """``image``: a photo file, or an RGB uint8 array (a video frame; ``name`` labels it).
         ``people``: whom to reconstruct, "all" found (enough of them showing), "largest", or
         the N most prominent. ``height``: every body's standing height, metres (None: the fit's
-        own size, which one photo does not fix; ``io.result.DEFAULT_HEIGHT_M``). ``focal_px``:
-        the camera's focal length in pixels; by default the photo's EXIF one (``exif_focal``),
-        else the image diagonal."""
+        own size, which one photo does not fix; ``io.result.DEFAULT_HEIGHT_M``). The camera's
+        focal length: ``focal_px`` pixels, else ``focal_mm`` (its 35 mm equivalent), else the
+        photo's EXIF one (``exif_focal``), else the image diagonal."""
         report = progress or (lambda stage, frac: None)
         timings: dict[str, float] = {}
         t = time.perf_counter()
@@ -158,15 +160,19 @@ class Reconstructor:
         if name is None:
             name = "frame" if isinstance(image, np.ndarray) else str(image)
         h, w = rgb.shape[:2]
-        from_exif = None if focal_px or isinstance(image, np.ndarray) else exif_focal(image, w, h)
-        camera = Camera.for_image(w, h, from_exif.px if from_exif else focal_px)
+        lens = None
+        if focal_mm and not focal_px:
+            lens = FocalLength(focal_mm)
+        elif not focal_px and not isinstance(image, np.ndarray):
+            lens = exif_focal(image, w, h)
+        camera = Camera.for_image(w, h, lens.px(w, h) if lens else focal_px)
         timings["load"] = time.perf_counter() - t
 
         t = time.perf_counter()
         report("detect", 0.1)
         found = find_people(self.detector, rgb)  # raises no_person; most prominent first
         chosen, notes = choose_people(found, people, w, h)
-        notes = ([from_exif.note] if from_exif else []) + notes
+        notes = ([lens.note(w, h)] if lens else []) + notes
         timings["detect"] = time.perf_counter() - t
 
         fits = []

@@ -38,6 +38,7 @@ from .hands import (
 )
 from .io.frames import FrameSource
 from .io.result import DEFAULT_HEIGHT_M, ReconResult
+from .lens import FocalLength
 from .pipeline import Reconstructor, choose_people, people_wanted, why_skipped
 from .smoothing import fill_missing, foot_contacts, foot_lock_offsets, gaussian_smooth, smooth_quaternions
 
@@ -67,6 +68,7 @@ class SequenceOptions:
     video: bool = True
     people: str | int = "all"  # whom to follow: "all", "largest" or the N most prominent (``--people``)
     height: float | None = DEFAULT_HEIGHT_M  # each body's standing height, metres (None: the fit's own size)
+    focal_mm: float | None = None  # the lens's 35 mm equivalent (None: the frames' EXIF, else the image diagonal)
     # Each later frame's fit, from the frame before. Its Adam moves a parameter whose gradient is
     # under 0.01 in proportion to it (``FitOptions.adam_eps``): at torch's 1e-8 a joint the
     # picture hardly constrains moved a full step on a gradient of noise, and the kit's clips
@@ -305,9 +307,11 @@ class SequenceReconstructor:
         # MediaPipe and torch both release the GIL, so the two cores work together.
         for done, frame in enumerate(_prefetch(self._detections(source, tracker))):
             if frame.found and camera is None:
-                focal = source.exif_focal(*frame.size)  # a folder of photos: the first one's EXIF
-                camera = Camera.for_image(*frame.size, focal.px if focal else None)
-                self._camera_notes = [focal.note] if focal else []
+                # The focal length given, else a folder of photos' (the first one's EXIF), else the default.
+                given = self.options.focal_mm
+                lens = FocalLength(given) if given else source.exif_focal(*frame.size)
+                camera = Camera.for_image(*frame.size, lens.px(*frame.size) if lens else None)
+                self._camera_notes = [lens.note(*frame.size)] if lens else []
             elif frame.found and frame.size != (camera.width, camera.height):
                 frame = _Frame(frame.index, {}, frame.size, f"frame {frame.index} has a different size")
             if not frame.found:

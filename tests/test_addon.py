@@ -41,9 +41,8 @@ def built(installed, tmp_path_factory):
     out = tmp_path_factory.mktemp("result")
     before = _scene_state()
     names = {c.name for c in bpy.data.collections}
-    assert bpy.ops.human_recon.reconstruct_image(filepath=str(PERSON), result_dir=str(out), height=1.82) == {
-        "FINISHED"
-    }
+    assert bpy.ops.human_recon.reconstruct_image(filepath=str(PERSON), result_dir=str(out), height=1.82,
+                                                 lens_auto=False, focal_mm=35.0) == {"FINISHED"}  # fmt: skip
     coll = _new_collection(names)
     assert coll.name == "person"  # named after the photo
     objs = {o.type: o for o in coll.objects}
@@ -130,6 +129,18 @@ def test_body_stands_as_tall_as_asked(built):
     objs["MESH"].data.vertices.foreach_get("co", co)
     assert np.ptp(co.reshape(-1, 3)[:, 2]) == pytest.approx(1.82, abs=2e-3)
     assert bpy.context.scene.human_recon.height == pytest.approx(1.70)  # the panel's default
+
+
+def test_the_focal_length_given_is_the_cameras(built):
+    """The operator's focal length (35 mm equivalent) reaches the inference and the scene's camera."""
+    objs, res = built
+    w, h = (int(v) for v in res.image_size)
+    f = 35.0 / np.hypot(36, 24) * np.hypot(w, h)
+    assert res.camera_K[0, 0] == pytest.approx(f, rel=1e-4)
+    assert any(n.startswith("focal length given: 35 mm") for n in res.notes)
+    cam = objs["CAMERA"].data  # the sensor spans the picture's width
+    assert cam.sensor_fit == "HORIZONTAL" and cam.lens / cam.sensor_width == pytest.approx(f / w, rel=1e-3)
+    assert bpy.context.scene.human_recon.lens_auto  # the panel's default: the photo's own
 
 
 def test_evaluated_mesh_matches_inference(built):

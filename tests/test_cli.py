@@ -116,6 +116,30 @@ def test_height_option(capsys):
         assert err.startswith("python -m inference reconstruct: error: argument --height: takes a height in metres")
 
 
+def test_focal_length_options(capsys, tmp_path):
+    """``--focal-mm`` (a 35 mm equivalent, photos and clips) and ``--focal-px`` (photos): a
+    number out of range is a one-line usage error, and both at once one clear line."""
+    from inference.cli import build_parser
+
+    photo = lambda *a: build_parser().parse_args(["reconstruct", "a.jpg", "-o", "a.npz", *a])  # noqa: E731
+    clip = lambda *a: build_parser().parse_args(["sequence", "c.mp4", "-o", "c.npz", *a])  # noqa: E731
+    assert photo().focal_mm is None and photo().focal_px is None and clip().focal_mm is None
+    assert photo("--focal-mm", "26").focal_mm == 26.0 and clip("--focal-mm", "13.5").focal_mm == 13.5
+    assert photo("--focal-px", "1200").focal_px == 1200.0
+    refused = (("--focal-mm", "3", "takes a 35 mm equivalent focal length, 8 to 1200 mm"),
+               ("--focal-mm", "wide", "takes a 35 mm"), ("--focal-px", "-5", "takes a focal length in pixels"))
+    for option, bad, says in refused:
+        with pytest.raises(SystemExit):
+            photo(option, bad)
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith(f"python -m inference reconstruct: error: argument {option}: {says}")
+    out = tmp_path / "a.npz"
+    proc = run_cli("reconstruct", str(PERSON), "-o", str(out), "--focal-mm", "26", "--focal-px", "900")
+    assert proc.returncode != 0 and not out.exists()
+    once = "error: Give the focal length once: --focal-px (pixels) or --focal-mm (35 mm)."
+    assert proc.stderr.strip().splitlines() == [once]
+
+
 def test_hands_option():
     """``--hands``: on by default, off on request, for photos and clips alike."""
     from inference.cli import build_parser

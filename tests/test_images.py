@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from inference.errors import ReconError
-from inference.io.images import MAX_PIXELS, PhotoFocal, exif_focal, load_image
+from inference.io.images import MAX_PIXELS, exif_focal, load_image
+from inference.lens import FocalLength
 
 from .conftest import PERSON
 
@@ -109,10 +110,11 @@ def test_exif_focal_length_in_pixels(tmp_path):
     w, h = src.size
     want = 26 / 43.2666 * np.hypot(w, h)
     got = exif_focal(_with_exif(src, tmp_path / "phone.jpg", 26), w, h)
-    assert got == PhotoFocal(pytest.approx(want, rel=1e-4), 26) and "26 mm" in got.note
+    assert got == FocalLength(26.0, "from the photo's EXIF") and got.px(w, h) == pytest.approx(want, rel=1e-4)
+    assert got.note(w, h) == f"focal length from the photo's EXIF: 26 mm full-frame equivalent ({want:.0f} px)"
     assert exif_focal(PERSON, w, h) is None  # no EXIF
     half = _with_exif(src.resize((w // 2, h // 2)), tmp_path / "half.jpg", 26, stored_size=src.size)
-    assert exif_focal(half, w // 2, h // 2).px == pytest.approx(want / 2, rel=0.01)
+    assert exif_focal(half, w // 2, h // 2).px(w // 2, h // 2) == pytest.approx(want / 2, rel=0.01)
     cropped = _with_exif(src.crop((0, 0, w // 2, h)), tmp_path / "crop.jpg", 26, stored_size=src.size)
     assert exif_focal(cropped, w // 2, h) is None
     for odd in (0, 5000):
@@ -121,5 +123,5 @@ def test_exif_focal_length_in_pixels(tmp_path):
     turned = src.transpose(Image.Transpose.ROTATE_270)
     stored = _with_exif(turned, tmp_path / "turned.jpg", 26, orientation=8)
     assert load_image(stored).shape[:2] == (h, w)
-    assert exif_focal(stored, w, h).px == pytest.approx(want, rel=1e-4)
+    assert exif_focal(stored, w, h) == got
     assert exif_focal(tmp_path / "nope.jpg", w, h) is None

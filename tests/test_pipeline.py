@@ -92,7 +92,8 @@ def test_bodies_scaled_to_the_standing_height_look_the_same(reconstructor, body,
 def test_a_photos_exif_focal_length_is_the_cameras(reconstructor, tmp_path):
     """A phone photo's EXIF focal length (a 26 mm full-frame equivalent: wider than the image
     diagonal the camera otherwise gets) becomes the camera's, and the result says so; the body,
-    of the same height, stands nearer the wider lens. A focal length given wins."""
+    of the same height, stands nearer the wider lens. A focal length given (pixels or a 35 mm
+    equivalent) wins."""
     src = Image.open(PERSON).convert("RGB")
     exif = Image.Exif()
     exif.get_ifd(0x8769)[0xA405] = 26  # FocalLengthIn35mmFilm
@@ -107,3 +108,6 @@ def test_a_photos_exif_focal_length_is_the_cameras(reconstructor, tmp_path):
     assert nearer == pytest.approx(26 / 43.2666, rel=0.15)
     given = reconstructor.reconstruct(phone, focal_px=700.0)
     assert given.camera_K[0, 0] == pytest.approx(700.0) and not any("EXIF" in n for n in given.notes)
+    given = reconstructor.reconstruct(phone, focal_mm=50.0)  # as a 35 mm equivalent
+    assert given.camera_K[0, 0] == pytest.approx(50 / 43.2666 * diagonal, rel=1e-4)
+    assert given.notes[0].startswith("focal length given: 50 mm")

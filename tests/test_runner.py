@@ -117,3 +117,10 @@ def test_child_arguments_are_the_clis(runner):
     assert build_parser().parse_args(runner.reconstruct_args("a.jpg", "a.npz")).hands == "on"
     assert build_parser().parse_args(runner.reconstruct_args("a.jpg", "a.npz", hands=False)).hands == "off"
     assert build_parser().parse_args(runner.sequence_args("c.mp4", "c.npz", hands=False)).hands == "off"
+    # The focal length: the photo's own (EXIF) or a guess unless the panel gives one, within the CLI's range.
+    from inference.lens import EQUIVALENT_MM
+
+    assert runner.FOCAL_MM_RANGE == EQUIVALENT_MM
+    assert build_parser().parse_args(runner.reconstruct_args("a.jpg", "a.npz")).focal_mm is None
+    assert build_parser().parse_args(runner.reconstruct_args("a.jpg", "a.npz", focal_mm=26.0)).focal_mm == 26.0
+    assert build_parser().parse_args(runner.sequence_args("c.mp4", "c.npz", focal_mm=28.5)).focal_mm == 28.5

@@ -150,7 +150,7 @@ def test_gaps_and_broken_frames_are_filled_and_reported(reconstructor, tmp_path)
 def test_sequence_cli_json_and_errors(tmp_path, clip, cache_dir):
     out = tmp_path / "clip.npz"
     proc = run_cli("sequence", str(clip), "--start", "10", "--end", "22", "--step", "2", "-o", str(out),
-                   "--json-progress", cache_dir=cache_dir)  # fmt: skip
+                   "--json-progress", "--focal-mm", "28", cache_dir=cache_dir)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     frames = [e for e in events if e["event"] == "progress" and e["stage"] == "frames"]
@@ -161,6 +161,9 @@ def test_sequence_cli_json_and_errors(tmp_path, clip, cache_dir):
 
     r = ReconResult.load(out)
     assert list(r.frame_indices) == [10, 12, 14, 16, 18, 20]
+    # The lens given as a 35 mm equivalent (a phone's video), in the picture's pixels.
+    assert r.camera_K[0, 0] == pytest.approx(28 / 43.2666 * np.hypot(*r.image_size), rel=1e-4)
+    assert r.notes[0].startswith("focal length given: 28 mm")
     # A file that is not a video gets one clear line, and no output.
     bad = tmp_path / "clip.txt"
     shutil.copy(PERSON, bad)

@@ -44,6 +44,24 @@ def height_prop():
     )  # fmt: skip
 
 
+def lens_auto_prop():
+    """Whether the camera's focal length is the photo's own (EXIF) or a guess, or given."""
+    return bpy.props.BoolProperty(
+        name="Focal length from the photo", description="Take the camera's focal length from the photo's EXIF "
+        "(phones and cameras record it; a folder of frames: the first one's), else guess it (a 43 mm full-frame "
+        "equivalent). Off: give it", default=True,
+    )  # fmt: skip
+
+
+def focal_mm_prop():
+    """The lens's focal length as a 35 mm (full-frame) equivalent, where the user gives it."""
+    return bpy.props.FloatProperty(
+        name="Focal length", description="The lens's focal length as a 35 mm (full-frame) equivalent, as a camera's "
+        "specifications give it (a phone's main camera: 24-28 mm; its video: about 28)", default=26.0,
+        min=runner.FOCAL_MM_RANGE[0], max=runner.FOCAL_MM_RANGE[1], subtype="DISTANCE_CAMERA", unit="CAMERA",
+    )  # fmt: skip
+
+
 def hands_prop():
     """Whether the fingers are fitted to the hands found."""
     return bpy.props.BoolProperty(
@@ -217,6 +235,8 @@ class HUMAN_RECON_OT_reconstruct_image(_InferenceOperator, bpy.types.Operator):
     people: bpy.props.EnumProperty(name="People", items=PEOPLE_ITEMS, default="all")
     people_count: bpy.props.IntProperty(name="Up to", description="How many people", default=2, min=1, max=8)
     height: height_prop()
+    lens_auto: lens_auto_prop()
+    focal_mm: focal_mm_prop()
     hands: hands_prop()
     pose_correctives: bpy.props.BoolProperty(
         name="Pose correctives", description="SMPL: add the 207 pose-corrective shape keys", default=True
@@ -232,10 +252,12 @@ class HUMAN_RECON_OT_reconstruct_image(_InferenceOperator, bpy.types.Operator):
         self.quality, self.body_model = props.quality, props.body_model
         self.people, self.people_count = props.people, props.people_count
         self.height, self.hands = props.height, props.hands
+        self.lens_auto, self.focal_mm = props.lens_auto, props.focal_mm
 
     def runner_args(self, path: str, out: str, cache_dir: str) -> list[str]:
         return runner.reconstruct_args(path, out, self.quality, self.body_model, cache_dir,
-                                       people_arg(self.people, self.people_count), self.height, self.hands)  # fmt: skip
+                                       people_arg(self.people, self.people_count), self.height, self.hands,
+                                       None if self.lens_auto else self.focal_mm)  # fmt: skip
 
 
 class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
@@ -256,6 +278,8 @@ class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
     people_count: bpy.props.IntProperty(name="Up to", description="How many people", default=2, min=1, max=8)
     track_model: bpy.props.EnumProperty(name="Follow", items=TRACK_MODEL_ITEMS, default="heavy")
     height: height_prop()
+    lens_auto: lens_auto_prop()
+    focal_mm: focal_mm_prop()
     hands: hands_prop()
     pose_correctives: bpy.props.BoolProperty(
         name="Pose correctives", description="SMPL: pose-corrective shape keys, keyed per frame", default=True
@@ -268,12 +292,14 @@ class HUMAN_RECON_OT_import_sequence(_InferenceOperator, bpy.types.Operator):
         self.quality, self.body_model = props.quality, props.body_model
         self.people, self.people_count = props.people, props.people_count
         self.height, self.hands = props.height, props.hands
+        self.lens_auto, self.focal_mm = props.lens_auto, props.focal_mm
         self.track_model = props.track_model
 
     def runner_args(self, path: str, out: str, cache_dir: str) -> list[str]:
         return runner.sequence_args(path, out, self.start, self.end or None, self.step, self.quality,
                                     self.body_model, cache_dir, people_arg(self.people, self.people_count),
-                                    self.track_model, self.height, self.hands)  # fmt: skip
+                                    self.track_model, self.height, self.hands,
+                                    None if self.lens_auto else self.focal_mm)  # fmt: skip
 
 
 class HUMAN_RECON_OT_import_result(bpy.types.Operator):

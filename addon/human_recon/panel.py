@@ -20,8 +20,10 @@ from .operators import (
     HUMAN_RECON_OT_import_result,
     HUMAN_RECON_OT_import_sequence,
     HUMAN_RECON_OT_reconstruct_image,
+    focal_mm_prop,
     hands_prop,
     height_prop,
+    lens_auto_prop,
 )
 
 
@@ -40,6 +42,8 @@ class HumanReconSceneProps(bpy.types.PropertyGroup):
     people_count: bpy.props.IntProperty(name="Up to", description="How many people", default=2, min=1, max=8)
     track_model: bpy.props.EnumProperty(name="Follow", items=TRACK_MODEL_ITEMS, default="heavy")
     height: height_prop()
+    lens_auto: lens_auto_prop()
+    focal_mm: focal_mm_prop()
     hands: hands_prop()
     transfer_source: bpy.props.PointerProperty(
         name="Source", type=bpy.types.Object, poll=_is_armature, description="The Human Recon rig (Person 1, ...)"
@@ -73,6 +77,10 @@ class VIEW3D_PT_human_recon(bpy.types.Panel):
         if props.people == "count":
             row.prop(props, "people_count")
         layout.prop(props, "height")
+        row = layout.row()
+        row.prop(props, "lens_auto")
+        if not props.lens_auto:
+            row.prop(props, "focal_mm")
         layout.prop(props, "hands")
         if props.running:
             layout.progress(factor=props.progress, text="Reconstructing... (Esc cancels)")

@@ -24,6 +24,7 @@ if not (PACKAGE_DIR / "inference").is_dir():
     PACKAGE_DIR = Path(__file__).resolve().parents[2]
 SCHEMA_VERSION = 2  # result files this add-on reads
 DEFAULT_HEIGHT_M = 1.70  # the people's standing height unless the user gives one (inference's --height default)
+FOCAL_MM_RANGE = (8.0, 1200.0)  # the focal lengths (35 mm equivalent) --focal-mm takes (inference's lens.EQUIVALENT_MM)
 
 
 class RunnerError(Exception):
@@ -211,12 +212,15 @@ class InferenceRun:
 
 
 def reconstruct_args(image: str, output: str, quality: str = "balanced", body_model: str = "anny",
-                     cache_dir: str = "", people: str = "all",
-                     height: float = DEFAULT_HEIGHT_M, hands: bool = True) -> list[str]:  # fmt: skip
+                     cache_dir: str = "", people: str = "all", height: float = DEFAULT_HEIGHT_M,
+                     hands: bool = True, focal_mm: float | None = None) -> list[str]:  # fmt: skip
     """``people``: "all", "largest" or a count, as ``--people`` takes it; ``height``: every
-    person's standing height, metres (``--height``); ``hands``: fit the fingers (``--hands``)."""
+    person's standing height, metres (``--height``); ``hands``: fit the fingers (``--hands``);
+    ``focal_mm``: the lens's 35 mm equivalent (``--focal-mm``; None: the photo's EXIF, else a guess)."""
     args = ["reconstruct", image, "--output", output, "--overwrite", "--quality", quality, "--body-model", body_model,
             "--people", people, "--height", f"{height:.3f}", "--hands", "on" if hands else "off"]  # fmt: skip
+    if focal_mm:
+        args += ["--focal-mm", f"{focal_mm:g}"]
     if cache_dir:
         args += ["--cache-dir", cache_dir]
     return args
@@ -224,12 +228,15 @@ def reconstruct_args(image: str, output: str, quality: str = "balanced", body_mo
 
 def sequence_args(clip: str, output: str, start: int = 0, end: int | None = None, step: int = 1,
                   quality: str = "balanced", body_model: str = "anny", cache_dir: str = "",
-                  people: str = "all", track_model: str = "heavy",
-                  height: float = DEFAULT_HEIGHT_M, hands: bool = True) -> list[str]:  # fmt: skip
-    """``track_model``: the pose model that follows people from frame to frame (``--track-model``)."""
+                  people: str = "all", track_model: str = "heavy", height: float = DEFAULT_HEIGHT_M,
+                  hands: bool = True, focal_mm: float | None = None) -> list[str]:  # fmt: skip
+    """``track_model``: the pose model that follows people from frame to frame (``--track-model``);
+    the rest as ``reconstruct_args``."""
     args = ["sequence", clip, "--output", output, "--overwrite", "--start", str(start), "--step", str(step),
             "--quality", quality, "--body-model", body_model, "--people", people,
             "--track-model", track_model, "--height", f"{height:.3f}", "--hands", "on" if hands else "off"]  # fmt: skip
+    if focal_mm:
+        args += ["--focal-mm", f"{focal_mm:g}"]
     if end is not None:
         args += ["--end", str(end)]
     if cache_dir:

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ReconError
-from .images import PhotoFocal, exif_focal, load_image
+from ..lens import FocalLength
+from .images import exif_focal, load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -38,7 +39,7 @@ class FrameSource:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def exif_focal(self, width: int, height: int) -> PhotoFocal | None:
+    def exif_focal(self, width: int, height: int) -> FocalLength | None:
         """The focal length the first frame's EXIF records (a folder of photos from one camera);
         None for a video or frames without it."""
         return exif_focal(self.files[self.indices[0]], width, height) if self.files and self.indices else None

@@ -8,10 +8,8 @@ EXIF-rotated phone photos) is turned into an RGB uint8 array or a
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from struct import error as struct_error
 
@@ -19,28 +17,13 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ReconError
+from ..lens import EQUIVALENT_MM, FocalLength
 
 # Larger images are refused before decoding (a 60 MP photo is ~180 MB of RGB).
 MAX_PIXELS = 60_000_000
 MIN_SIDE = 32
-# EXIF's "focal length in 35 mm film" is the lens's focal length scaled to a 36 x 24 mm frame by
-# the diagonal (CIPA DC-008), so the picture's diagonal spans this many of those millimetres.
-FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
-EQUIVALENT_MM = (8, 1200)  # plausible 35 mm equivalents, fisheye to long telephoto; others are ignored
 SAME_ASPECT = 0.01  # the recorded and the actual picture's aspect ratios agree this closely unless it was cropped
 _EXIF_IFD, _FOCAL_35MM, _PIXEL_X, _PIXEL_Y = 0x8769, 0xA405, 0xA002, 0xA003
-
-
-@dataclass(frozen=True)
-class PhotoFocal:
-    """The focal length a photo's EXIF gives."""
-
-    px: float  # in the picture's pixels
-    equivalent_mm: int  # as recorded: 35 mm (full-frame) equivalent
-
-    @property
-    def note(self) -> str:
-        return f"focal length from the photo's EXIF: {self.equivalent_mm} mm full-frame equivalent ({self.px:.0f} px)"
 
 
 def check_input_file(path: str | os.PathLike) -> Path:
@@ -124,9 +107,9 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
-def exif_focal(path: str | os.PathLike, width: int, height: int) -> PhotoFocal | None:
-    """The focal length, in pixels of the ``width`` x ``height`` picture, that the photo's EXIF
-    records as a 35 mm equivalent (most phones and cameras write it); None when it records none,
+def exif_focal(path: str | os.PathLike, width: int, height: int) -> FocalLength | None:
+    """The focal length the photo's EXIF records as a 35 mm equivalent (most phones and cameras
+    write it), for its ``width`` x ``height`` picture as loaded; None when it records none,
     an implausible one, or the picture was cropped since (its aspect ratio is not the recorded
     one's: the equivalent then describes a larger frame). Resizing keeps it true. A photo
     without EXIF, or one Pillow cannot parse, gives None: the caller's default stands."""
@@ -144,4 +127,4 @@ def exif_focal(path: str | os.PathLike, width: int, height: int) -> PhotoFocal |
         aspect = max(recorded) / min(recorded)
         if abs(aspect / (max(width, height) / min(width, height)) - 1) > SAME_ASPECT:
             return None
-    return PhotoFocal(px=mm / FULL_FRAME_DIAGONAL_MM * math.hypot(width, height), equivalent_mm=mm)
+    return FocalLength(float(mm), "from the photo's EXIF")
