@@ -24,10 +24,11 @@ _reconstructors: dict = {}
 
 def reconstruct_image(path, *, body_model: str = "anny", quality: str = "balanced", focal_px=None,
                       cache_dir=None, smpl_model=None, gender=None, progress=None, people="all",
-                      height=DEFAULT_HEIGHT_M) -> ReconResult:
+                      height=DEFAULT_HEIGHT_M, focal_mm=None) -> ReconResult:
     """Reconstruct the people in the photo at ``path`` (``people``: "all", "largest" or a count;
-    ``height``: their standing height in metres, None for the fit's own size); models stay warm
-    between calls.
+    ``height``: their standing height in metres, None for the fit's own size; the focal length:
+    ``focal_px`` pixels or ``focal_mm`` as a 35 mm equivalent, by default the photo's EXIF one,
+    else a guess); models stay warm between calls.
 
     ``body_model="smpl"`` needs ``smpl_model``, the path of your SMPL model file."""
     from .pipeline import Reconstructor
@@ -37,4 +38,5 @@ def reconstruct_image(path, *, body_model: str = "anny", quality: str = "balance
         _reconstructors[key] = Reconstructor(
             body_model=body_model, quality=quality, cache_dir=cache_dir, smpl_model=smpl_model, gender=gender
         )
-    return _reconstructors[key].reconstruct(path, focal_px=focal_px, progress=progress, people=people, height=height)
+    return _reconstructors[key].reconstruct(path, focal_px=focal_px, progress=progress, people=people, height=height,
+                                            focal_mm=focal_mm)  # fmt: skip
