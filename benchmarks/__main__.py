@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--true-focal", action="store_true", help="give the pipeline the cameras' focal lengths")
     rl.add_argument("--exif-focal", action="store_true",
                     help="the cameras' focal lengths in the photos' EXIF, as phones record them")
+    rl.add_argument("--clip-focal-mm", type=float, default=None, metavar="MM",
+                    help="give the clip pipeline this lens (35 mm equivalent; the kit's cameras: 33), as --focal-mm")
     rl.add_argument("--compare", default=None, metavar="OLD.json", help="paired difference to an earlier report")
     rl.add_argument("--photos", default="cam*_f*.jpg",
                     help="a glob of the kit's photos to run (default: all 80; '': none, clips only)")
@@ -99,7 +101,8 @@ def run(args: argparse.Namespace) -> dict:
         return run_real_benchmark(args.kit, clips=args.clips, true_focal=args.true_focal, cache_dir=args.cache_dir,
                                   compare=args.compare, photos=args.photos, people=args.people,
                                   track_model=args.track_model, hands=args.hands == "on",
-                                  clip_step=args.clip_step, exif_focal=args.exif_focal)  # fmt: skip
+                                  clip_step=args.clip_step, exif_focal=args.exif_focal,
+                                  clip_focal_mm=args.clip_focal_mm)  # fmt: skip
     if args.benchmark == "hands":
         from .hands import run_hands_benchmark
 

@@ -114,7 +114,7 @@ def _with_exif_focal(photo: Path, camera: dict, folder: Path) -> Path:
 
 
 def predict_clips(rec, kit: Path, out_dir: Path, tracks: dict, track_model: str | None = None,
-                  step: int = 1) -> dict:  # fmt: skip
+                  step: int = 1, focal_mm: float | None = None) -> dict:  # fmt: skip
     """Run the clip pipeline on every clip; one prediction file per frame with ground truth,
     holding each person followed who is in that frame (``tracks`` gets, per file, which person
     each prediction is). Also each person's smoothness (``clip.motion_metrics``).
@@ -125,7 +125,9 @@ def predict_clips(rec, kit: Path, out_dir: Path, tracks: dict, track_model: str 
     from inference.io.frames import open_frames
     from inference.sequence import SequenceOptions, SequenceReconstructor
 
-    options = SequenceOptions() if track_model is None else SequenceOptions(detector=track_model)
+    options = SequenceOptions(focal_mm=focal_mm)
+    if track_model is not None:
+        options.detector = track_model
 
     from .clip import motion_metrics
 
@@ -253,9 +255,11 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
                        cache_dir: str | None = None, compare: str | None = None, photos: str = "cam*_f*.jpg",
                        reconstructor=None, people: str | int = "all",
                        track_model: str | None = None, hands: bool = True, clip_step: int = 1,
-                       exif_focal: bool = False) -> dict:  # fmt: skip
+                       exif_focal: bool = False, clip_focal_mm: float | None = None) -> dict:  # fmt: skip
     """``true_focal`` / ``exif_focal``: the photos' focal lengths given / recorded in EXIF
-    (``predict_photos``); ``photos``: a glob of the kit's photos to run (the others count as missed);
+    (``predict_photos``); ``clip_focal_mm``: the clips' lens given (35 mm equivalent), as a user
+    who knows their camera gives it (``--focal-mm``);
+    ``photos``: a glob of the kit's photos to run (the others count as missed);
     ``reconstructor``: a warm ``Reconstructor`` to use instead of a new one; ``people``: whom to
     reconstruct in each photo (as ``--people``); ``track_model``: the clips' ``--track-model``;
     ``clip_step``: the clips read at every this-many-th frame (2: at 30 fps; frames without ground
@@ -271,7 +275,7 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
     t0 = time.perf_counter()
     rec = reconstructor or Reconstructor(cache_dir=cache_dir, hands=hands)
     report: dict = {"benchmark": "real", "version": __version__, "kit": str(kit), "true_focal": true_focal,
-                    "exif_focal": exif_focal, "hands": hands}  # fmt: skip
+                    "exif_focal": exif_focal, "clip_focal_mm": clip_focal_mm, "hands": hands}  # fmt: skip
     try:
         if photos:  # "": clips only
             with tempfile.TemporaryDirectory() as tmp:
@@ -287,7 +291,7 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
         if clips:
             with tempfile.TemporaryDirectory() as tmp:
                 tracks: dict = {}
-                report["clip_run"] = predict_clips(rec, kit, Path(tmp), tracks, track_model, clip_step)
+                report["clip_run"] = predict_clips(rec, kit, Path(tmp), tracks, track_model, clip_step, clip_focal_mm)
                 report["clip_track_model"] = track_model or SequenceOptions().detector
                 report["clip_step"] = clip_step
                 scores = score(kit, Path(tmp))
