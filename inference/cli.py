@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -322,12 +323,18 @@ def _people_arg(text: str) -> str | int:
     raise argparse.ArgumentTypeError(f"takes all, largest or a positive number, not {text!r}")
 
 
-def _rate_arg(text: str) -> float:
-    """``--hand-rate``: searches a second, 0 or more (0: every frame)."""
+def _number(text: str) -> float:
+    """``text`` as a finite number, else -1 (which every option below refuses)."""
     try:
         value = float(text)
     except ValueError:
-        value = -1.0
+        return -1.0
+    return value if math.isfinite(value) else -1.0
+
+
+def _rate_arg(text: str) -> float:
+    """``--hand-rate``: searches a second, 0 or more (0: every frame)."""
+    value = _number(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"takes searches a second, 0 (every frame) or more, not {text!r}")
     return value
@@ -335,10 +342,7 @@ def _rate_arg(text: str) -> float:
 
 def _height_arg(text: str) -> float | None:
     """``--height``: metres within HEIGHT_RANGE_M, or 0 for the fit's own size (None)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
+    value = _number(text)
     if value == 0:
         return None
     lo, hi = HEIGHT_RANGE_M
@@ -349,10 +353,7 @@ def _height_arg(text: str) -> float | None:
 
 def _focal_mm_arg(text: str) -> float:
     """``--focal-mm``: a 35 mm equivalent within EQUIVALENT_MM."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
+    value = _number(text)
     lo, hi = EQUIVALENT_MM
     if not lo <= value <= hi:
         raise argparse.ArgumentTypeError(f"takes a 35 mm equivalent focal length, {lo:g} to {hi:g} mm, not {text!r}")
@@ -361,10 +362,7 @@ def _focal_mm_arg(text: str) -> float:
 
 def _focal_px_arg(text: str) -> float:
     """``--focal-px``: pixels, more than 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"takes a focal length in pixels, more than 0, not {text!r}")
     return value

@@ -127,7 +127,8 @@ def test_focal_length_options(capsys, tmp_path):
     assert photo("--focal-mm", "26").focal_mm == 26.0 and clip("--focal-mm", "13.5").focal_mm == 13.5
     assert photo("--focal-px", "1200").focal_px == 1200.0
     refused = (("--focal-mm", "3", "takes a 35 mm equivalent focal length, 8 to 1200 mm"),
-               ("--focal-mm", "wide", "takes a 35 mm"), ("--focal-px", "-5", "takes a focal length in pixels"))
+               ("--focal-mm", "wide", "takes a 35 mm"), ("--focal-px", "-5", "takes a focal length in pixels"),
+               ("--focal-px", "inf", "takes a focal length in pixels"))
     for option, bad, says in refused:
         with pytest.raises(SystemExit):
             photo(option, bad)
