@@ -101,7 +101,7 @@ def _with_exif_focal(photo: Path, camera: dict, folder: Path) -> Path:
     (the EXIF segment is inserted after the JPEG's start marker, nothing is re-encoded)."""
     from PIL import Image
 
-    from inference.io.images import FULL_FRAME_DIAGONAL_MM
+    from inference.lens import FULL_FRAME_DIAGONAL_MM
 
     exif = Image.Exif()
     diagonal = math.hypot(*camera["image_size"])

@@ -84,3 +84,23 @@ def test_hands_benchmark_renders_detects_and_fits_hands(cache_dir):
         assert rendered["finger_bone_angle_error_deg"]["n"] == 15 * rendered["found"]
     assert synthetic["finger_bone_angle_error_deg"]["n"] == 4 * 15
     assert synthetic["finger_bone_angle_error_deg"]["median"] < 20
+
+
+def test_the_kits_photos_saved_with_their_lens_keep_their_pixels(tmp_path):
+    """``benchmarks real --exif-focal``: a copy of a real JPEG whose EXIF records the camera's
+    focal length as a 35 mm equivalent, which the pipeline reads back; not a pixel re-encoded."""
+    import numpy as np
+    from PIL import Image
+
+    from benchmarks.real import _with_exif_focal
+    from inference.io.images import exif_focal
+
+    from .conftest import PERSON
+
+    w, h = Image.open(PERSON).size
+    f = 0.8 * np.hypot(w, h)  # a 35 mm lens
+    camera = {"K": [[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], "image_size": [w, h]}
+    copy = _with_exif_focal(PERSON, camera, tmp_path)
+    assert np.array_equal(np.asarray(Image.open(copy)), np.asarray(Image.open(PERSON)))
+    lens = exif_focal(copy, w, h)
+    assert lens is not None and lens.equivalent_mm == 35
