@@ -64,7 +64,7 @@ def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False, phot
     with every person reconstructed (``people``: as ``--people``). ``depths`` gets, per photo,
     each prediction's root depth (m). ``true_focal``: the pipeline is given the cameras' focal
     lengths; ``exif_focal``: it reads them from copies of the photos that record them as a
-    camera does (``_with_exif_focal``)."""
+    camera does (``with_exif_focal``)."""
     from inference.errors import ReconError
 
     calib = json.loads((kit / "calibration.json").read_text())["cameras"]
@@ -75,7 +75,7 @@ def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False, phot
     copies = tempfile.TemporaryDirectory() if exif_focal else None
     for photo in files:
         focal = float(calib[photo.name[:5]]["K"][0][0]) if true_focal else None
-        source = _with_exif_focal(photo, calib[photo.name[:5]], Path(copies.name)) if copies else photo
+        source = with_exif_focal(photo, calib[photo.name[:5]], Path(copies.name)) if copies else photo
         t = time.perf_counter()
         try:
             r = rec.reconstruct(source, focal_px=focal, name=photo.name, people=people)
@@ -95,7 +95,7 @@ def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False, phot
             "seconds_per_photo_by_people": by_count}  # fmt: skip
 
 
-def _with_exif_focal(photo: Path, camera: dict, folder: Path) -> Path:
+def with_exif_focal(photo: Path, camera: dict, folder: Path) -> Path:
     """A copy of the JPEG ``photo`` in ``folder`` whose EXIF records the camera's focal length as
     phones and cameras do (the 35 mm equivalent, whole millimetres); the pixels stay the same
     (the EXIF segment is inserted after the JPEG's start marker, nothing is re-encoded)."""

@@ -92,7 +92,7 @@ def test_the_kits_photos_saved_with_their_lens_keep_their_pixels(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from benchmarks.real import _with_exif_focal
+    from benchmarks.real import with_exif_focal
     from inference.io.images import exif_focal
 
     from .conftest import PERSON
@@ -100,7 +100,7 @@ def test_the_kits_photos_saved_with_their_lens_keep_their_pixels(tmp_path):
     w, h = Image.open(PERSON).size
     f = 0.8 * np.hypot(w, h)  # a 35 mm lens
     camera = {"K": [[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], "image_size": [w, h]}
-    copy = _with_exif_focal(PERSON, camera, tmp_path)
+    copy = with_exif_focal(PERSON, camera, tmp_path)
     assert np.array_equal(np.asarray(Image.open(copy)), np.asarray(Image.open(PERSON)))
     lens = exif_focal(copy, w, h)
     assert lens is not None and lens.equivalent_mm == 35
