@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -10,10 +12,10 @@ import pytest
 from PIL import Image
 
 from inference.errors import ReconError
-from inference.io.images import MAX_PIXELS, exif_focal, load_image
+from inference.io.images import MAX_PIXELS, exif_focal, load_image, reads_heif
 from inference.lens import FocalLength
 
-from .conftest import PERSON
+from .conftest import PERSON, ROOT
 
 
 def _code(path) -> str:
@@ -125,3 +127,33 @@ def test_exif_focal_length_in_pixels(tmp_path):
     assert load_image(stored).shape[:2] == (h, w)
     assert exif_focal(stored, w, h) == got
     assert exif_focal(tmp_path / "nope.jpg", w, h) is None
+
+
+def test_heic_photos_load_with_their_exif(tmp_path):
+    """iPhones save HEIC: a real photo saved so (with its lens in EXIF) loads like the JPEG."""
+    src = Image.open(PERSON).convert("RGB")
+    assert reads_heif()
+    heic = _with_exif(src, tmp_path / "IMG_0001.HEIC", 26)
+    assert Image.open(heic).format == "HEIF"
+    rgb = load_image(heic)
+    assert rgb.shape == (540, 460, 3)
+    assert np.abs(rgb.astype(int) - np.asarray(src).astype(int)).mean() < 6
+    assert exif_focal(heic, 460, 540) == FocalLength(26.0, "from the photo's EXIF")
+
+
+def test_heic_without_pillow_heif_says_what_to_do(tmp_path):
+    """An environment made before pillow-heif was required cannot read HEIC: one line says how to mend it."""
+    heic = _with_exif(Image.open(PERSON).convert("RGB"), tmp_path / "photo.heic", 26)
+    code = "\n".join([
+        "import sys",
+        "sys.modules['pillow_heif'] = None",  # as if it were not installed
+        "from inference.errors import ReconError",
+        "from inference.io.images import load_image",
+        "try:",
+        f"    load_image({str(heic)!r})",
+        "except ReconError as e:",
+        "    print(e.code, e.message)",
+    ])  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60).stdout
+    assert out.startswith("not_an_image photo.heic is a HEIC photo, which this environment cannot read; update it")
+    assert len(out.strip().splitlines()) == 1

@@ -17,9 +17,9 @@ import numpy as np
 
 from ..errors import ReconError
 from ..lens import FocalLength
-from .images import exif_focal, load_image
+from .images import HEIF_SUFFIXES, exif_focal, load_image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"} | HEIF_SUFFIXES
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
 

@@ -8,6 +8,7 @@ EXIF-rotated phone photos) is turned into an RGB uint8 array or a
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -63,9 +64,30 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
+HEIF_SUFFIXES = {".heic", ".heif", ".hif"}  # iPhones' (and many Android phones') photo format
+
+
+@functools.cache
+def reads_heif() -> bool:
+    """Whether Pillow reads HEIC/HEIF photos here: pillow-heif (in the requirements) teaches it,
+    once per process; an environment made before it was added cannot."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Load a photo as an HxWx3 uint8 RGB array, honouring EXIF orientation."""
+    """Load a photo as an HxWx3 uint8 RGB array, honouring EXIF orientation (JPEG, PNG, HEIC, ...)."""
     p = check_input_file(path)
+    if not reads_heif() and p.suffix.lower() in HEIF_SUFFIXES:
+        raise ReconError(
+            "not_an_image",
+            f"{p.name} is a HEIC photo, which this environment cannot read; update it (the add-on's Update "
+            "environment; pip install -r requirements.txt) or export the photo as JPEG.",
+        )
     try:
         with warnings.catch_warnings():
             # PIL warns (not raises) between MAX_IMAGE_PIXELS and 2x that: make it an error.
@@ -91,7 +113,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     except UnidentifiedImageError:
         raise ReconError(
             "not_an_image",
-            f"{p.name} is not an image file Pillow can read; pass a JPEG or PNG photo.",
+            f"{p.name} is not an image file Pillow can read; pass a JPEG, PNG or HEIC photo.",
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ReconError(
@@ -113,6 +135,7 @@ def exif_focal(path: str | os.PathLike, width: int, height: int) -> FocalLength 
     an implausible one, or the picture was cropped since (its aspect ratio is not the recorded
     one's: the equivalent then describes a larger frame). Resizing keeps it true. A photo
     without EXIF, or one Pillow cannot parse, gives None: the caller's default stands."""
+    reads_heif()
     try:
         with Image.open(path) as img:
             exif = img.getexif().get_ifd(_EXIF_IFD)
