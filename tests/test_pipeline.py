@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from inference.errors import ReconError
+from inference.io.images import reads_heif
 from inference.pipeline import choose_people, people_wanted
 
 from .conftest import PERSON
@@ -97,8 +98,6 @@ def test_a_photos_exif_focal_length_is_the_cameras(reconstructor, tmp_path):
     src = Image.open(PERSON).convert("RGB")
     exif = Image.Exif()
     exif.get_ifd(0x8769)[0xA405] = 26  # FocalLengthIn35mmFilm
-    from inference.io.images import reads_heif
-
     assert reads_heif()  # Pillow writes HEIC too, once pillow-heif has taught it
     phone = tmp_path / "IMG_0001.HEIC"  # an iPhone's
     src.save(phone, exif=exif.tobytes(), quality=95)
