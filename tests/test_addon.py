@@ -141,6 +141,9 @@ def test_the_focal_length_given_is_the_cameras(built):
     cam = objs["CAMERA"].data  # the sensor spans the picture's width
     assert cam.sensor_fit == "HORIZONTAL" and cam.lens / cam.sensor_width == pytest.approx(f / w, rel=1e-3)
     assert bpy.context.scene.human_recon.lens_auto  # the panel's default: the photo's own
+    # The result's notes stay with the collection, for the user to read later.
+    notes = objs["CAMERA"].users_collection[0]["human_recon_notes"].splitlines()
+    assert notes == [str(n) for n in res.notes] and notes[0].startswith("focal length given: 35 mm")
 
 
 def test_evaluated_mesh_matches_inference(built):

@@ -118,8 +118,16 @@ def _finish(op, context, run: runner.InferenceRun) -> set[str]:
     except Exception as exc:  # never leave the user with a half-built scene or a traceback
         op.report({"ERROR"}, f"Could not build the rig ({type(exc).__name__}: {exc}).")
         return {"CANCELLED"}
-    op.report({"INFO"}, _summary("Reconstructed", result, built))
+    _report_built(op, "Reconstructed", result, built)
     return {"FINISHED"}
+
+
+def _report_built(op, verb: str, result, built: dict) -> None:
+    """The result's notes into the Info log (and a terminal's output), then the summary line,
+    which the status bar shows."""
+    for note in result.notes:
+        op.report({"INFO"}, f"Human Recon: {note}")
+    op.report({"INFO"}, _summary(verb, result, built))
 
 
 def _summary(verb: str, result, built: dict) -> str:
@@ -331,7 +339,7 @@ class HUMAN_RECON_OT_import_result(bpy.types.Operator):
         except Exception as exc:  # never a half-built scene or a traceback
             self.report({"ERROR"}, f"Could not build the rig ({type(exc).__name__}: {exc}).")
             return {"CANCELLED"}
-        self.report({"INFO"}, _summary("Imported", result, built))
+        _report_built(self, "Imported", result, built)
         return {"FINISHED"}
 
 

@@ -21,6 +21,9 @@ from .result_io import Person, Result
 
 SENSOR_WIDTH = 36.0
 CONTACTS_PROP = "human_recon_foot_contact"  # custom property on a clip's armatures
+# Custom property on the result's collection: the result's notes, one a line (who was skipped or
+# filled in and why, where the camera's focal length came from), where the user can read them later.
+NOTES_PROP = "human_recon_notes"
 
 
 def _matrix(a: np.ndarray) -> Matrix:
@@ -72,6 +75,8 @@ class SceneBuilder:
         coll = bpy.data.collections.new(name)
         self.collection = coll
         scene.collection.children.link(coll)
+        if r.notes:
+            coll[NOTES_PROP] = "\n".join(r.notes)
         rigs = []
         for k, person in enumerate(r.people):  # left to right, as the result orders them
             label = f"Person {k + 1}"
