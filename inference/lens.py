@@ -23,6 +23,11 @@ class FocalLength:
     equivalent_mm: float
     source: str = "given"  # for the result's notes: "given", "from the photo's EXIF"
 
+    @classmethod
+    def from_px(cls, px: float, width: int, height: int, source: str = "given") -> "FocalLength":
+        """The 35 mm equivalent of a focal length of ``px`` pixels in a ``width`` x ``height`` picture."""
+        return cls(px / math.hypot(width, height) * FULL_FRAME_DIAGONAL_MM, source)
+
     def px(self, width: int, height: int) -> float:
         """In pixels of a ``width`` x ``height`` picture (the whole frame the lens saw)."""
         return self.equivalent_mm / FULL_FRAME_DIAGONAL_MM * math.hypot(width, height)

@@ -157,3 +157,30 @@ def test_heic_without_pillow_heif_says_what_to_do(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60).stdout
     assert out.startswith("not_an_image photo.heic is a HEIC photo, which this environment cannot read; update it")
     assert len(out.strip().splitlines()) == 1
+
+
+def test_exif_focal_length_from_the_sensor_when_no_35mm_equivalent(tmp_path):
+    """Canon's cameras record no 35 mm equivalent, only the lens's focal length and the sensor's
+    pixel pitch: a 50 mm lens on a 22.3 mm wide sensor spanning the picture's width."""
+    from PIL.TiffImagePlugin import IFDRational
+
+    src = Image.open(PERSON).convert("RGB")
+    w, h = src.size
+
+    def canon(image: Image.Image, name: str, focal=IFDRational(50, 1)) -> object:
+        exif = Image.Exif()
+        ifd = exif.get_ifd(0x8769)
+        ifd[0x920A] = focal  # FocalLength, mm
+        ifd[0xA20E] = IFDRational(round(w / 22.3 * 25.4 * 1000), 1000)  # FocalPlaneXResolution, pixels an inch
+        ifd[0xA210] = 2  # FocalPlaneResolutionUnit: inch
+        ifd[0xA002], ifd[0xA003] = w, h  # as shot
+        image.save(tmp_path / name, exif=exif.tobytes(), quality=95)
+        return tmp_path / name
+
+    want = 50 * w / 22.3  # pixels
+    got = exif_focal(canon(src, "IMG_0001.JPG"), w, h)
+    assert got is not None and got.px(w, h) == pytest.approx(want, rel=1e-3)
+    assert got.equivalent_mm == pytest.approx(50 * 43.2666 / np.hypot(22.3, 22.3 * h / w), abs=0.1)
+    small = exif_focal(canon(src.resize((w // 2, h // 2)), "small.jpg"), w // 2, h // 2)
+    assert small.px(w // 2, h // 2) == pytest.approx(want / 2, rel=0.01)
+    assert exif_focal(canon(src, "nofocal.jpg", IFDRational(0, 1)), w, h) is None

@@ -25,6 +25,8 @@ MAX_PIXELS = 60_000_000
 MIN_SIDE = 32
 SAME_ASPECT = 0.01  # the recorded and the actual picture's aspect ratios agree this closely unless it was cropped
 _EXIF_IFD, _FOCAL_35MM, _PIXEL_X, _PIXEL_Y = 0x8769, 0xA405, 0xA002, 0xA003
+_FOCAL_MM, _PLANE_X_RES, _PLANE_UNIT = 0x920A, 0xA20E, 0xA210
+_PLANE_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # FocalPlaneResolutionUnit: inch, cm, mm, micrometre
 
 
 def check_input_file(path: str | os.PathLike) -> Path:
@@ -130,24 +132,43 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def exif_focal(path: str | os.PathLike, width: int, height: int) -> FocalLength | None:
-    """The focal length the photo's EXIF records as a 35 mm equivalent (most phones and cameras
-    write it), for its ``width`` x ``height`` picture as loaded; None when it records none,
-    an implausible one, or the picture was cropped since (its aspect ratio is not the recorded
-    one's: the equivalent then describes a larger frame). Resizing keeps it true. A photo
-    without EXIF, or one Pillow cannot parse, gives None: the caller's default stands."""
+    """The focal length the photo's EXIF records, for its ``width`` x ``height`` picture as
+    loaded: its 35 mm equivalent (most phones and cameras write it), else the lens's focal length
+    over the sensor's pixel pitch (``FocalPlaneXResolution``: Canon's cameras, among others, write
+    only these). None when it records neither, an implausible value, or the picture was cropped
+    since (its aspect ratio is not the recorded one's: the equivalent then describes a larger
+    frame). Resizing keeps it true. A photo without EXIF, or one Pillow cannot parse, gives
+    None: the caller's default stands."""
     reads_heif()
     try:
         with Image.open(path) as img:
             exif = img.getexif().get_ifd(_EXIF_IFD)
     except (OSError, SyntaxError, ValueError, UnidentifiedImageError, struct_error):
         return None
-    mm = exif.get(_FOCAL_35MM)
-    if not isinstance(mm, int) or not EQUIVALENT_MM[0] <= mm <= EQUIVALENT_MM[1]:
-        return None
     recorded = exif.get(_PIXEL_X), exif.get(_PIXEL_Y)
-    if all(isinstance(v, int) and v > 0 for v in recorded):
+    known_size = all(isinstance(v, int) and v > 0 for v in recorded)
+    if known_size:
         # The recorded size is the stored pixels'; an EXIF-rotated photo is loaded turned.
         aspect = max(recorded) / min(recorded)
         if abs(aspect / (max(width, height) / min(width, height)) - 1) > SAME_ASPECT:
             return None
+    mm = exif.get(_FOCAL_35MM)
+    if not (isinstance(mm, int) and mm > 0) and known_size:
+        mm = _equivalent_from_sensor(exif, max(width, height) / max(recorded), width, height)
+    if not isinstance(mm, (int, float)) or not EQUIVALENT_MM[0] <= mm <= EQUIVALENT_MM[1]:
+        return None
     return FocalLength(float(mm), "from the photo's EXIF")
+
+
+def _equivalent_from_sensor(exif, scale: float, width: int, height: int) -> float | None:
+    """The 35 mm equivalent of the lens's focal length (mm) on a sensor of the recorded pixel
+    pitch (pixels per unit at the recorded size), in a picture ``scale`` x that size; None where
+    EXIF lacks any of them."""
+    try:
+        focal_mm = float(exif.get(_FOCAL_MM, 0))
+        per_mm = float(exif.get(_PLANE_X_RES, 0)) / _PLANE_UNIT_MM[int(exif.get(_PLANE_UNIT, 2))]
+    except (TypeError, ValueError, ZeroDivisionError, KeyError):
+        return None
+    if not (focal_mm > 0 and per_mm > 0):
+        return None
+    return round(FocalLength.from_px(focal_mm * per_mm * scale, width, height).equivalent_mm, 1)
