@@ -140,6 +140,7 @@ def test_the_focal_length_given_is_the_cameras(built):
     assert any(n.startswith("focal length given: 35 mm") for n in res.notes)
     cam = objs["CAMERA"].data  # the sensor spans the picture's width
     assert cam.sensor_fit == "HORIZONTAL" and cam.lens / cam.sensor_width == pytest.approx(f / w, rel=1e-3)
+    assert cam.lens == pytest.approx(35.0, rel=1e-3)  # its Focal Length reads as the 35 mm equivalent given
     assert bpy.context.scene.human_recon.lens_auto  # the panel's default: the photo's own
     # The result's notes stay with the collection, for the user to read later.
     notes = objs["CAMERA"].users_collection[0]["human_recon_notes"].splitlines()

@@ -19,7 +19,9 @@ from mathutils import Matrix
 
 from .result_io import Person, Result
 
-SENSOR_WIDTH = 36.0
+# The camera's sensor is the full frame's (36 x 24 mm) diagonal cut to the picture's shape, so its
+# Focal Length reads as the lens's 35 mm equivalent: what EXIF records and --focal-mm takes.
+FULL_FRAME_DIAGONAL_MM = 43.2666
 CONTACTS_PROP = "human_recon_foot_contact"  # custom property on a clip's armatures
 # Custom property on the result's collection: the result's notes, one a line (who was skipped or
 # filled in and why, where the camera's focal length came from), where the user can read them later.
@@ -234,9 +236,10 @@ class SceneBuilder:
 
     def _camera(self, r: Result, coll, name: str, scene):
         cam = self._track(bpy.data.cameras, bpy.data.cameras.new(f"{name} Camera"))
-        lens, sx, sy = r.lens(SENSOR_WIDTH)
+        sensor = FULL_FRAME_DIAGONAL_MM * r.width / float(np.hypot(r.width, r.height))
+        lens, sx, sy = r.lens(sensor)
         cam.sensor_fit = "HORIZONTAL"
-        cam.sensor_width = SENSOR_WIDTH
+        cam.sensor_width = sensor
         cam.lens = lens
         cam.shift_x, cam.shift_y = sx, sy
         cam.clip_start, cam.clip_end = 0.05, 1000.0
