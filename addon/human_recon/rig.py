@@ -9,6 +9,7 @@ complete or unchanged.
 
 from __future__ import annotations
 
+import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from .result_io import Person, Result
 
 # The camera's sensor is the full frame's (36 x 24 mm) diagonal cut to the picture's shape, so its
 # Focal Length reads as the lens's 35 mm equivalent: what EXIF records and --focal-mm takes.
-FULL_FRAME_DIAGONAL_MM = 43.2666
+FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)  # as the inference's lens.FULL_FRAME_DIAGONAL_MM
 CONTACTS_PROP = "human_recon_foot_contact"  # custom property on a clip's armatures
 # Custom property on the result's collection: the result's notes, one a line (who was skipped or
 # filled in and why, where the camera's focal length came from), where the user can read them later.
