@@ -13,8 +13,14 @@ def render_silhouette(
 ) -> np.ndarray:
     """Binary (H, W) mask of the mesh seen through the camera (filled triangles)."""
     uv = project_np(vertices_cam, K)
-    front = vertices_cam[:, 2] > 1e-3
-    tri = faces[front[faces].all(1)]
+    ahead = vertices_cam[:, 2] > 1e-3
+    tri = faces[ahead[faces].all(1)]
+    # A closed mesh's front faces alone cover its whole silhouette (so do its back faces): half
+    # the triangles to draw. Front: the outward normal (counter-clockwise winding) points back
+    # towards the camera at the origin.
+    v = vertices_cam[tri]
+    normal = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
+    tri = tri[np.einsum("ij,ij->i", normal, v[:, 0]) < 0]
     # cv2 draws with fixed-point sub-pixel precision (shift=4 -> 1/16 px).
     pts = np.round(uv[tri] * 16).astype(np.int32)
     out = np.zeros((height, width), np.uint8)
