@@ -51,6 +51,23 @@ def test_no_person_is_reported():
     assert exc.value.code == "no_person"
 
 
+def test_a_dithered_palette_picture_still_shows_its_person(tmp_path, reconstructor):
+    """The bundled photo saved as a GIF-style web-palette PNG (dithered): the landmarker finds no
+    one in its pixel noise, so the picture is read again smoothed."""
+    from PIL import Image
+
+    from inference.detect import find_people
+
+    path = tmp_path / "web_palette.png"
+    Image.open(PERSON).convert("P", palette=Image.Palette.WEB, dither=Image.Dither.FLOYDSTEINBERG).save(path)
+    rgb = load_image(path)
+    assert not reconstructor.detector.detect_all(rgb)  # the plain reading finds nobody
+    (person,) = find_people(reconstructor.detector, rgb)
+    cx = (person.box[0] + person.box[2]) / 2
+    assert 150 < cx < 320 and person.height > 350  # the person, standing in the middle
+    assert person.mask[int(person.box[1] + 0.4 * person.height), int(cx)] > 0.5
+
+
 def test_keypoints_move_to_annys_convention_symmetrically(reconstructor):
     """MediaPipe's keypoints, moved to where Anny's lie: its hips sit higher and narrower than
     Anny's, so they move down the torso and apart; the shift is the same for the mirrored labels."""

@@ -53,6 +53,21 @@ def test_natural_order_and_non_images(tmp_path):
     assert exc.value.code == "not_a_video"
 
 
+def test_an_animated_gif_is_a_clip(reconstructor, tmp_path):
+    """Short clips often come as animated GIFs (palette frames, their own frame rate)."""
+    photo = Image.open(PERSON).convert("RGB")
+    frames = [photo.transform(photo.size, Image.Transform.AFFINE, (1, 0, -4 * i, 0, 1, 0)) for i in range(4)]
+    path = tmp_path / "clip.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=40, loop=0)  # 25 frames a second
+    src = open_frames(path)
+    assert len(src) == 4 and src.fps == pytest.approx(25.0)
+    r = SequenceReconstructor(reconstructor).run(src)
+    (p,) = r.people
+    assert p.frame_detected.all() and r.fps == pytest.approx(25.0)
+    x = _centre_x(p)
+    assert np.all(np.diff(x) > 1)  # the person moves right in the picture, as drawn
+
+
 def _centre_x(person) -> np.ndarray:
     """The mean x of each frame's confident body joints (NaN where the person was not detected)."""
     k = person.frame_keypoints2d[:, :13]

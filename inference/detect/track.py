@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from .. import keypoints as kpl
@@ -84,6 +85,11 @@ SEARCH_KNOWN = 3
 # lower is left out of a clip's result (``Followed.surely_seen``): the landmarker followed a
 # false find (a skeleton lying across the trees, 22 frames at 0.52-0.81).
 SURE_NEWCOMER = 0.8
+# A picture where nobody is found is read again blurred by this sigma (pixels): dithering (GIFs,
+# web-palette PNGs) and heavy sensor noise can hide people from the landmarker (the bundled photo
+# saved with the web palette: nobody found; blurred, the person, IoU 0.76). Tried on every
+# palette picture instead: a small animated GIF's people were then found in fewer frames.
+NOISE_BLUR = 1.0
 # While the video landmarker has no room for anyone else (``VideoPoseDetector.follow_at_most``),
 # a newcomer is looked for in the whole frame (one heavy pass) every this many frames.
 NEWCOMER_CHECK = 15
@@ -106,6 +112,9 @@ def find_people(detector: PoseDetector, rgb: np.ndarray) -> list[Detection]:
     are or reads them more clearly on the same silhouette (``_apart``); one person read twice
     is reported once."""
     people = detector.detect_all(rgb) or detector.search_crops(rgb)
+    if not people:  # pixel noise can hide everyone: read the picture once more, smoothed
+        rgb = cv2.GaussianBlur(rgb, (0, 0), NOISE_BLUR)
+        people = detector.detect_all(rgb)
     if not people:
         raise ReconError("no_person", "No person found in the image; use a photo where a person is clearly visible.")
     if sum(whole_body_seen(p) for p in people) < 2 and (len(people) > 1 or _unsure(people[0])):
@@ -475,8 +484,6 @@ def look(rgb: np.ndarray, det: Detection) -> np.ndarray | None:
     """A person's look: the hue-saturation-value histogram of the pixels of their segmentation mask
     (normalised; None when the mask is nearly empty). Clothes tell two people apart where
     their places cannot (after one was hidden or lost)."""
-    import cv2
-
     x0, y0, x1, y1 = (int(v) for v in det.box)
     if x1 - x0 < 4 or y1 - y0 < 4:
         return None

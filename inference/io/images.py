@@ -15,7 +15,7 @@ from pathlib import Path
 from struct import error as struct_error
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ReconError
 from ..lens import EQUIVALENT_MM, FocalLength
@@ -45,18 +45,8 @@ def check_input_file(path: str | os.PathLike) -> Path:
     return p
 
 
-# Palette pictures (GIFs, web-palette PNGs) are often dithered: their pixel noise hides people
-# from the pose detector (the bundled photo saved with the web palette: nobody found), which a
-# blur of this radius (pixels) undoes (found, IoU 0.76; an adaptive palette's 0.78 either way).
-DITHER_BLUR = 1.0
-
-
 def _to_rgb_array(img: Image.Image) -> np.ndarray:
-    """Convert any PIL mode to an RGB uint8 array (16-bit scaled, alpha dropped, dithering
-    smoothed)."""
-    if img.mode in ("P", "PA"):
-        rgb = _to_rgb_array(img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB"))
-        return np.asarray(Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(DITHER_BLUR)))
+    """Convert any PIL mode to an RGB uint8 array (16-bit scaled, alpha dropped)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         a = np.asarray(img, dtype=np.float64)
         hi = a.max() if a.size else 0.0
@@ -68,7 +58,7 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
         lo, hi = float(a.min()), float(a.max())
         a = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)
         return np.repeat(a.astype(np.uint8)[:, :, None], 3, axis=2)
-    if img.mode in ("RGBA", "LA"):
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         # Composite on mid-grey: a transparent background should read as "not the person".
         rgba = img.convert("RGBA")
         bg = Image.new("RGBA", rgba.size, (128, 128, 128, 255))
