@@ -17,10 +17,10 @@ import torch
 from inference import keypoints as kpl
 
 
-def motion_metrics(person) -> dict:
-    """Of one person of a clip's result (``PersonResult``), over the frames they are in: jitter
-    (mean keypoint acceleration, mm/frame^2) of our smoothed, our raw and MediaPipe's keypoints,
-    all root-relative; smoothing lag (frames); foot skating (mm per contact frame)."""
+def motion_metrics(person, fps: float) -> dict:
+    """Of one person of a clip's result (``PersonResult``) at ``fps``, over the frames they are in:
+    jitter (mean keypoint acceleration, mm/frame^2) of our smoothed, our raw and MediaPipe's
+    keypoints, all root-relative; smoothing lag (frames); foot skating (mm per contact frame)."""
 
     def rel(k):
         return k - kpl.pelvis(k)
@@ -44,11 +44,11 @@ def motion_metrics(person) -> dict:
     # Foot skating: 3D travel of a foot while the image says it is planted (its detected
     # ankle barely moves), the same test the clip pipeline uses to hold feet still.
     from inference.sequence import SequenceOptions
+    from inference.smoothing import foot_contacts
 
     a2d = person.frame_keypoints2d[here][:, kpl.ANKLES].astype(np.float64)
     box_h = float(person.person_box[3] - person.person_box[1])
-    speed2d = np.linalg.norm(np.diff(a2d[..., :2], axis=0), axis=-1) / box_h
-    planted = (speed2d < SequenceOptions().contact_speed) & (a2d[1:, :, 2] > 0.5) & (a2d[:-1, :, 2] > 0.5)
+    planted = foot_contacts(a2d, box_h, SequenceOptions().contact_speed, fps)[1:] & (a2d[:-1, :, 2] > 0.5)
     travel = np.linalg.norm(np.diff(ours[:, kpl.ANKLES], axis=0), axis=-1)
     skate = float(travel[planted].mean() * 1000.0) if planted.any() else 0.0
     contact = planted
@@ -91,5 +91,5 @@ def run_sequence_benchmark(clip: str, end: int | None = 60, cache_dir: str | Non
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "threads": torch.get_num_threads(),
         "per_person": [{"frames_present": int(p.frame_present.sum()), "frames_filled": int(p.frames_filled)}
-                       | motion_metrics(p) for p in result.people],  # fmt: skip
-    } | motion_metrics(result.people[0])
+                       | motion_metrics(p, result.fps) for p in result.people],  # fmt: skip
+    } | motion_metrics(result.people[0], result.fps)

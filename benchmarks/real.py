@@ -150,7 +150,7 @@ def predict_clips(rec, kit: Path, out_dir: Path, tracks: dict, track_model: str 
         out[cam] = {"frames": len(r.frame_indices), "people": len(r.people),
                     "frames_per_second": round(len(r.frame_indices) / secs, 2),
                     "per_person": [{"frames_present": int(p.frame_present.sum()), "frames_filled": int(p.frames_filled)}
-                                   | motion_metrics(p) for p in r.people]}  # fmt: skip
+                                   | motion_metrics(p, r.fps) for p in r.people]}  # fmt: skip
     return out
 
 

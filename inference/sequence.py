@@ -54,8 +54,11 @@ class SequenceOptions:
     smooth_seconds: float = 0.05
     smooth_frames: float = 1.5
     foot_lock: bool = True
-    contact_speed: float = 0.006  # image motion per frame, fraction of the person's height
-    release: float = 0.9  # per airborne frame, the share of the last correction kept
+    # A foot is planted while its ankle moves slower than this in the image (the person's height a
+    # second; ``smoothing.foot_contacts``); set on the sports2d clip at 30 frames a second as 0.006
+    # a frame, and now the same speed at any rate.
+    contact_speed: float = 0.18
+    release: float = 0.9**30  # per airborne second, the share of the last correction kept (0.9 a frame at 30)
     # The pose model that follows the person from frame to frame (the first frame uses the photo
     # detector's), with ``video`` in the Tasks VIDEO mode, which follows every person's landmarks
     # from frame to frame (a crop around the last box is searched when it loses ours); without,
@@ -88,9 +91,9 @@ class SequenceOptions:
     # (four wrist crops a frame for two people), and fingers sampled 30 times a second lose
     # little (docs/research-log.md). 0: every frame.
     hand_rate: float = 30.0
-    # A hand missing for at most this many frames between two where it was fitted is filled in
-    # from them; a longer gap keeps the relaxed hand.
-    hand_gap: int = 15
+    # A hand missing for at most this long (seconds) between two frames where it was fitted is
+    # filled in from them; a longer gap keeps the relaxed hand (15 frames at 30 a second).
+    hand_gap: float = 0.5
 
 
 @dataclass(eq=False)
@@ -266,7 +269,7 @@ class SequenceReconstructor:
             present = t.present()
             detected = np.array([p is not None for p in t.pose])
             keypoints2d = np.stack(t.keypoints2d)
-            contact = foot_contacts(keypoints2d[:, kpl.ANKLES], t.first.height, self.options.contact_speed)
+            contact = foot_contacts(keypoints2d[:, kpl.ANKLES], t.first.height, self.options.contact_speed, fps)
             clip = ClipFrames(detected=detected, keypoints2d=keypoints2d, landmarks3d=np.stack(t.landmarks3d),
                               raw=raw, fps=fps, present=present, foot_contact=contact,
                               hand_keypoints2d=np.stack(t.hand_keypoints2d),
@@ -286,7 +289,7 @@ class SequenceReconstructor:
                 every = f" (searched once every {self._hand_step} frames)" if self._hand_step > 1 else ""
                 notes.append(f"Person {k + 1}: fingers fitted in {fitted[0]} (left) and {fitted[1]} (right) of "
                              f"{int(t.present().sum())} frames{every}; filled in over gaps of up to "
-                             f"{self.options.hand_gap} frames, relaxed elsewhere")  # fmt: skip
+                             f"{hand_gap_frames(self.options.hand_gap, fps)} frames, relaxed elsewhere")  # fmt: skip
         result.notes = np.array(notes, dtype=str)
         result.timings = {
             "total": elapsed,
@@ -405,9 +408,10 @@ class SequenceReconstructor:
         pose, _ = fill_missing(track.pose)
         if supports(self.rec.body):
             fitted = np.stack(track.hands_fitted)
+            gap = hand_gap_frames(self.options.hand_gap, fps)
             for s, side in enumerate(SIDES):
                 bones = hand_bones(self.rec.body, side)
-                pose[:, bones] = fill_hand_gaps(pose[:, bones], fitted[:, s], self.options.hand_gap)
+                pose[:, bones] = fill_hand_gaps(pose[:, bones], fitted[:, s], gap)
         trans, _ = fill_missing(track.transl)
         grot, _ = fill_missing(track.global_rot)
         # Rotations as quaternions (x, y, z, w), smoothed on the sphere.
@@ -422,7 +426,7 @@ class SequenceReconstructor:
             ankles = np.stack(track.keypoints2d)[:, kpl.ANKLES]
             o = self.options
             smooth.transl = smooth.transl + foot_lock_offsets(
-                feet, ankles, track.first.height, o.contact_speed, o.release
+                feet, ankles, track.first.height, o.contact_speed, o.release, fps
             )
         return raw, smooth
 
@@ -462,6 +466,11 @@ def warm_prior(options: SequenceOptions, fps: float) -> float:
     kit's clips (0.1; 0.2 and 0.05: 63.2 and 61.8 against 61.7 mm PA-MPJPE) and read at 30 there
     (0.025; 0.1 and 0.05: 65.3 and 64.7 against 64.1)."""
     return options.warm_fit.init_prior * (fps / 60.0) ** 2
+
+
+def hand_gap_frames(seconds: float, fps: float) -> int:
+    """The longest hand gap filled in, in frames of a clip at ``fps``."""
+    return max(1, round(seconds * fps))
 
 
 def fill_hand_gaps(rotvecs: np.ndarray, fitted: np.ndarray, max_gap: int) -> np.ndarray:

@@ -268,12 +268,18 @@ def test_hand_frames_filled_in_count_as_posed(installed):
     from inference.sequence import SequenceOptions
 
     result_io = sys.modules[f"{ADDON}.result_io"]
-    assert result_io.HAND_GAP == SequenceOptions().hand_gap
-    fitted = np.zeros(40, bool)
+    from inference.sequence import hand_gap_frames
+
+    assert result_io.HAND_GAP == SequenceOptions().hand_gap  # seconds
+    fitted = np.zeros(80, bool)
     fitted[0:10:2] = True  # searched every 2nd frame, found each time
-    fitted[30] = True  # found again after a gap longer than HAND_GAP
-    posed = result_io.hands_posed(fitted)
-    assert posed[:9].all() and not posed[9:30].any() and posed[30] and not posed[31:].any()
+    fitted[40] = True  # found again after a gap longer than HAND_GAP at 60 fps (30 frames)
+    fitted[60] = True  # ... and again after a shorter one
+    posed = result_io.hands_posed(fitted, 60.0)
+    assert posed[:9].all() and not posed[9:40].any() and posed[40:61].all() and not posed[61:].any()
+    assert hand_gap_frames(SequenceOptions().hand_gap, 60.0) == 30
+    # At 30 fps the same gap in seconds is half the frames: 20 frames between fits is too long.
+    assert not result_io.hands_posed(fitted, 30.0)[41:60].any()
 
 
 def test_glb_has_one_skin_with_all_bones(built, tmp_path):

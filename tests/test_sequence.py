@@ -117,7 +117,7 @@ def test_both_people_followed_through_the_flip_and_the_crossing(which, request):
 def test_smoothing_reduces_jitter_without_lag(clip_result):
     from benchmarks.clip import motion_metrics
 
-    m = motion_metrics(clip_result.people[0])
+    m = motion_metrics(clip_result.people[0], clip_result.fps)
     assert m["jitter_mm_per_frame2"] < 0.5 * m["jitter_mediapipe_mm_per_frame2"]
     assert abs(m["smoothing_lag_frames"]) <= 1
 
@@ -205,11 +205,30 @@ def test_foot_lock_holds_a_planted_foot():
     ankles2d[:, 1, 0] = np.linspace(200, 300, n)
     ankles2d[:, 1, 1], ankles2d[:, 1, 2] = 480, 0.9
     o = SequenceOptions()
-    off = foot_lock_offsets(feet, ankles2d, 400.0, o.contact_speed, o.release)
+    off = foot_lock_offsets(feet, ankles2d, 400.0, o.contact_speed, o.release, 30.0)
     left = feet[:, 0] + off
     before = np.linalg.norm(np.diff(feet[:, 0], axis=0), axis=1).mean()
     after = np.linalg.norm(np.diff(left, axis=0), axis=1).mean()
     assert after < 0.35 * before
+
+
+def test_feet_are_planted_alike_at_any_frame_rate():
+    """A foot that stands a second, then slides at 0.3 of the person's height a second:
+    planted in the same frames whether the clip runs at 30 or 60 frames a second (a speed per
+    frame read that slide at 60 as standing)."""
+    from inference.sequence import SequenceOptions
+    from inference.smoothing import foot_contacts
+
+    rng = np.random.default_rng(0)
+    t = np.arange(120) / 60.0
+    ankles = np.zeros((120, 2, 3))
+    ankles[:, :, 0] = 300 + 400 * np.where(t < 1.0, 0.0, 0.3 * (t - 1.0))[:, None] + rng.normal(0, 0.3, (120, 2))
+    ankles[:, :, 1], ankles[:, :, 2] = 500, 0.9
+    speed = SequenceOptions().contact_speed
+    at60 = foot_contacts(ankles, 400.0, speed, 60.0)
+    at30 = foot_contacts(ankles[::2], 400.0, speed, 30.0)
+    assert (at60[::2] == at30).all()
+    assert at30[2:29].all() and not at30[32:].any()  # standing, then sliding
 
 
 def test_fingers_follow_the_hands_through_the_clip(clip_result):

@@ -140,7 +140,7 @@ def _summary(verb: str, result, built: dict) -> str:
     if hands and result.frames == 1:
         fingers = f"; fingers fitted on {int(sum(h.sum() for h in hands))} of {2 * len(hands)} hands"
     elif hands:
-        posed = [hands_posed(h[:, s]) for h in hands for s in range(h.shape[1])]
+        posed = [hands_posed(h[:, s], result.fps or 30.0) for h in hands for s in range(h.shape[1])]
         share = sum(p.sum() for p in posed) / max(1, sum(p.size for p in posed))
         fingers = f"; fingers from the hands found in {100 * share:.0f}% of hand-frames"
     return (f"{verb} {names} ({len(result.bone_names)} bones{frames})" + (f"; {skipped} skipped" if skipped else "")

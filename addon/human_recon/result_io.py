@@ -162,18 +162,19 @@ def load_result(path: str | Path) -> Result:
     )
 
 
-# A clip's hand missing for at most this many frames between two where it was fitted is filled
-# in from them (the inference's ``SequenceOptions.hand_gap``); hands are searched at most 30
-# times a second, so a 60 fps clip has a frame filled in between every two searched.
-HAND_GAP = 15
+# A clip's hand missing for at most this long (seconds) between two frames where it was fitted
+# is filled in from them (the inference's ``SequenceOptions.hand_gap``); hands are searched at
+# most 30 times a second, so a 60 fps clip has a frame filled in between every two searched.
+HAND_GAP = 0.5
 
 
-def hands_posed(fitted: np.ndarray) -> np.ndarray:
+def hands_posed(fitted: np.ndarray, fps: float) -> np.ndarray:
     """(N,) bool: the frames whose hand is posed from a detection (``fitted`` (N,): fitted in
-    that frame), counting those filled in between two fitted frames."""
+    that frame, of a clip at ``fps``), counting those filled in between two fitted frames."""
+    gap = max(1, round(HAND_GAP * fps))  # frames, as the inference's ``hand_gap_frames``
     out = np.asarray(fitted, bool).copy()
     known = np.flatnonzero(out)
     for a, b in zip(known, known[1:]):
-        if b - a <= HAND_GAP + 1:
+        if b - a <= gap + 1:
             out[a:b] = True
     return out
