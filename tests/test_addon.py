@@ -252,6 +252,13 @@ def test_clip_with_a_newcomer_one_action_each_hidden_until_they_come(installed, 
     assert arms[0].animation_data.action != arms[1].animation_data.action
     scene = bpy.context.scene
     assert (scene.frame_start, scene.frame_end) == (1, 45)
+    # The camera's background is the clip, playing along: scene frame 1 shows source frame 30.
+    (cam,) = [o for o in coll.objects if o.type == "CAMERA"]
+    (bg,) = cam.data.background_images
+    assert bg.image.source == "MOVIE"
+    for f in (1, 20, 45):
+        scene.frame_set(f)
+        assert bg.image_user.frame_current == 30 + f, f  # Blender counts a movie's frames from 1
     man, woman = r.people
     assert man.present.all() and not woman.present[:20].any() and woman.present[-5:].all()
     first = int(np.argmax(woman.present))

@@ -70,6 +70,7 @@ class Result:
     body_model: str
     people: list[Person]
     fps: float = 0.0
+    frame_indices: np.ndarray | None = None  # (N,) the source's frame numbers (a clip's video)
     up_axis: str = "Z"
     notes: list[str] = field(default_factory=list)
     smpl_v_template: np.ndarray | None = None  # SMPL: (V, 3) for the shape keys' basis
@@ -154,6 +155,7 @@ def load_result(path: str | Path) -> Result:
         body_model=str(data.get("body_model", "anny")),
         people=people,
         fps=float(data["fps"]) if "fps" in data else 0.0,
+        frame_indices=data["frame_indices"].astype(np.int64) if "frame_indices" in data else None,
         up_axis=str(data.get("model_up_axis", "Z")),
         notes=[str(n) for n in data.get("notes", [])],
         smpl_v_template=data.get("smpl_v_template"),

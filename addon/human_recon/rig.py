@@ -255,6 +255,8 @@ class SceneBuilder:
             bg.alpha = 1.0
             bg.display_depth = "BACK"
             cam.show_background_images = True
+            if img.source == "MOVIE" and r.frames > 1:
+                _follow_clip(bg.image_user, r, scene)
         rs = scene.render
         self.saved_render = (scene, scene.camera, (rs.resolution_x, rs.resolution_y, rs.resolution_percentage))
         scene.camera = obj
@@ -334,3 +336,16 @@ def build_scene(result: Result, context, name: str | None = None, pose_correctiv
     """Build each person's armature, skinned mesh and pose, and the camera; all or nothing.
     Returns the collection, ``people`` (per person ``armature`` and ``mesh``) and ``camera``."""
     return SceneBuilder().build(result, context, name, pose_correctives)
+
+
+def _follow_clip(user, r: Result, scene) -> None:
+    """The camera's background video plays along with the keyframes: the clip's first frame at
+    the scene's first (Blender shows a movie's first frame only, unless told how many to play).
+    A clip read at every n-th frame (``--step``) cannot play along: the background then holds
+    the clip's first frame."""
+    idx = r.frame_indices if r.frame_indices is not None and len(r.frame_indices) == r.frames else None
+    user.frame_start = scene.frame_start
+    user.frame_offset = int(idx[0]) if idx is not None else 0  # movie frame = scene frame - start + 1 + offset
+    steady = idx is not None and bool(np.all(np.diff(idx) == 1))
+    user.frame_duration = r.frames if steady else 1
+    user.use_auto_refresh = steady
