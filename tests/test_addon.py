@@ -415,6 +415,23 @@ def test_headless_job_script_writes_three_files(tmp_path, cache_dir):
     assert 0.05 < changed.mean() < 0.5
 
 
+def test_a_clip_read_at_every_nth_frame_holds_its_first_frame_behind(installed, tmp_path):
+    """Blender plays a background movie one frame per scene frame: a clip read at every 3rd frame
+    cannot follow it, so its camera shows the clip's first frame throughout, not a drifting one."""
+    clip = ROOT / "tests" / "data" / "demo.mp4"
+    if not clip.exists():
+        pytest.skip("run scripts/fetch_test_data.sh for the test clip")
+    names = {c.name for c in bpy.data.collections}
+    res = bpy.ops.human_recon.import_sequence(filepath=str(clip), start=6, end=18, step=3, result_dir=str(tmp_path))
+    assert res == {"FINISHED"}
+    (cam,) = [o for o in _new_collection(names).objects if o.type == "CAMERA"]
+    (bg,) = cam.data.background_images
+    scene = bpy.context.scene
+    for f in (scene.frame_start, scene.frame_end):
+        scene.frame_set(f)
+        assert bg.image_user.frame_current == 7, f  # source frame 6, counted from 1
+
+
 def test_import_sequence_keyframes_one_armature(installed, tmp_path, body):
     import torch
 

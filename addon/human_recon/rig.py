@@ -348,4 +348,4 @@ def _follow_clip(user, r: Result, scene) -> None:
     user.frame_offset = int(idx[0]) if idx is not None else 0  # movie frame = scene frame - start + 1 + offset
     steady = idx is not None and bool(np.all(np.diff(idx) == 1))
     user.frame_duration = r.frames if steady else 1
-    user.use_auto_refresh = steady
+    user.use_auto_refresh = True
