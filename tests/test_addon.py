@@ -432,6 +432,34 @@ def test_a_clip_read_at_every_nth_frame_holds_its_first_frame_behind(installed, 
         assert bg.image_user.frame_current == 7, f  # source frame 6, counted from 1
 
 
+def test_a_folder_of_frames_plays_behind_the_camera(installed, tmp_path):
+    """A clip read from a folder of numbered frames: Blender's image sequence behind the camera,
+    each scene frame showing the file the rig was keyed from."""
+    import cv2
+
+    clip = ROOT / "tests" / "data" / "demo.mp4"
+    if not clip.exists():
+        pytest.skip("run scripts/fetch_test_data.sh for the test clip")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cap = cv2.VideoCapture(str(clip))
+    for i in range(8):
+        ok, bgr = cap.read()
+        assert ok
+        cv2.imwrite(str(frames / f"shot_{100 + i:04d}.jpg"), bgr)
+    cap.release()
+    names = {c.name for c in bpy.data.collections}
+    res = bpy.ops.human_recon.import_sequence(filepath=str(frames), start=2, result_dir=str(tmp_path))
+    assert res == {"FINISHED"}
+    (cam,) = [o for o in _new_collection(names).objects if o.type == "CAMERA"]
+    (bg,) = cam.data.background_images
+    assert bg.image.source == "SEQUENCE" and os.path.basename(bg.image.filepath) == "shot_0102.jpg"
+    scene = bpy.context.scene
+    for f in range(scene.frame_start, scene.frame_end + 1):
+        scene.frame_set(f)
+        assert bg.image_user.frame_current == 102 + f - scene.frame_start, f  # shot_0102 ... shot_0107
+
+
 def test_import_sequence_keyframes_one_armature(installed, tmp_path, body):
     import torch
 

@@ -9,6 +9,8 @@ them, and the camera is placed where the photo was taken from.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,3 +182,26 @@ def hands_posed(fitted: np.ndarray, fps: float) -> np.ndarray:
         if b - a <= gap + 1:
             out[a:b] = True
     return out
+
+
+# A clip read from a folder: its frames are the folder's images in natural order (the
+# inference's ``io.frames``); these are the ones Blender can also show. HEIC frames it cannot.
+BLENDER_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+CLIP_ONLY_SUFFIXES = {".heic", ".heif", ".hif"}
+
+
+def frame_files(folder: str) -> list[str] | None:
+    """The paths of a clip folder's frames in the inference's order ('frame2' before 'frame10');
+    None when it holds frames Blender cannot show."""
+    names = [e.name for e in os.scandir(folder) if e.is_file()]
+    if any(os.path.splitext(n)[1].lower() in CLIP_ONLY_SUFFIXES for n in names):
+        return None
+    key = lambda n: [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", n)]  # noqa: E731
+    frames = sorted((n for n in names if os.path.splitext(n)[1].lower() in BLENDER_IMAGE_SUFFIXES), key=key)
+    return [os.path.join(folder, n) for n in frames]
+
+
+def file_number(path: str) -> int | None:
+    """The last number in a file's name (Blender numbers an image sequence's frames by it)."""
+    found = re.findall(r"\d+", os.path.splitext(os.path.basename(path))[0])
+    return int(found[-1]) if found else None

@@ -18,7 +18,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from .result_io import Person, Result
+from .result_io import Person, Result, file_number, frame_files
 
 # The camera's sensor is the full frame's (36 x 24 mm) diagonal cut to the picture's shape, so its
 # Focal Length reads as the lens's 35 mm equivalent: what EXIF records and --focal-mm takes.
@@ -248,15 +248,16 @@ class SceneBuilder:
         self.objects.append(obj)
         coll.objects.link(obj)
         obj.matrix_world = _matrix(r.camera_matrix_world())
-        if r.image_path and os.path.isfile(r.image_path):
-            img = self._track(bpy.data.images, bpy.data.images.load(r.image_path, check_existing=True))
+        behind = _picture_behind(r)
+        if behind is not None:
+            img = self._track(bpy.data.images, bpy.data.images.load(behind, check_existing=True))
             bg = cam.background_images.new()
             bg.image = img
             bg.alpha = 1.0
             bg.display_depth = "BACK"
             cam.show_background_images = True
-            if img.source == "MOVIE" and r.frames > 1:
-                _follow_clip(bg.image_user, r, scene)
+            if r.frames > 1:
+                _follow_clip(img, bg.image_user, r, scene)
         rs = scene.render
         self.saved_render = (scene, scene.camera, (rs.resolution_x, rs.resolution_y, rs.resolution_percentage))
         scene.camera = obj
@@ -338,14 +339,35 @@ def build_scene(result: Result, context, name: str | None = None, pose_correctiv
     return SceneBuilder().build(result, context, name, pose_correctives)
 
 
-def _follow_clip(user, r: Result, scene) -> None:
-    """The camera's background video plays along with the keyframes: the clip's first frame at
-    the scene's first (Blender shows a movie's first frame only, unless told how many to play).
-    A clip read at every n-th frame (``--step``) cannot play along: the background then holds
-    the clip's first frame."""
+def _picture_behind(r: Result) -> str | None:
+    """The file the camera shows behind the rig: the photo, the clip's video, or the first frame
+    of a clip read from a folder (None: none Blender can show)."""
+    if r.image_path and os.path.isfile(r.image_path):
+        return r.image_path
+    if r.image_path and os.path.isdir(r.image_path) and r.frame_indices is not None and len(r.frame_indices):
+        files = frame_files(r.image_path)
+        if files and int(r.frame_indices[-1]) < len(files):
+            return files[int(r.frame_indices[0])]
+    return None
+
+
+def _follow_clip(img, user, r: Result, scene) -> None:
+    """The camera's background plays along with the keyframes: the clip's first frame at the
+    scene's first (Blender shows a movie's first frame only, unless told how many to play).
+    Frames from a folder play as Blender's image sequence where their names number them one
+    by one. A clip read at every n-th frame (``--step``) cannot play along: the background then
+    holds the clip's first frame."""
     idx = r.frame_indices if r.frame_indices is not None and len(r.frame_indices) == r.frames else None
-    user.frame_start = scene.frame_start
-    user.frame_offset = int(idx[0]) if idx is not None else 0  # movie frame = scene frame - start + 1 + offset
     steady = idx is not None and bool(np.all(np.diff(idx) == 1))
-    user.frame_duration = r.frames if steady else 1
+    user.frame_start = scene.frame_start
     user.use_auto_refresh = True
+    if img.source == "MOVIE":
+        user.frame_offset = int(idx[0]) if idx is not None else 0  # movie frame = scene frame - start + 1 + offset
+        user.frame_duration = r.frames if steady else 1
+        return
+    files = frame_files(r.image_path) if idx is not None and os.path.isdir(r.image_path) else None
+    numbers = [file_number(files[i]) for i in idx] if files and steady else []
+    if numbers and None not in numbers and all(b - a == 1 for a, b in zip(numbers, numbers[1:])):
+        img.source = "SEQUENCE"  # file number = scene frame - start + 1 + offset
+        user.frame_offset = numbers[0] - 1
+        user.frame_duration = r.frames
