@@ -71,7 +71,9 @@ class SequenceOptions:
     video: bool = True
     people: str | int = "all"  # whom to follow: "all", "largest" or the N most prominent (``--people``)
     height: float | None = DEFAULT_HEIGHT_M  # each body's standing height, metres (None: the fit's own size)
-    focal_mm: float | None = None  # the lens's 35 mm equivalent (None: the frames' EXIF, else the image diagonal)
+    # The lens's 35 mm equivalent (None: the one the frames' EXIF or the video's metadata records,
+    # else the image diagonal).
+    focal_mm: float | None = None
     # Each later frame's fit, from the frame before. Its Adam moves a parameter whose gradient is
     # under 0.01 in proportion to it (``FitOptions.adam_eps``): at torch's 1e-8 a joint the
     # picture hardly constrains moved a full step on a gradient of noise, and the kit's clips
@@ -312,7 +314,7 @@ class SequenceReconstructor:
             if frame.found and camera is None:
                 # The focal length given, else a folder of photos' (the first one's EXIF), else the default.
                 given = self.options.focal_mm
-                lens = FocalLength(given) if given else source.exif_focal(*frame.size)
+                lens = FocalLength(given) if given else source.recorded_focal(*frame.size)
                 camera = Camera.for_image(*frame.size, lens.px(*frame.size) if lens else None)
                 self._camera_notes = [lens.note(*frame.size)] if lens else []
             elif frame.found and frame.size != (camera.width, camera.height):

@@ -48,8 +48,8 @@ def lens_auto_prop():
     """Whether the camera's focal length is the photo's own (EXIF) or a guess, or given."""
     return bpy.props.BoolProperty(
         name="Focal length from the photo", description="Take the camera's focal length from the photo's EXIF "
-        "(phones and cameras record it; a folder of frames: the first one's), else guess it (a 43 mm full-frame "
-        "equivalent). Off: give it", default=True,
+        "(phones and cameras record it; a folder of frames: the first one's; a video: its metadata, as iPhones "
+        "record it), else guess it (a 43 mm full-frame equivalent). Off: give it", default=True,
     )  # fmt: skip
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ReconError
-from ..lens import FocalLength
+from ..lens import EQUIVALENT_MM, FocalLength
 from .images import HEIF_SUFFIXES, exif_focal, load_image
+from .quicktime import recorded_focal_mm
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"} | HEIF_SUFFIXES
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif"}
@@ -39,10 +40,15 @@ class FrameSource:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def exif_focal(self, width: int, height: int) -> FocalLength | None:
-        """The focal length the first frame's EXIF records (a folder of photos from one camera);
-        None for a video or frames without it."""
-        return exif_focal(self.files[self.indices[0]], width, height) if self.files and self.indices else None
+    def recorded_focal(self, width: int, height: int) -> FocalLength | None:
+        """The focal length the clip records: a folder's first frame's EXIF (photos from one
+        camera), a video's QuickTime metadata (iPhones'); None where there is none."""
+        if self.files is not None:
+            return exif_focal(self.files[self.indices[0]], width, height) if self.indices else None
+        mm = recorded_focal_mm(self.path)
+        if mm is None or not EQUIVALENT_MM[0] <= mm <= EQUIVALENT_MM[1]:
+            return None
+        return FocalLength(mm, "from the video's metadata")
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray | None, str]]:
         """(source index, RGB frame or None if unreadable, why it was unreadable)."""
