@@ -88,6 +88,9 @@ def test_no_lens_recorded_or_not_a_movie(tmp_path):
     assert recorded_focal_mm(plain) is None
     (tmp_path / "junk.mp4").write_bytes(b"\x00\x00\x00\x10moov" + b"\xff" * 40)  # a size past its end
     assert recorded_focal_mm(tmp_path / "junk.mp4") is None
+    nested = b"".join(struct.pack(">I4s", 8 * (5000 - i), b"udta") for i in range(5000))  # atoms in atoms
+    (tmp_path / "deep.mp4").write_bytes(struct.pack(">I4s", 8 + len(nested), b"moov") + nested)
+    assert recorded_focal_mm(tmp_path / "deep.mp4") is None
     (tmp_path / "text.mp4").write_text("not a movie at all")
     assert recorded_focal_mm(tmp_path / "text.mp4") is None
     # Implausible values are not a lens: the clip keeps the default guess.

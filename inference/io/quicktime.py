@@ -15,6 +15,7 @@ import struct
 FOCAL_KEY = b"com.apple.quicktime.camera.focal_length.35mm_equivalent"
 _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"udta"}
 MAX_MOOV_BYTES = 64 << 20  # a movie's index; far larger is not a movie this reader should load
+MAX_DEPTH = 6  # moov > trak > mdia > minf > ...: a file nested deeper is not a camera's
 
 
 def _atoms(buf: bytes, start: int, end: int):
@@ -119,7 +120,7 @@ def recorded_focal_mm(path: str | os.PathLike) -> float | None:
     if moov is None:
         return None
 
-    def search(start: int, end: int) -> float | None:
+    def search(start: int, end: int, depth: int) -> float | None:
         metas, inner = [], []
         for kind, a, b in _atoms(moov, start, end):
             (metas if kind == b"meta" else inner if kind in _CONTAINERS else []).append((a, b))
@@ -128,13 +129,13 @@ def recorded_focal_mm(path: str | os.PathLike) -> float | None:
             value = _number(payload) if payload is not None else None
             if value is not None:
                 return value
-        for a, b in inner:
-            value = search(a, b)
+        for a, b in inner if depth < MAX_DEPTH else []:
+            value = search(a, b, depth + 1)
             if value is not None:
                 return value
         return None
 
     try:
-        return search(0, len(moov))
+        return search(0, len(moov), 0)
     except (struct.error, ValueError, IndexError):
         return None
