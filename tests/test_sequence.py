@@ -68,6 +68,35 @@ def test_an_animated_gif_is_a_clip(reconstructor, tmp_path):
     assert np.all(np.diff(x) > 1)  # the person moves right in the picture, as drawn
 
 
+def test_a_portrait_phone_video_is_read_upright(reconstructor, tmp_path):
+    """Phones store a portrait video's frames sideways, with a rotation for players to apply (the
+    track header's matrix): the clip is read upright, and the person stands in it."""
+    import struct
+
+    import cv2
+
+    photo = np.asarray(Image.open(PERSON).convert("RGB"))  # 460 x 540, portrait
+    sideways = np.ascontiguousarray(np.rot90(photo, 1)[:, :, ::-1])  # stored turned a quarter left
+    path = tmp_path / "portrait.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (540, 460))
+    for _ in range(3):
+        writer.write(sideways)
+    writer.release()
+    buf = bytearray(path.read_bytes())
+    matrix = buf.find(b"tkhd") + 4 + 40  # after version/flags, times, track id, duration, layer, volume
+    assert struct.unpack(">9i", buf[matrix : matrix + 36])[::4] == (0x10000, 0x10000, 0x40000000)  # identity
+    buf[matrix : matrix + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)  # 90 degrees
+    path.write_bytes(bytes(buf))
+    frames = [rgb for _, rgb, _ in open_frames(path)]
+    assert [f.shape for f in frames] == [(540, 460, 3)] * 3
+    assert np.abs(frames[0].astype(float) - photo).mean() < 12  # the photo again (after the video's compression)
+    r = SequenceReconstructor(reconstructor).run(open_frames(path))
+    (p,) = r.people
+    k = p.frame_keypoints2d[0]
+    assert tuple(r.image_size) == (460, 540)
+    assert k[[15, 16], 1].mean() > k[[5, 6], 1].mean() + 200  # ankles far below the shoulders: standing
+
+
 def _centre_x(person) -> np.ndarray:
     """The mean x of each frame's confident body joints (NaN where the person was not detected)."""
     k = person.frame_keypoints2d[:, :13]

@@ -61,7 +61,7 @@ class FrameSource:
             return
         import cv2
 
-        cap = cv2.VideoCapture(str(self.path))
+        cap = _open_video(self.path)
         try:
             wanted = set(self.indices)
             last = max(self.indices) if self.indices else -1
@@ -79,6 +79,17 @@ class FrameSource:
                 pos += 1
         finally:
             cap.release()
+
+
+def _open_video(path: Path):
+    """An OpenCV capture that turns frames upright as the video's rotation says: phones store a
+    portrait video's frames sideways with a rotation to apply, which OpenCV's wheels ignore
+    unless told (the person would lie on their side)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+    return cap
 
 
 def open_frames(
@@ -106,7 +117,7 @@ def open_frames(
         raise ReconError("empty_file", f"{p} is empty (0 bytes); pass a valid video file.")
     import cv2
 
-    cap = cv2.VideoCapture(str(p))
+    cap = _open_video(p)
     try:
         if not cap.isOpened():
             raise ReconError("corrupt_video", f"{p.name} could not be opened as a video; re-export it (H.264 MP4).")
