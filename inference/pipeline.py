@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -19,7 +20,7 @@ from .detect.mediapipe_hands import HandDetector
 from .errors import ReconError
 from .fit import FitOptions, FitResult, Fitter
 from .hands import MIN_WRIST_CONF, PersonHands, fit_people_hands
-from .io.images import exif_focal, load_image
+from .io.images import HEIF_SUFFIXES, exif_focal, jpeg_bytes, load_image
 from .io.result import DEFAULT_HEIGHT_M, ReconResult
 from .lens import FocalLength
 from .regress import NetworkRegressor, make_regressor
@@ -200,6 +201,8 @@ class Reconstructor:
                                    mirrored=f.mirrored, height=height, hands=f.hands) for f in fits]  # fmt: skip
         result = assemble_result(self.body, camera, name, persons, people_found=len(found), timings=timings,
                                  notes=notes)  # fmt: skip
+        if not isinstance(image, np.ndarray) and Path(image).suffix.lower() in HEIF_SUFFIXES:
+            result.background_jpeg = jpeg_bytes(rgb)  # Blender reads no HEIC: the camera's background
         result.timings["result"] = time.perf_counter() - t
         report("done", 1.0)
         return result

@@ -365,6 +365,28 @@ def _assert_one_error_report(call, message):
     assert len(text.strip().splitlines()) == 1 and "Traceback" not in text
 
 
+def test_a_heic_photo_shows_behind_the_camera(installed, tmp_path):
+    """Blender reads no HEIC (iPhones' photos): the result carries the photo as JPEG, packed into
+    the .blend behind the camera, so it stays when the result's folder goes."""
+    from PIL import Image
+
+    from inference.io.images import reads_heif
+
+    assert reads_heif()
+    photo = tmp_path / "IMG_0002.HEIC"
+    Image.open(PERSON).convert("RGB").save(photo, quality=95)
+    names = {c.name for c in bpy.data.collections}
+    assert bpy.ops.human_recon.reconstruct_image(filepath=str(photo)) == {"FINISHED"}  # no folder kept
+    (cam,) = [o for o in _new_collection(names).objects if o.type == "CAMERA"]
+    (bg,) = cam.data.background_images
+    img = bg.image
+    assert img.packed_file is not None and img.name == "IMG_0002.HEIC"
+    assert tuple(img.size) == (460, 540) and img.has_data
+    pixels = np.array(img.pixels[:]).reshape(540, 460, 4)[::-1, :, :3]  # Blender's rows run bottom-up
+    original = np.asarray(Image.open(PERSON).convert("RGB"), np.float64) / 255
+    assert np.abs(pixels - original).mean() < 0.05
+
+
 def test_photo_without_person_reports_and_leaves_scene(installed):
     before = _scene_state()
     photo = str(opencv_photo("fruits.jpg"))

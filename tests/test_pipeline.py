@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -104,6 +106,10 @@ def test_a_photos_exif_focal_length_is_the_cameras(reconstructor, tmp_path):
     diagonal = float(np.hypot(*src.size))
     default, from_exif = reconstructor.reconstruct(PERSON), reconstructor.reconstruct(phone)
     assert default.camera_K[0, 0] == pytest.approx(diagonal)
+    # Blender reads no HEIC: the result carries the photo as JPEG for the camera's background.
+    assert default.background_jpeg.size == 0
+    behind = np.asarray(Image.open(io.BytesIO(from_exif.background_jpeg.tobytes())).convert("RGB"), np.float64)
+    assert behind.shape == (540, 460, 3) and np.abs(behind - np.asarray(src, np.float64)).mean() < 8
     assert from_exif.camera_K[0, 0] == pytest.approx(26 / 43.2666 * diagonal, rel=1e-4)
     assert any("EXIF: 26 mm" in n for n in from_exif.notes) and not any("EXIF" in n for n in default.notes)
     nearer = from_exif.people[0].root_translation[0, 2] / default.people[0].root_translation[0, 2]

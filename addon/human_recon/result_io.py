@@ -73,6 +73,7 @@ class Result:
     people: list[Person]
     fps: float = 0.0
     frame_indices: np.ndarray | None = None  # (N,) the source's frame numbers (a clip's video)
+    background_jpeg: bytes = b""  # the photo as JPEG where Blender cannot read its file (HEIC)
     up_axis: str = "Z"
     notes: list[str] = field(default_factory=list)
     smpl_v_template: np.ndarray | None = None  # SMPL: (V, 3) for the shape keys' basis
@@ -158,6 +159,7 @@ def load_result(path: str | Path) -> Result:
         people=people,
         fps=float(data["fps"]) if "fps" in data else 0.0,
         frame_indices=data["frame_indices"].astype(np.int64) if "frame_indices" in data else None,
+        background_jpeg=data["background_jpeg"].astype(np.uint8).tobytes() if "background_jpeg" in data else b"",
         up_axis=str(data.get("model_up_axis", "Z")),
         notes=[str(n) for n in data.get("notes", [])],
         smpl_v_template=data.get("smpl_v_template"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -235,6 +236,24 @@ class SceneBuilder:
         self._track(bpy.data.actions, action)
         return curves
 
+    def _picture_behind(self, r: Result):
+        """The image the camera shows behind the rig, loaded (None: none Blender can show). A
+        photo Blender cannot read (HEIC) comes as JPEG bytes in the result: packed into the
+        .blend, so it stays when the result's folder goes."""
+        if r.background_jpeg:
+            fd, tmp = tempfile.mkstemp(suffix=".jpg", prefix="human_recon_")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(r.background_jpeg)
+                img = self._track(bpy.data.images, bpy.data.images.load(tmp))
+                img.pack()
+                img.name = os.path.basename(r.image_path) or img.name
+            finally:
+                os.unlink(tmp)
+            return img
+        path = _picture_file(r)
+        return None if path is None else self._track(bpy.data.images, bpy.data.images.load(path, check_existing=True))
+
     def _camera(self, r: Result, coll, name: str, scene):
         cam = self._track(bpy.data.cameras, bpy.data.cameras.new(f"{name} Camera"))
         sensor = FULL_FRAME_DIAGONAL_MM * r.width / float(np.hypot(r.width, r.height))
@@ -248,9 +267,8 @@ class SceneBuilder:
         self.objects.append(obj)
         coll.objects.link(obj)
         obj.matrix_world = _matrix(r.camera_matrix_world())
-        behind = _picture_behind(r)
-        if behind is not None:
-            img = self._track(bpy.data.images, bpy.data.images.load(behind, check_existing=True))
+        img = self._picture_behind(r)
+        if img is not None:
             bg = cam.background_images.new()
             bg.image = img
             bg.alpha = 1.0
@@ -339,7 +357,7 @@ def build_scene(result: Result, context, name: str | None = None, pose_correctiv
     return SceneBuilder().build(result, context, name, pose_correctives)
 
 
-def _picture_behind(r: Result) -> str | None:
+def _picture_file(r: Result) -> str | None:
     """The file the camera shows behind the rig: the photo, the clip's video, or the first frame
     of a clip read from a folder (None: none Blender can show)."""
     if r.image_path and os.path.isfile(r.image_path):

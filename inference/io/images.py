@@ -9,6 +9,7 @@ EXIF-rotated phone photos) is turned into an RGB uint8 array or a
 from __future__ import annotations
 
 import functools
+import io
 import os
 import warnings
 from pathlib import Path
@@ -129,6 +130,13 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             f"{p.name} is only {w}x{h} pixels; use a photo at least {MIN_SIDE} pixels on each side.",
         )
     return np.ascontiguousarray(rgb)
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> np.ndarray:
+    """An RGB uint8 picture as the bytes of a JPEG file (uint8 array)."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    return np.frombuffer(buf.getvalue(), np.uint8).copy()
 
 
 def exif_focal(path: str | os.PathLike, width: int, height: int) -> FocalLength | None:

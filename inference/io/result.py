@@ -124,6 +124,9 @@ class ReconResult:
     frame_indices: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int32))  # (N,) source frame numbers
     notes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))  # who or what was skipped, and why
     model_up_axis: str = "Z"  # model space's up: "Z" (Anny) or "Y" (SMPL)
+    # The photo as JPEG bytes where Blender cannot read its file (HEIC), for the camera's
+    # background; empty otherwise.
+    background_jpeg: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
     # SMPL only: the user's model data the Blender rig needs for shape keys (smpl_shapedirs, ...),
     # gender and frame rate; each person's AMASS arrays are in ``PersonResult.extra``.
     extra: dict = field(default_factory=dict)
