@@ -282,6 +282,9 @@ class SequenceReconstructor:
         result = assemble_result(self.rec.body, camera, str(source.path), people,
                                  people_found=tracker.people_at_start, fps=fps,
                                  frame_indices=np.asarray(source.indices, np.int32))  # fmt: skip
+        behind = source.background_jpeg()
+        if behind is not None:
+            result.background_jpeg = behind
         for k, t in enumerate(kept):  # each person's filled frames, under the name the rig gives them
             notes += [f"Person {k + 1}: {why}" for why in t.notes()]
             if self.rec.hand_detector is not None and not supports(self.rec.body):

@@ -97,6 +97,25 @@ def test_a_portrait_phone_video_is_read_upright(reconstructor, tmp_path):
     assert k[[15, 16], 1].mean() > k[[5, 6], 1].mean() + 200  # ankles far below the shoulders: standing
 
 
+def test_a_folder_of_heic_frames_carries_its_first_frame_for_blender(reconstructor, tmp_path):
+    """Blender reads no HEIC: a clip of iPhone photos carries its first frame as JPEG, for the
+    camera's background (a folder of JPEGs needs none: Blender shows the files themselves)."""
+    import io
+
+    from inference.io.images import reads_heif
+
+    assert reads_heif()  # Pillow writes HEIC once pillow-heif has taught it
+    frames = tmp_path / "heic"
+    frames.mkdir()
+    photo = Image.open(PERSON).convert("RGB")
+    for i in range(3):
+        photo.transform(photo.size, Image.Transform.AFFINE, (1, 0, -4 * i, 0, 1, 0)).save(frames / f"IMG_{i}.HEIC")
+    r = SequenceReconstructor(reconstructor).run(open_frames(frames))
+    first = np.asarray(Image.open(io.BytesIO(r.background_jpeg.tobytes())).convert("RGB"), np.float64)
+    assert first.shape == (540, 460, 3) and np.abs(first - np.asarray(photo, np.float64)).mean() < 8
+    assert r.people[0].frame_detected.all()
+
+
 def _centre_x(person) -> np.ndarray:
     """The mean x of each frame's confident body joints (NaN where the person was not detected)."""
     k = person.frame_keypoints2d[:, :13]

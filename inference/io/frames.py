@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ReconError
 from ..lens import EQUIVALENT_MM, FocalLength
-from .images import HEIF_SUFFIXES, exif_focal, load_image
+from .images import HEIF_SUFFIXES, exif_focal, jpeg_bytes, load_image
 from .quicktime import recorded_focal_mm
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"} | HEIF_SUFFIXES
@@ -49,6 +49,16 @@ class FrameSource:
         if mm is None or not EQUIVALENT_MM[0] <= mm <= EQUIVALENT_MM[1]:
             return None
         return FocalLength(mm, "from the video's metadata")
+
+    def background_jpeg(self) -> np.ndarray | None:
+        """The first frame as JPEG bytes where Blender cannot show the frames themselves (a folder
+        of HEIC photos), for the camera's background; None otherwise or if it cannot be read."""
+        if not self.files or not self.indices or self.files[self.indices[0]].suffix.lower() not in HEIF_SUFFIXES:
+            return None
+        try:
+            return jpeg_bytes(load_image(self.files[self.indices[0]]))
+        except ReconError:
+            return None
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray | None, str]]:
         """(source index, RGB frame or None if unreadable, why it was unreadable)."""
