@@ -24,6 +24,14 @@ OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")  # Debian opencv-d
 PERSON = ROOT / "examples" / "person.jpg"  # crop of a frame of sports2d's demo video (BSD-3-Clause)
 
 
+def moving_person(frames: int) -> list:
+    """A clip's frames (PIL RGB images) of the bundled photo, its person 4 px further right each."""
+    from PIL import Image
+
+    photo = Image.open(PERSON).convert("RGB")
+    return [photo.transform(photo.size, Image.Transform.AFFINE, (1, 0, -4 * i, 0, 1, 0)) for i in range(frames)]
+
+
 def opencv_photo(name: str) -> Path:
     p = OPENCV_DATA / name
     if not p.exists():

@@ -8,13 +8,12 @@ import struct
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
 
 from inference.io.frames import open_frames
 from inference.io.quicktime import FOCAL_KEY, recorded_focal_mm
 from inference.sequence import SequenceReconstructor
 
-from .conftest import PERSON
+from .conftest import moving_person
 
 
 def _atom(kind: bytes, payload: bytes) -> bytes:
@@ -59,11 +58,6 @@ def _video(path, frames: list[np.ndarray], meta: bytes | None = None, in_track: 
     path.write_bytes(bytes(buf))
 
 
-def _frames(n: int = 4) -> list[np.ndarray]:
-    photo = Image.open(PERSON).convert("RGB")
-    return [np.asarray(photo.transform(photo.size, Image.Transform.AFFINE, (1, 0, -4 * i, 0, 1, 0))) for i in range(n)]
-
-
 @pytest.mark.parametrize(
     ("value", "data_type", "iso", "in_track", "mm"),
     [
@@ -103,7 +97,7 @@ def test_a_phone_videos_lens_is_the_clips_camera(reconstructor, tmp_path):
     """A clip from a phone that records its lens (26 mm equivalent): the camera's focal length is
     that lens, and the result says where it came from."""
     path = tmp_path / "phone.mp4"
-    frames = _frames()
+    frames = [np.asarray(f) for f in moving_person(4)]
     _video(path, frames, _meta(struct.pack(">h", 26), 21))
     r = SequenceReconstructor(reconstructor).run(open_frames(path))
     h, w = frames[0].shape[:2]

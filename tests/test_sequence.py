@@ -14,7 +14,7 @@ from inference.io.frames import natural_key, open_frames
 from inference.sequence import SequenceOptions, SequenceReconstructor, labellings
 from inference.smoothing import gaussian_smooth, smooth_quaternions
 
-from .conftest import PERSON, ROOT, run_cli
+from .conftest import PERSON, ROOT, moving_person, run_cli
 
 CLIP = ROOT / "tests" / "data" / "demo.mp4"  # sports2d demo (BSD-3-Clause), fetched by scripts/fetch_test_data.sh
 # Pose2Sim's Demo_MultiPerson cam02 (BSD-3-Clause), halved like ../shared/realbench's; the same script.
@@ -55,8 +55,7 @@ def test_natural_order_and_non_images(tmp_path):
 
 def test_an_animated_gif_is_a_clip(reconstructor, tmp_path):
     """Short clips often come as animated GIFs (palette frames, their own frame rate)."""
-    photo = Image.open(PERSON).convert("RGB")
-    frames = [photo.transform(photo.size, Image.Transform.AFFINE, (1, 0, -4 * i, 0, 1, 0)) for i in range(4)]
+    frames = moving_person(4)
     path = tmp_path / "clip.gif"
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=40, loop=0)  # 25 frames a second
     src = open_frames(path)
@@ -107,12 +106,12 @@ def test_a_folder_of_heic_frames_carries_its_first_frame_for_blender(reconstruct
     assert reads_heif()  # Pillow writes HEIC once pillow-heif has taught it
     frames = tmp_path / "heic"
     frames.mkdir()
-    photo = Image.open(PERSON).convert("RGB")
-    for i in range(3):
-        photo.transform(photo.size, Image.Transform.AFFINE, (1, 0, -4 * i, 0, 1, 0)).save(frames / f"IMG_{i}.HEIC")
+    shots = moving_person(3)
+    for i, shot in enumerate(shots):
+        shot.save(frames / f"IMG_{i}.HEIC")
     r = SequenceReconstructor(reconstructor).run(open_frames(frames))
     first = np.asarray(Image.open(io.BytesIO(r.background_jpeg.tobytes())).convert("RGB"), np.float64)
-    assert first.shape == (540, 460, 3) and np.abs(first - np.asarray(photo, np.float64)).mean() < 8
+    assert first.shape == (540, 460, 3) and np.abs(first - np.asarray(shots[0], np.float64)).mean() < 8
     assert r.people[0].frame_detected.all()
 
 

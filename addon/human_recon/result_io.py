@@ -72,7 +72,7 @@ class Result:
     body_model: str
     people: list[Person]
     fps: float = 0.0
-    frame_indices: np.ndarray | None = None  # (N,) the source's frame numbers (a clip's video)
+    frame_indices: np.ndarray | None = None  # (N,) the source's frame numbers (a video's, a folder's positions)
     background_jpeg: bytes = b""  # the photo as JPEG where Blender cannot read its file (HEIC)
     up_axis: str = "Z"
     notes: list[str] = field(default_factory=list)

@@ -236,10 +236,11 @@ class SceneBuilder:
         self._track(bpy.data.actions, action)
         return curves
 
-    def _picture_behind(self, r: Result):
-        """The image the camera shows behind the rig, loaded (None: none Blender can show). A
-        photo Blender cannot read (HEIC) comes as JPEG bytes in the result: packed into the
-        .blend, so it stays when the result's folder goes."""
+    def _picture_behind(self, r: Result, frames: list[str] | None):
+        """The image the camera shows behind the rig, loaded: the photo, the clip's video, or the
+        first of a folder clip's ``frames`` (None: none Blender can show). A photo Blender cannot
+        read (HEIC) comes as JPEG bytes in the result: packed into the .blend, so it stays when
+        the result's folder goes."""
         if r.background_jpeg:
             fd, tmp = tempfile.mkstemp(suffix=".jpg", prefix="human_recon_")
             try:
@@ -251,7 +252,7 @@ class SceneBuilder:
             finally:
                 os.unlink(tmp)
             return img
-        path = _picture_file(r)
+        path = r.image_path if r.image_path and os.path.isfile(r.image_path) else frames[0] if frames else None
         return None if path is None else self._track(bpy.data.images, bpy.data.images.load(path, check_existing=True))
 
     def _camera(self, r: Result, coll, name: str, scene):
@@ -267,7 +268,8 @@ class SceneBuilder:
         self.objects.append(obj)
         coll.objects.link(obj)
         obj.matrix_world = _matrix(r.camera_matrix_world())
-        img = self._picture_behind(r)
+        frames = _folder_frames(r)
+        img = self._picture_behind(r, frames)
         if img is not None:
             bg = cam.background_images.new()
             bg.image = img
@@ -275,7 +277,7 @@ class SceneBuilder:
             bg.display_depth = "BACK"
             cam.show_background_images = True
             if r.frames > 1:
-                _follow_clip(img, bg.image_user, r, scene)
+                _follow_clip(img, bg.image_user, r, scene, frames)
         rs = scene.render
         self.saved_render = (scene, scene.camera, (rs.resolution_x, rs.resolution_y, rs.resolution_percentage))
         scene.camera = obj
@@ -357,19 +359,18 @@ def build_scene(result: Result, context, name: str | None = None, pose_correctiv
     return SceneBuilder().build(result, context, name, pose_correctives)
 
 
-def _picture_file(r: Result) -> str | None:
-    """The file the camera shows behind the rig: the photo, the clip's video, or the first frame
-    of a clip read from a folder (None: none Blender can show)."""
-    if r.image_path and os.path.isfile(r.image_path):
-        return r.image_path
-    if r.image_path and os.path.isdir(r.image_path) and r.frame_indices is not None and len(r.frame_indices):
-        files = frame_files(r.image_path)
-        if files and int(r.frame_indices[-1]) < len(files):
-            return files[int(r.frame_indices[0])]
-    return None
+def _folder_frames(r: Result) -> list[str] | None:
+    """A clip read from a folder: the files of its frames, in the result's order (None: not a
+    folder, or frames Blender cannot show)."""
+    if not (r.image_path and os.path.isdir(r.image_path)) or r.frame_indices is None or not len(r.frame_indices):
+        return None
+    files = frame_files(r.image_path)
+    if not files or int(r.frame_indices[-1]) >= len(files):
+        return None
+    return [files[int(i)] for i in r.frame_indices]
 
 
-def _follow_clip(img, user, r: Result, scene) -> None:
+def _follow_clip(img, user, r: Result, scene, frames: list[str] | None) -> None:
     """The camera's background plays along with the keyframes: the clip's first frame at the
     scene's first (Blender shows a movie's first frame only, unless told how many to play).
     Frames from a folder play as Blender's image sequence where their names number them one
@@ -383,8 +384,7 @@ def _follow_clip(img, user, r: Result, scene) -> None:
         user.frame_offset = int(idx[0]) if idx is not None else 0  # movie frame = scene frame - start + 1 + offset
         user.frame_duration = r.frames if steady else 1
         return
-    files = frame_files(r.image_path) if idx is not None and os.path.isdir(r.image_path) else None
-    numbers = [file_number(files[i]) for i in idx] if files and steady else []
+    numbers = [file_number(f) for f in frames] if frames and steady else []
     if numbers and None not in numbers and all(b - a == 1 for a, b in zip(numbers, numbers[1:])):
         img.source = "SEQUENCE"  # file number = scene frame - start + 1 + offset
         user.frame_offset = numbers[0] - 1
