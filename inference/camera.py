@@ -22,6 +22,14 @@ class Camera:
         K = np.array([[f, 0, width / 2.0], [0, f, height / 2.0], [0, 0, 1]], dtype=np.float64)
         return cls(K=K, width=int(width), height=int(height))
 
+    def resized(self, width: int, height: int) -> "Camera":
+        """The same camera for its picture resampled to ``width`` x ``height``: the same rays,
+        in the new picture's pixels."""
+        K = self.K.copy()
+        K[0] *= width / self.width
+        K[1] *= height / self.height
+        return Camera(K=K, width=int(width), height=int(height))
+
     @property
     def focal(self) -> float:
         return float(self.K[0, 0])

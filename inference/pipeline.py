@@ -20,7 +20,16 @@ from .detect.mediapipe_hands import HandDetector
 from .errors import ReconError
 from .fit import FitOptions, FitResult, Fitter
 from .hands import MIN_WRIST_CONF, PersonHands, fit_people_hands
-from .io.images import HEIF_SUFFIXES, exif_focal, jpeg_bytes, load_image
+from .io.images import (
+    HEIF_SUFFIXES,
+    WORK_SIDE,
+    exif_focal,
+    jpeg_bytes,
+    load_image,
+    picture_size,
+    resampled,
+    working_size,
+)
 from .io.result import DEFAULT_HEIGHT_M, ReconResult
 from .lens import FocalLength
 from .regress import NetworkRegressor, make_regressor
@@ -86,15 +95,16 @@ def why_skipped(det: Detection, width: int, height: int) -> str | None:
             f"{' (cut by the frame edge)' if cut else ' (mostly hidden)'}")  # fmt: skip
 
 
-def choose_people(found: list[Detection], people: str | int, width: int, height: int
+def choose_people(found: list[Detection], people: str | int, width: int, height: int, to_picture: float = 1.0
                   ) -> tuple[list[Detection], list[str]]:  # fmt: skip
     """Of the people found (most prominent first), those to reconstruct, and notes on who was
-    left out and why. The most prominent person is always reconstructed."""
+    left out and why (where they are, in the picture's pixels: ``to_picture`` of those worked
+    on). The most prominent person is always reconstructed."""
     wanted = people_wanted(people)
     chosen, notes = found[:1], []
     for det in found[1:]:
         why = why_skipped(det, width, height)
-        x = int((det.box[0] + det.box[2]) / 2)
+        x = int((det.box[0] + det.box[2]) / 2 * to_picture)
         if why:
             notes.append(f"person at x={x} px skipped: {why}")
         elif wanted is not None and len(chosen) >= wanted:
@@ -157,29 +167,35 @@ class Reconstructor:
         timings: dict[str, float] = {}
         t = time.perf_counter()
         report("load", 0.0)
-        rgb = image if isinstance(image, np.ndarray) else load_image(image)
+        if isinstance(image, np.ndarray):
+            rgb, (h, w) = image, image.shape[:2]
+        else:  # a large JPEG comes decoded smaller, at least WORK_SIDE large
+            rgb, (w, h) = load_image(image, WORK_SIDE), picture_size(image)
         if name is None:
             name = "frame" if isinstance(image, np.ndarray) else str(image)
-        h, w = rgb.shape[:2]
         lens = None
         if focal_mm and not focal_px:
             lens = FocalLength(focal_mm)
         elif not focal_px and not isinstance(image, np.ndarray):
             lens = exif_focal(image, w, h)
         camera = Camera.for_image(w, h, lens.px(w, h) if lens else focal_px)
+        # Everything below works on the picture at most WORK_SIDE large, in its pixels (``work``);
+        # the result is given in the photo's own.
+        work = camera.resized(*working_size(w, h))
+        picture = resampled(rgb, (work.width, work.height))
         timings["load"] = time.perf_counter() - t
 
         t = time.perf_counter()
         report("detect", 0.1)
-        found = find_people(self.detector, rgb)  # raises no_person; most prominent first
-        chosen, notes = choose_people(found, people, w, h)
+        found = find_people(self.detector, picture)  # raises no_person; most prominent first
+        chosen, notes = choose_people(found, people, work.width, work.height, w / work.width)
         notes = ([lens.note(w, h)] if lens else []) + notes
         timings["detect"] = time.perf_counter() - t
 
         fits = []
         for i, det in enumerate(chosen):
             share = lambda stage, frac, i=i: report(stage, 0.2 + 0.7 * (i + frac) / len(chosen))  # noqa: E731
-            person = self.fit_person(to_body_convention(det, self.body.detector_offsets), camera, share)
+            person = self.fit_person(to_body_convention(det, self.body.detector_offsets), work, share)
             fits.append(person)
             stages = person.seconds | {f"fit_{k}": v for k, v in person.fit.stage_seconds.items()}
             for k, v in stages.items():  # summed over the people
@@ -188,7 +204,7 @@ class Reconstructor:
         if self.hand_detector is not None:
             t = time.perf_counter()
             report("hands", 0.85)
-            self.fit_hands(rgb, camera, fits)
+            self.fit_hands(picture, work, fits)
             timings["hands"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -197,10 +213,10 @@ class Reconstructor:
         for i, f in enumerate(fits):
             if f.hands is not None:
                 notes += f.hands.notes(f"Person {i + 1}")
-        persons = [assemble_person(self.body, Motion.from_params(f.fit.params), camera, f.detection,
+        persons = [assemble_person(self.body, Motion.from_params(f.fit.params), work, f.detection,
                                    mirrored=f.mirrored, height=height, hands=f.hands) for f in fits]  # fmt: skip
-        result = assemble_result(self.body, camera, name, persons, people_found=len(found), timings=timings,
-                                 notes=notes)  # fmt: skip
+        result = assemble_result(self.body, work, name, persons, people_found=len(found), timings=timings,
+                                 notes=notes).in_picture(w, h, camera.K)  # fmt: skip
         if not isinstance(image, np.ndarray) and Path(image).suffix.lower() in HEIF_SUFFIXES:
             result.background_jpeg = jpeg_bytes(rgb)  # Blender reads no HEIC: the camera's background
         result.timings["result"] = time.perf_counter() - t

@@ -37,6 +37,7 @@ from .hands import (
     supports,
 )
 from .io.frames import FrameSource
+from .io.images import resampled, working_size
 from .io.result import DEFAULT_HEIGHT_M, ReconResult
 from .lens import FocalLength
 from .pipeline import Reconstructor, choose_people, people_wanted, why_skipped
@@ -200,9 +201,10 @@ class _Frame:
 
     index: int
     found: dict[int, Detection]  # by person id
-    size: tuple[int, int]
+    size: tuple[int, int]  # as worked on (``io.images.working_size``)
     why: str = ""  # why the frame has nobody (unreadable, nobody found)
     rgb: np.ndarray | None = None  # the frame (where anyone was found: their hands are searched in it)
+    picture: tuple[int, int] = (0, 0)  # the frame's own size
 
 
 class SequenceReconstructor:
@@ -239,6 +241,7 @@ class SequenceReconstructor:
         self._fit_seconds = 0.0
         self._start_notes: list[str] = []  # who was not followed from the first frame, and why
         self._camera_notes: list[str] = []  # where the camera's focal length came from, if not the default
+        self._picture: Camera | None = None  # the camera in the frames' own pixels (the fit's: in those worked on)
         nobody: dict[int, str] = {}
         try:
             tracks, camera = self._fit_frames(source, tracker, report, nobody)
@@ -279,9 +282,12 @@ class SequenceReconstructor:
             # The first frame's labelling is followed frame to frame, so no track is reported mirrored.
             people.append(assemble_person(self.rec.body, motion, camera, t.first, clip=clip,
                                           height=self.options.height))
+        whole = self._picture
+        assert whole is not None  # set with ``camera``
         result = assemble_result(self.rec.body, camera, str(source.path), people,
                                  people_found=tracker.people_at_start, fps=fps,
-                                 frame_indices=np.asarray(source.indices, np.int32))  # fmt: skip
+                                 frame_indices=np.asarray(source.indices, np.int32),
+                                 ).in_picture(whole.width, whole.height, whole.K)  # fmt: skip
         behind = source.background_jpeg()
         if behind is not None:
             result.background_jpeg = behind
@@ -317,9 +323,10 @@ class SequenceReconstructor:
             if frame.found and camera is None:
                 # The focal length given, else a folder of photos' (the first one's EXIF), else the default.
                 given = self.options.focal_mm
-                lens = FocalLength(given) if given else source.recorded_focal(*frame.size)
-                camera = Camera.for_image(*frame.size, lens.px(*frame.size) if lens else None)
-                self._camera_notes = [lens.note(*frame.size)] if lens else []
+                lens = FocalLength(given) if given else source.recorded_focal(*frame.picture)
+                self._picture = Camera.for_image(*frame.picture, lens.px(*frame.picture) if lens else None)
+                camera = self._picture.resized(*frame.size)
+                self._camera_notes = [lens.note(*frame.picture)] if lens else []
             elif frame.found and frame.size != (camera.width, camera.height):
                 frame = _Frame(frame.index, {}, frame.size, f"frame {frame.index} has a different size")
             if not frame.found:
@@ -443,13 +450,16 @@ class SequenceReconstructor:
             if rgb is None:
                 yield _Frame(index, {}, (0, 0), why or f"frame {index} unreadable")
                 continue
-            size = (rgb.shape[1], rgb.shape[0])
+            picture = (rgb.shape[1], rgb.shape[0])
+            size = working_size(*picture)
             t = time.perf_counter()
+            rgb = resampled(rgb, size)
             time_s = index / (source.fps or 30.0)
             found: dict[int, Detection] = {}
             try:
                 if not tracker.started:
-                    chosen, skipped = choose_people(tracker.start(rgb, time_s), self.options.people, *size)
+                    chosen, skipped = choose_people(tracker.start(rgb, time_s), self.options.people, *size,
+                                                    picture[0] / size[0])  # fmt: skip
                     self._start_notes = [f"frame {index}: {note}" for note in skipped]
                     found = {tracker.follow(d, rgb): d for d in chosen}
                 else:
@@ -461,7 +471,7 @@ class SequenceReconstructor:
                 found = {}
             self._detect_seconds += time.perf_counter() - t
             yield _Frame(index, found, size, "" if found else (why or f"frame {index}: nobody found"),
-                         rgb if found else None)
+                         rgb if found else None, picture)
 
 
 def warm_prior(options: SequenceOptions, fps: float) -> float:

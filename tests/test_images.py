@@ -12,7 +12,16 @@ import pytest
 from PIL import Image
 
 from inference.errors import ReconError
-from inference.io.images import MAX_PIXELS, exif_focal, load_image, reads_heif
+from inference.io.images import (
+    MAX_PIXELS,
+    WORK_SIDE,
+    exif_focal,
+    load_image,
+    picture_size,
+    reads_heif,
+    resampled,
+    working_size,
+)
 from inference.lens import FocalLength
 
 from .conftest import PERSON, ROOT
@@ -92,6 +101,31 @@ def test_exif_orientation_is_honoured(tmp_path):
     assert rgb.shape == (540, 460, 3)
     diff = np.abs(rgb.astype(int) - np.asarray(src.convert("RGB")).astype(int)).mean()
     assert diff < 12
+
+
+def test_a_large_photo_is_decoded_smaller_and_its_own_size_is_known(tmp_path):
+    """A phone-sized JPEG stored sideways comes at least ``max_side`` large on its longer side but
+    decoded smaller (JPEG's DCT scaling: halved here), upright; ``picture_size`` gives its own,
+    upright size. Other formats come whole; a picture within ``max_side`` is not touched."""
+    src = Image.open(PERSON).convert("RGB").resize((460 * 8, 540 * 8))  # 3680 x 4320
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter: the viewer turns it back
+    path = tmp_path / "IMG_0002.jpg"
+    src.transpose(Image.Transpose.ROTATE_90).save(path, exif=exif.tobytes(), quality=90)
+    assert picture_size(path) == (3680, 4320)
+    small = load_image(path, max_side=WORK_SIDE)
+    assert small.shape == (2160, 1840, 3)  # halved, still more than WORK_SIDE
+    whole = load_image(path)
+    assert whole.shape == (4320, 3680, 3)
+    work = working_size(3680, 4320)
+    assert work == (1636, 1920)
+    a, b = resampled(small, work).astype(float), resampled(whole, work).astype(float)
+    assert np.abs(a - b).mean() < 3  # the same picture, however it was decoded
+    assert np.abs(a - np.asarray(src.resize(work), float)).mean() < 6  # upright
+    png = tmp_path / "big.png"
+    src.resize((2000, 2348)).save(png)
+    assert load_image(png, max_side=WORK_SIDE).shape == (2348, 2000, 3) and picture_size(png) == (2000, 2348)
+    assert working_size(460, 540) == (460, 540) and resampled(whole, (3680, 4320)) is whole
 
 
 def _with_exif(src: Image.Image, path, equivalent_mm: int, stored_size=None, orientation: int | None = None):

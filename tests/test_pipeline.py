@@ -119,3 +119,33 @@ def test_a_photos_exif_focal_length_is_the_cameras(reconstructor, tmp_path):
     given = reconstructor.reconstruct(phone, focal_mm=50.0)  # as a 35 mm equivalent
     assert given.camera_K[0, 0] == pytest.approx(50 / 43.2666 * diagonal, rel=1e-4)
     assert given.notes[0].startswith("focal length given: 50 mm")
+
+
+def test_a_phone_sized_photo_is_worked_on_smaller_and_answered_in_its_own_pixels(reconstructor, tmp_path):
+    """A photo larger than WORK_SIDE (here 2760 x 3240, stored sideways as phones do) is detected and
+    fitted on a copy WORK_SIDE large, and its result is the photo's: its size, its camera (the
+    focal length its diagonal), keypoints and boxes in its pixels, where the fitted body projects
+    through that camera; the body the one the photo at its small size gives."""
+    src = Image.open(PERSON).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    path = tmp_path / "IMG_0003.jpg"
+    src.resize((460 * 6, 540 * 6), Image.Resampling.BICUBIC).transpose(Image.Transpose.ROTATE_270).save(
+        path, exif=exif.tobytes(), quality=92
+    )
+    small, big = reconstructor.reconstruct(PERSON), reconstructor.reconstruct(path)
+    assert tuple(big.image_size) == (2760, 3240)
+    assert big.camera_K[0, 0] == pytest.approx(np.hypot(2760, 3240)) and big.camera_K[1, 2] == pytest.approx(1620)
+    (a,), (b,) = small.people, big.people
+    height = b.person_box[3] - b.person_box[1]
+    assert height == pytest.approx(6 * (a.person_box[3] - a.person_box[1]), rel=0.05)
+    seen = (a.keypoints2d[:, 2] > 0.5) & (b.keypoints2d[:, 2] > 0.5)
+    assert seen.sum() >= 12
+    assert np.abs(b.keypoints2d[seen, :2] - 6 * a.keypoints2d[seen, :2]).max() < 0.04 * height
+    projected = b.keypoints3d_cam @ big.camera_K.T
+    assert np.abs(projected[:, :2] / projected[:, 2:] - b.keypoints2d_fit).max() < 1.0  # pixels of the photo
+    assert np.linalg.norm(b.keypoints2d_fit[seen] - b.keypoints2d[seen, :2], axis=1).mean() < 0.03 * height
+    assert b.silhouette_iou > 0.7
+    # The same body: its keypoints, centred on the pelvis, within a few centimetres.
+    ka, kb = (p.keypoints3d_cam - p.keypoints3d_cam[11:13].mean(0) for p in (a, b))
+    assert np.linalg.norm(ka - kb, axis=1).mean() < 0.05

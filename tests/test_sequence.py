@@ -403,3 +403,34 @@ def test_a_person_turning_round_at_30_fps_is_not_mirrored(reconstructor):
         # and close: mean keypoint distance after aligning the roots, in metres
         err = np.linalg.norm(_root_aligned(k30) - _root_aligned(k60), axis=-1).mean(-1)
         assert np.median(err) < 0.08
+
+
+def test_a_4k_video_is_worked_on_smaller_and_answered_in_its_own_pixels(reconstructor, tmp_path):
+    """Frames larger than WORK_SIDE (a phone's portrait 4K video, 2160 x 3840) are tracked and fitted
+    at WORK_SIDE (half that here), and the result is in the video's pixels: its size, its camera,
+    each frame's keypoints (where the fitted bodies project through that camera) and hands."""
+    import cv2
+
+    path = tmp_path / "4k.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (2160, 3840))
+    for frame in moving_person(3):
+        canvas = np.full((3840, 2160, 3), 128, np.uint8)
+        big = cv2.resize(np.asarray(frame)[:, :, ::-1], (1840, 2160), interpolation=cv2.INTER_CUBIC)
+        canvas[840:3000, 160:2000] = big
+        writer.write(canvas)
+    writer.release()
+    r = SequenceReconstructor(reconstructor).run(open_frames(path))
+    assert tuple(r.image_size) == (2160, 3840)
+    assert r.camera_K[0, 0] == pytest.approx(np.hypot(2160, 3840)) and r.camera_K[0, 2] == pytest.approx(1080)
+    (p,) = r.people
+    x0, y0, x1, y1 = p.person_box
+    height = y1 - y0
+    assert 840 <= y0 and y1 <= 3000 and height > 0.7 * 2160  # the person as pasted, in the video's pixels
+    seen = p.frame_keypoints2d[..., 2] > 0.5
+    projected = p.frame_keypoints3d_cam @ r.camera_K.T
+    uv = projected[..., :2] / projected[..., 2:]
+    assert np.linalg.norm(uv - p.frame_keypoints2d[..., :2], axis=-1)[seen].mean() < 0.04 * height
+    shift = p.frame_keypoints2d[2, seen[0] & seen[2], 0] - p.frame_keypoints2d[0, seen[0] & seen[2], 0]
+    assert np.median(shift) == pytest.approx(2 * 4 * 4, abs=6)  # 4 px a frame in the small clip, 4x larger
+    hands = p.frame_hand_keypoints2d[p.frame_hands_fitted][..., :2]  # (H, 21, 2)
+    assert len(hands) and (hands >= [x0, y0 - 0.1 * height]).all() and (hands <= [x1, y1]).all()

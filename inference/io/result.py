@@ -133,6 +133,22 @@ class ReconResult:
     schema_version: int = SCHEMA_VERSION
     inference_version: str = ""
 
+    def in_picture(self, width: int, height: int, K: np.ndarray) -> "ReconResult":
+        """This result, worked out on its picture resampled, for the picture itself
+        (``width`` x ``height``, camera ``K``): its pixel quantities scaled (in place). The 3D ones
+        stay: the camera sees the same rays."""
+        sx, sy = width / float(self.image_size[0]), height / float(self.image_size[1])
+        if (sx, sy) == (1.0, 1.0):
+            return self
+        xy = np.array([sx, sy])
+        for p in self.people:
+            for a in (p.keypoints2d, p.keypoints2d_fit, p.frame_keypoints2d, p.frame_hand_keypoints2d):
+                a[..., :2] *= xy.astype(a.dtype)
+            p.person_box[:] = p.person_box * np.tile(xy, 2)
+        self.image_size = np.array([width, height], np.int32)
+        self.camera_K = np.asarray(K, np.float64).copy()
+        return self
+
     def save(self, path: str | os.PathLike, overwrite: bool = True) -> Path:
         """Write atomically to ``path`` (a failed write leaves nothing behind)."""
         path = Path(path)
