@@ -181,8 +181,11 @@ class Reconstructor:
         camera = Camera.for_image(w, h, lens.px(w, h) if lens else focal_px)
         # Everything below works on the picture at most WORK_SIDE large, in its pixels (``work``);
         # the result is given in the photo's own.
-        work = camera.resized(*working_size(w, h))
-        picture = resampled(rgb, (work.width, work.height))
+        size = working_size(w, h)
+        if rgb.shape[1] < size[0]:  # a JPEG decoded smaller still (``load_image``)
+            size = (rgb.shape[1], rgb.shape[0])
+        work = camera.resized(*size)
+        picture = resampled(rgb, size)
         timings["load"] = time.perf_counter() - t
 
         t = time.perf_counter()
