@@ -25,8 +25,7 @@ from .io.images import (
     WORK_SIDE,
     exif_focal,
     jpeg_bytes,
-    load_image,
-    picture_size,
+    load_picture,
     resampled,
     working_size,
 )
@@ -169,8 +168,8 @@ class Reconstructor:
         report("load", 0.0)
         if isinstance(image, np.ndarray):
             rgb, (h, w) = image, image.shape[:2]
-        else:  # a large JPEG comes decoded smaller, at least WORK_SIDE large
-            rgb, (w, h) = load_image(image, WORK_SIDE), picture_size(image)
+        else:  # a large JPEG comes decoded smaller
+            rgb, (w, h) = load_picture(image, WORK_SIDE)
         if name is None:
             name = "frame" if isinstance(image, np.ndarray) else str(image)
         lens = None
@@ -182,7 +181,7 @@ class Reconstructor:
         # Everything below works on the picture at most WORK_SIDE large, in its pixels (``work``);
         # the result is given in the photo's own.
         size = working_size(w, h)
-        if rgb.shape[1] < size[0]:  # a JPEG decoded smaller still (``load_image``)
+        if rgb.shape[1] < size[0]:  # a JPEG decoded smaller still (``load_picture``)
             size = (rgb.shape[1], rgb.shape[0])
         work = camera.resized(*size)
         picture = resampled(rgb, size)

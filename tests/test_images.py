@@ -17,7 +17,7 @@ from inference.io.images import (
     WORK_SIDE,
     exif_focal,
     load_image,
-    picture_size,
+    load_picture,
     reads_heif,
     resampled,
     working_size,
@@ -104,27 +104,29 @@ def test_exif_orientation_is_honoured(tmp_path):
 
 
 def test_a_large_photo_is_decoded_smaller_and_its_own_size_is_known(tmp_path):
-    """A phone-sized JPEG stored sideways comes at least ``max_side`` large on its longer side but
-    decoded smaller (JPEG's DCT scaling: halved here), upright; ``picture_size`` gives its own,
-    upright size. Other formats come whole; a picture within ``max_side`` is not touched."""
+    """A phone-sized JPEG stored sideways comes decoded smaller (JPEG's DCT scaling: halved here,
+    still over DRAFT_SHARE of ``max_side``) and upright, with its own upright size. Other formats
+    come whole; a picture within WORK_SIDE is not touched."""
     src = Image.open(PERSON).convert("RGB").resize((460 * 8, 540 * 8))  # 3680 x 4320
     exif = Image.Exif()
     exif[0x0112] = 6  # stored turned a quarter: the viewer turns it back
     path = tmp_path / "IMG_0002.jpg"
     src.transpose(Image.Transpose.ROTATE_90).save(path, exif=exif.tobytes(), quality=90)
-    assert picture_size(path) == (3680, 4320)
-    small = load_image(path, max_side=WORK_SIDE)
-    assert small.shape == (2160, 1840, 3)  # halved, still more than WORK_SIDE
+    small, own = load_picture(path, max_side=WORK_SIDE)
+    assert own == (3680, 4320) and small.shape == (2160, 1840, 3)  # halved
     whole = load_image(path)
-    assert whole.shape == (4320, 3680, 3)
+    assert whole.shape == (4320, 3680, 3) and load_picture(path) == (pytest.approx(whole), (3680, 4320))
     work = working_size(3680, 4320)
     assert work == (1636, 1920)
     a, b = resampled(small, work).astype(float), resampled(whole, work).astype(float)
     assert np.abs(a - b).mean() < 3  # the same picture, however it was decoded
     assert np.abs(a - np.asarray(src.resize(work), float)).mean() < 6  # upright
+    src.resize((2600, 1700)).save(tmp_path / "wide.jpg", quality=90)  # halved: 1300 < 0.75 x 1920
+    assert load_picture(tmp_path / "wide.jpg", max_side=WORK_SIDE)[0].shape == (1700, 2600, 3)
     png = tmp_path / "big.png"
     src.resize((2000, 2348)).save(png)
-    assert load_image(png, max_side=WORK_SIDE).shape == (2348, 2000, 3) and picture_size(png) == (2000, 2348)
+    rgb, own = load_picture(png, max_side=WORK_SIDE)
+    assert rgb.shape == (2348, 2000, 3) and own == (2000, 2348)
     assert working_size(460, 540) == (460, 540) and resampled(whole, (3680, 4320)) is whole
 
 

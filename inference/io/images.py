@@ -35,7 +35,7 @@ WORK_SIDE = 1920
 # 88 ms to decode whole and 24 more to resample, against 25 ms halved (1512 x 1775).
 DRAFT_SHARE = 0.75
 SAME_ASPECT = 0.01  # the recorded and the actual picture's aspect ratios agree this closely unless it was cropped
-_ORIENTATION, _EXIF_IFD, _FOCAL_35MM, _PIXEL_X, _PIXEL_Y = 0x0112, 0x8769, 0xA405, 0xA002, 0xA003
+_EXIF_IFD, _FOCAL_35MM, _PIXEL_X, _PIXEL_Y = 0x8769, 0xA405, 0xA002, 0xA003
 _FOCAL_MM, _PLANE_X_RES, _PLANE_UNIT = 0x920A, 0xA20E, 0xA210
 _PLANE_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # FocalPlaneResolutionUnit: inch, cm, mm, micrometre
 
@@ -92,11 +92,15 @@ def reads_heif() -> bool:
     return True
 
 
-def load_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarray:
-    """Load a photo as an HxWx3 uint8 RGB array, honouring EXIF orientation (JPEG, PNG, HEIC, ...).
-    ``max_side``: a JPEG larger than this on its longer side may come smaller, at least
-    ``DRAFT_SHARE`` of it (decoded at 1/2, 1/4 or 1/8 of its size, several times faster than
-    whole); ``picture_size`` tells its own size."""
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Load a photo as an HxWx3 uint8 RGB array, honouring EXIF orientation (JPEG, PNG, HEIC, ...)."""
+    return load_picture(path)[0]
+
+
+def load_picture(path: str | os.PathLike, max_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """``load_image``, and the photo's own size (width, height, upright). ``max_side``: a JPEG
+    larger than this on its longer side may come smaller, at least ``DRAFT_SHARE`` of it (decoded
+    at 1/2, 1/4 or 1/8 of its size, several times faster than whole)."""
     p = check_input_file(path)
     if not reads_heif() and p.suffix.lower() in HEIF_SUFFIXES:
         raise ReconError(
@@ -120,8 +124,10 @@ def load_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarr
                     scale = max_side / max(w, h)
                     img.draft(None, (math.ceil(w * scale * DRAFT_SHARE), math.ceil(h * scale * DRAFT_SHARE)))
                 img.load()
+                stored = img.size
                 img = ImageOps.exif_transpose(img)
                 rgb = _to_rgb_array(img)
+                own = (h, w) if img.size != stored else (w, h)  # turned a quarter: the sides swap
     except ReconError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -145,16 +151,7 @@ def load_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarr
             "image_too_small",
             f"{p.name} is only {w}x{h} pixels; use a photo at least {MIN_SIDE} pixels on each side.",
         )
-    return np.ascontiguousarray(rgb)
-
-
-def picture_size(path: str | os.PathLike) -> tuple[int, int]:
-    """A photo's width and height as seen (EXIF orientation applied), from its header; for a
-    file ``load_image`` has read."""
-    with Image.open(path) as img:
-        w, h = img.size
-        turned = img.getexif().get(_ORIENTATION) in (5, 6, 7, 8)  # a quarter turn: sides swapped
-    return (h, w) if turned else (w, h)
+    return np.ascontiguousarray(rgb), own
 
 
 def working_size(width: int, height: int, side: int = WORK_SIDE) -> tuple[int, int]:
