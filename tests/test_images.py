@@ -52,6 +52,12 @@ def test_text_named_jpg_and_truncated_jpeg(tmp_path):
     fake = tmp_path / "notes.jpg"
     fake.write_text("this is not a photo\n")
     assert _code(fake) == "not_an_image"
+    clip = tmp_path / "clip.mp4"  # a video given as a photo: the message says where it goes
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    with pytest.raises(ReconError) as exc:
+        load_image(clip)
+    assert exc.value.code == "not_an_image"
+    assert exc.value.message == "clip.mp4 is a video: use Import sequence (command line: sequence)."
     data = PERSON.read_bytes()
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(data[: len(data) // 3])

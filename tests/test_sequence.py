@@ -50,7 +50,10 @@ def test_natural_order_and_non_images(tmp_path):
     assert natural_key("f2") < natural_key("f10")
     with pytest.raises(ReconError) as exc:
         open_frames(tmp_path / "frame1.png")
-    assert exc.value.code == "not_a_video"
+    assert exc.value.code == "not_a_video" and exc.value.message.startswith("frame1.png is a photo: use Reconstruct")
+    with pytest.raises(ReconError) as exc:
+        open_frames(tmp_path / "notes.txt")
+    assert exc.value.code == "not_a_video" and "neither a folder of frames nor a video" in exc.value.message
 
 
 def test_an_animated_gif_is_a_clip(reconstructor, tmp_path):

@@ -17,11 +17,10 @@ import numpy as np
 
 from ..errors import ReconError
 from ..lens import EQUIVALENT_MM, FocalLength
-from .images import HEIF_SUFFIXES, exif_focal, jpeg_bytes, load_image
+from .images import HEIF_SUFFIXES, VIDEO_SUFFIXES, exif_focal, jpeg_bytes, load_image
 from .quicktime import recorded_focal_mm
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"} | HEIF_SUFFIXES
-VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif"}
 
 
 def natural_key(name: str) -> list:
@@ -121,6 +120,9 @@ def open_frames(
         if not indices:
             raise ReconError("no_frames", f"The frame range is empty: {p} has {len(files)} frames.")
         return FrameSource(p, float(fps or 30.0), indices, files=files, skipped_files=skipped)
+    if p.suffix.lower() in IMAGE_SUFFIXES:
+        raise ReconError("not_a_video", f"{p.name} is a photo: use Reconstruct from image (command line: "
+                                        "reconstruct), or pass a folder of frames.")
     if p.suffix.lower() not in VIDEO_SUFFIXES:
         raise ReconError("not_a_video", f"{p.name} is neither a folder of frames nor a video file (.mp4, .mov, ...).")
     if p.stat().st_size == 0:

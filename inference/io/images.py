@@ -78,6 +78,7 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
 
 
 HEIF_SUFFIXES = {".heic", ".heif", ".hif"}  # iPhones' (and many Android phones') photo format
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif"}
 
 
 @functools.cache
@@ -136,6 +137,11 @@ def load_picture(path: str | os.PathLike, max_side: int | None = None) -> tuple[
             f"{p.name} declares a size too large to decode safely; downscale it and try again.",
         ) from None
     except UnidentifiedImageError:
+        if p.suffix.lower() in VIDEO_SUFFIXES:
+            raise ReconError(
+                "not_an_image",
+                f"{p.name} is a video: use Import sequence (command line: sequence).",
+            ) from None
         raise ReconError(
             "not_an_image",
             f"{p.name} is not an image file Pillow can read; pass a JPEG, PNG or HEIC photo.",
