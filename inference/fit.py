@@ -107,36 +107,38 @@ class FitResult:
 
 
 class MaskTargets:
-    """Silhouette targets: a distance field outside the mask and sample points inside it."""
+    """Silhouette targets of one or more people (a batch row each): a distance field outside each
+    mask and sample points inside it."""
 
-    def __init__(self, mask: np.ndarray, box_height: float, seed: int = 0) -> None:
-        binary = (mask > 0.5).astype(np.uint8)
-        h, w = binary.shape
-        # Distance (px) from each pixel to the mask, normalised by the person's height.
-        dist = cv2.distanceTransform(1 - binary, cv2.DIST_L2, 3).astype(np.float32) / box_height
-        self.field = torch.from_numpy(dist)[None, None]
+    def __init__(self, masks: list[np.ndarray], box_heights: list[float], seed: int = 0) -> None:
+        fields, samples = [], []
+        for mask, box_height in zip(masks, box_heights):
+            binary = (mask > 0.5).astype(np.uint8)
+            # Distance (px) from each pixel to the mask, normalised by the person's height.
+            fields.append(cv2.distanceTransform(1 - binary, cv2.DIST_L2, 3).astype(np.float32) / box_height)
+            ys, xs = np.nonzero(binary)
+            rng = np.random.default_rng(seed)
+            pick = rng.choice(len(xs), size=min(MASK_SAMPLES, len(xs)), replace=False)
+            samples.append(np.stack([xs[pick], ys[pick]], 1) + 0.5)
+        n = max(len(p) for p in samples)  # a mask of fewer pixels repeats some (rows must match)
+        h, w = masks[0].shape
+        self.field = torch.from_numpy(np.stack(fields))[:, None]  # (P, 1, H, W)
         self.size = torch.tensor([w, h], dtype=torch.float32)
-        ys, xs = np.nonzero(binary)
-        rng = np.random.default_rng(seed)
-        pick = rng.choice(len(xs), size=min(MASK_SAMPLES, len(xs)), replace=False)
-        self.samples = torch.tensor(np.stack([xs[pick], ys[pick]], 1) + 0.5, dtype=torch.float32)
-        self.box_height = box_height
+        self.samples = torch.tensor(np.stack([np.resize(p, (n, 2)) for p in samples]), dtype=torch.float32)
+        self.box_height = torch.tensor(box_heights, dtype=torch.float32)
 
     def outside(self, uv: torch.Tensor) -> torch.Tensor:
-        """Mean normalised distance of projected points ``uv`` (B, N, 2) to the mask."""
+        """Mean normalised distance of each row's projected points ``uv`` (P, N, 2) to its mask."""
         grid = (uv / self.size) * 2 - 1
-        d = F.grid_sample(
-            self.field.expand(uv.shape[0], -1, -1, -1), grid[:, None], align_corners=False, padding_mode="border"
-        )
+        d = F.grid_sample(self.field, grid[:, None], align_corners=False, padding_mode="border")
         return d[:, 0, 0].mean(1)
 
     def coverage(self, uv: torch.Tensor) -> torch.Tensor:
-        """Mean normalised distance from mask samples to the nearest projected point."""
-        samples = self.samples[None].expand(uv.shape[0], -1, -1)
+        """Mean normalised distance from each row's mask samples to its nearest projected point."""
         with torch.no_grad():  # the nearest point is a choice, not a function to differentiate
-            nearest = torch.cdist(samples, uv).argmin(dim=2)
+            nearest = torch.cdist(self.samples, uv).argmin(dim=2)
         picked = torch.gather(uv, 1, nearest[..., None].expand(-1, -1, 2))
-        return (samples - picked).norm(dim=-1).mean(1) / self.box_height
+        return (self.samples - picked).norm(dim=-1).mean(1) / self.box_height
 
 
 @dataclass
@@ -159,9 +161,8 @@ class _Targets:
             landmarks3d=torch.tensor(np.stack([d.landmarks3d for d in detections]), dtype=torch.float32),
         )
 
-    def select(self, i: int) -> "_Targets":
-        s = slice(i, i + 1)
-        return _Targets(self.K, self.keypoints[s], self.height[s], self.landmarks3d[s])
+    def select(self, rows: list[int]) -> "_Targets":
+        return _Targets(self.K, self.keypoints[rows], self.height[rows], self.landmarks3d[rows])
 
 
 @dataclass
@@ -185,10 +186,9 @@ class _Variables:
             shape=init.shape.detach().clone(),
         )
 
-    def select(self, i: int) -> "_Variables":
-        s = slice(i, i + 1)
-        grow = lambda v: v.detach()[s].clone().requires_grad_(True)  # noqa: E731
-        return _Variables(grow(self.grot), grow(self.transl), grow(self.pose_sub), self.pose0[s], self.shape[s])
+    def select(self, rows: list[int]) -> "_Variables":
+        grow = lambda v: v.detach()[rows].clone().requires_grad_(True)  # noqa: E731
+        return _Variables(grow(self.grot), grow(self.transl), grow(self.pose_sub), self.pose0[rows], self.shape[rows])
 
 
 class _Log:
@@ -205,8 +205,8 @@ class _Log:
         self.stage_seconds[stage] = now - self._clock
         self._clock = now
 
-    def select(self, i: int) -> None:
-        self.trace = [v[i : i + 1] for v in self.trace]
+    def select(self, rows: list[int]) -> None:
+        self.trace = [v[rows] for v in self.trace]
 
 
 class Fitter:
@@ -269,23 +269,38 @@ class Fitter:
 
     def fit(self, detections: list[Detection], camera: Camera, init: BodyParams) -> FitResult:
         """Fit one body per detection hypothesis (batched); return the best one."""
+        return self.fit_people([detections], camera, init)[0]
+
+    def fit_people(self, people: list[list[Detection]], camera: Camera, init: BodyParams) -> list[FitResult]:
+        """Several people's fits in one batch (``people``: each person's detection hypotheses;
+        ``init``: their starts, row by row in that order): each person's best hypothesis, fitted.
+        A step for several rows costs little more than for one (the fit is many small
+        operations), and rows do not touch (Adam works element by element)."""
         o = self.options
+        detections = [d for hyps in people for d in hyps]
+        first = np.cumsum([0] + [len(h) for h in people])
         targets = _Targets.of(detections, camera)
         x = _Variables.of(init, self.limits)
         log = _Log()
         rest = self._rigid_stage(x, targets, log)
         log.lap("rigid")
         final = self._pose_stage(x, targets, rest, log)
-        best = self._choose_labelling(final, targets) if o.mirror_guard and len(detections) > 1 else 0
+        best = []  # each person's row
+        for a, b in zip(first[:-1].tolist(), first[1:].tolist()):
+            rows = list(range(a, b))
+            mine = {k: v[rows] for k, v in final.items()}
+            best.append(a + (self._choose_labelling(mine, targets.select(rows)) if o.mirror_guard and b - a > 1 else 0))
         x, targets = x.select(best), targets.select(best)
         log.select(best)
         log.lap("pose")
+        chosen = [b - int(f) for b, f in zip(best, first[:-1])]
         if o.full_steps == 0:  # warm-started clip frames: pose only, no silhouette
-            final = {k: v[best : best + 1] for k, v in final.items() if not k.startswith("_")}
-            return self._result(x, best, log, final)
-        losses = self._silhouette_stage(x, targets, MaskTargets(detections[best].mask, float(targets.height[0])), log)
+            final = {k: v[best] for k, v in final.items() if not k.startswith("_")}
+            return self._results(x, chosen, log, final)
+        masks = MaskTargets([detections[b].mask for b in best], [float(h) for h in targets.height])
+        losses = self._silhouette_stage(x, targets, masks, log)
         log.lap("full")
-        return self._result(x, best, log, losses)
+        return self._results(x, chosen, log, losses)
 
     def fit_each(self, detections: list[Detection], camera: Camera, init: BodyParams
                  ) -> tuple[BodyParams, torch.Tensor]:  # fmt: skip
@@ -373,17 +388,22 @@ class Fitter:
             losses["silhouette"] = masks.outside(uv) + masks.coverage(uv)
         return losses
 
-    def _result(self, x: _Variables, best: int, log: _Log, losses: dict[str, torch.Tensor]) -> FitResult:
+    def _results(self, x: _Variables, chosen: list[int], log: _Log, losses: dict[str, torch.Tensor]
+                 ) -> list[FitResult]:  # fmt: skip
+        """Each row's fit (``chosen``: the hypothesis each row is, among its person's)."""
         pose = self.limits.full_pose(x.pose_sub.detach())
         params = BodyParams(global_rot=x.grot.detach(), transl=x.transl.detach(), pose=pose, shape=x.shape.detach())
-        return FitResult(
-            params=params,
-            hypothesis=best,
-            iterations=log.iterations,
-            stage_seconds=log.stage_seconds,
-            losses={k: float(v.sum()) for k, v in losses.items() if not k.startswith("_")},
-            keypoint_trace=[float(v[0]) for v in log.trace],
-        )
+        return [
+            FitResult(
+                params=params.select(i).detach(),  # a copy: the hands pose each person in place
+                hypothesis=h,
+                iterations=log.iterations,
+                stage_seconds=log.stage_seconds,
+                losses={k: float(v[i]) for k, v in losses.items() if not k.startswith("_")},
+                keypoint_trace=[float(v[i]) for v in log.trace],
+            )
+            for i, h in enumerate(chosen)
+        ]
 
     def _pose_losses(self, rest: RestState, x: _Variables, t: _Targets, moments: torch.Tensor | None = None
                      ) -> dict[str, torch.Tensor]:  # fmt: skip

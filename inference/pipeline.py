@@ -51,7 +51,7 @@ class PersonFit:
 
     detection: Detection  # as labelled by the fit (left and right swapped back if the detector mirrored them)
     fit: FitResult
-    seconds: dict[str, float]  # "regress", "fit"
+    seconds: dict[str, float]  # "regress", "fit" (of the batch the person was fitted in)
     hands: PersonHands | None = None  # None: hands not searched for
 
     @property
@@ -194,14 +194,9 @@ class Reconstructor:
         notes = ([lens.note(w, h)] if lens else []) + notes
         timings["detect"] = time.perf_counter() - t
 
-        fits = []
-        for i, det in enumerate(chosen):
-            share = lambda stage, frac, i=i: report(stage, 0.2 + 0.7 * (i + frac) / len(chosen))  # noqa: E731
-            person = self.fit_person(to_body_convention(det, self.body.detector_offsets), work, share)
-            fits.append(person)
-            stages = person.seconds | {f"fit_{k}": v for k, v in person.fit.stage_seconds.items()}
-            for k, v in stages.items():  # summed over the people
-                timings[k] = timings.get(k, 0.0) + v
+        # Everyone's start and fit in one batch: a step for two people costs little more than for one.
+        fits = self.fit_people([to_body_convention(d, self.body.detector_offsets) for d in chosen], work, report)
+        timings |= fits[0].seconds | {f"fit_{k}": v for k, v in fits[0].fit.stage_seconds.items()}
 
         if self.hand_detector is not None:
             t = time.perf_counter()
@@ -225,20 +220,26 @@ class Reconstructor:
         report("done", 1.0)
         return result
 
-    def fit_person(self, det: Detection, camera: Camera, progress: Progress | None = None) -> PersonFit:
+    def fit_person(self, det: Detection, camera: Camera) -> PersonFit:
         """The start and the full fit for one detected person (in the body's keypoint convention),
         trying the detector's labelling and its mirror image when the mirror guard is on."""
+        return self.fit_people([det], camera)[0]
+
+    def fit_people(self, people: list[Detection], camera: Camera, progress: Progress | None = None
+                   ) -> list[PersonFit]:  # fmt: skip
+        """``fit_person`` for several people at once: one batch of starts, one batch of fits
+        (each person's ``seconds`` are the batch's)."""
         report = progress or (lambda stage, frac: None)
         t = time.perf_counter()
         report("regress", 0.25)
-        hypotheses = [det, mirrored(det)] if self.fitter.options.mirror_guard else [det]
-        init = self.regressor(hypotheses, camera)
+        hypotheses = [[det, mirrored(det)] if self.fitter.options.mirror_guard else [det] for det in people]
+        init = self.regressor([d for hyps in hypotheses for d in hyps], camera)
         seconds = {"regress": time.perf_counter() - t}
         t = time.perf_counter()
         report("fit", 0.4)
-        fit = self.fitter.fit(hypotheses, camera, init)
+        fits = self.fitter.fit_people(hypotheses, camera, init)
         seconds["fit"] = time.perf_counter() - t
-        return PersonFit(hypotheses[fit.hypothesis], fit, seconds)
+        return [PersonFit(hyps[fit.hypothesis], fit, seconds) for hyps, fit in zip(hypotheses, fits)]
 
     def fit_hands(self, rgb: np.ndarray, camera: Camera, fits: list[PersonFit]) -> None:
         """Every fitted person's hands found around their wrists and their fingers fitted (their

@@ -159,3 +159,26 @@ def test_step_size_ramp_keeps_a_good_start_from_being_kicked_off(cache_dir):
             trace = fitter.fit(hyps, camera, bench.truth(s)(hyps, camera)).keypoint_trace
             peaks[warmup], ends[warmup] = max(trace) / trace[0], trace[-1] / trace[0]
         assert peaks[ramp] < 0.6 * peaks[0] and ends[ramp] <= 1.0, (peaks, ends)
+
+
+def test_people_fitted_in_one_batch_fit_as_well_as_each_alone(reconstructor, two_people_photo):
+    """The photo pipeline fits everyone in one batch (``Reconstructor.fit_people``): each person
+    keeps their own labelling choice (the second given mirrored, swapped back or not as alone),
+    mask and keypoints, and ends as close to them as when fitted alone (the rows are
+    independent; only float rounding differs, which a fit can carry a little way)."""
+    from inference.detect import find_people, to_body_convention
+
+    rgb = load_image(two_people_photo)
+    cam = Camera.for_image(rgb.shape[1], rgb.shape[0])
+    offsets = reconstructor.body.detector_offsets
+    found = [to_body_convention(d, offsets) for d in find_people(reconstructor.detector, rgb)]
+    assert len(found) == 2
+    people = [found[0], mirrored(found[1])]
+    together = reconstructor.fit_people(people, cam)
+    alone = [reconstructor.fit_person(d, cam) for d in people]
+    assert [f.mirrored for f in together] == [f.mirrored for f in alone]
+    for t, a in zip(together, alone):
+        assert t.seconds is together[0].seconds  # one batch
+        np.testing.assert_array_equal(t.detection.keypoints2d, a.detection.keypoints2d)
+        for loss in ("keypoints", "silhouette"):
+            assert t.fit.losses[loss] < 1.25 * a.fit.losses[loss] + 0.002, loss
