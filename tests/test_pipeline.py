@@ -123,7 +123,7 @@ def test_a_photos_exif_focal_length_is_the_cameras(reconstructor, tmp_path):
 
 def test_a_phone_sized_photo_is_worked_on_smaller_and_answered_in_its_own_pixels(reconstructor, tmp_path):
     """A photo larger than WORK_SIDE (here 2760 x 3240, stored sideways as phones do) is detected and
-    fitted on a copy WORK_SIDE large, and its result is the photo's: its size, its camera (the
+    fitted on a smaller copy (here decoded at half its size), and its result is the photo's: its size, its camera (the
     focal length its diagonal), keypoints and boxes in its pixels, where the fitted body projects
     through that camera; the body the one the photo at its small size gives."""
     src = Image.open(PERSON).convert("RGB")
