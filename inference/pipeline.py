@@ -26,8 +26,7 @@ from .io.images import (
     exif_focal,
     jpeg_bytes,
     load_picture,
-    resampled,
-    working_size,
+    working_copy,
 )
 from .io.result import DEFAULT_HEIGHT_M, ReconResult
 from .lens import FocalLength
@@ -180,11 +179,8 @@ class Reconstructor:
         camera = Camera.for_image(w, h, lens.px(w, h) if lens else focal_px)
         # Everything below works on the picture at most WORK_SIDE large, in its pixels (``work``);
         # the result is given in the photo's own.
-        size = working_size(w, h)
-        if rgb.shape[1] < size[0]:  # a JPEG decoded smaller still (``load_picture``)
-            size = (rgb.shape[1], rgb.shape[0])
-        work = camera.resized(*size)
-        picture = resampled(rgb, size)
+        picture = working_copy(rgb, w, h)
+        work = camera.resized(picture.shape[1], picture.shape[0])
         timings["load"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -37,7 +37,7 @@ from .hands import (
     supports,
 )
 from .io.frames import FrameSource
-from .io.images import resampled, working_size
+from .io.images import working_copy
 from .io.result import DEFAULT_HEIGHT_M, ReconResult
 from .lens import FocalLength
 from .pipeline import Reconstructor, choose_people, people_wanted, why_skipped
@@ -201,7 +201,7 @@ class _Frame:
 
     index: int
     found: dict[int, Detection]  # by person id
-    size: tuple[int, int]  # as worked on (``io.images.working_size``)
+    size: tuple[int, int]  # as worked on (``io.images.working_copy``)
     why: str = ""  # why the frame has nobody (unreadable, nobody found)
     rgb: np.ndarray | None = None  # the frame (where anyone was found: their hands are searched in it)
     picture: tuple[int, int] = (0, 0)  # the frame's own size
@@ -451,9 +451,9 @@ class SequenceReconstructor:
                 yield _Frame(index, {}, (0, 0), why or f"frame {index} unreadable")
                 continue
             picture = (rgb.shape[1], rgb.shape[0])
-            size = working_size(*picture)
             t = time.perf_counter()
-            rgb = resampled(rgb, size)
+            rgb = working_copy(rgb, *picture)
+            size = (rgb.shape[1], rgb.shape[0])
             time_s = index / (source.fps or 30.0)
             found: dict[int, Detection] = {}
             try:

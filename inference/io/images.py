@@ -168,6 +168,15 @@ def working_size(width: int, height: int, side: int = WORK_SIDE) -> tuple[int, i
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def working_copy(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``rgb``, a ``width`` x ``height`` picture (perhaps decoded smaller already: ``load_picture``),
+    at the size it is worked on: ``working_size``, or as it came if smaller."""
+    size = working_size(width, height)
+    if rgb.shape[1] < size[0]:
+        size = (rgb.shape[1], rgb.shape[0])
+    return resampled(rgb, size)
+
+
 def resampled(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``rgb`` at ``size`` (width, height), area-averaged (no aliasing); itself if it is that size."""
     if (rgb.shape[1], rgb.shape[0]) == tuple(size):
