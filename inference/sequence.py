@@ -327,7 +327,7 @@ class SequenceReconstructor:
                 self._picture = Camera.for_image(*frame.picture, lens.px(*frame.picture) if lens else None)
                 camera = self._picture.resized(*frame.size)
                 self._camera_notes = [lens.note(*frame.picture)] if lens else []
-            elif frame.found and frame.size != (camera.width, camera.height):
+            elif frame.found and frame.picture != (self._picture.width, self._picture.height):
                 frame = _Frame(frame.index, {}, frame.size, f"frame {frame.index} has a different size")
             if not frame.found:
                 nobody[done] = frame.why or f"frame {frame.index}: nobody found"
@@ -446,11 +446,10 @@ class SequenceReconstructor:
         """Each frame's followed people (``_Frame``); the people to follow are chosen at the
         first frame anyone is found (``choose_people``), and newcomers later on as they come."""
         wanted = people_wanted(self.options.people)
-        for index, rgb, why in source:
+        for index, rgb, picture, why in source:
             if rgb is None:
                 yield _Frame(index, {}, (0, 0), why or f"frame {index} unreadable")
                 continue
-            picture = (rgb.shape[1], rgb.shape[0])
             t = time.perf_counter()
             rgb = working_copy(rgb, *picture)
             size = (rgb.shape[1], rgb.shape[0])

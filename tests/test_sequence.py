@@ -408,20 +408,29 @@ def test_a_person_turning_round_at_30_fps_is_not_mirrored(reconstructor):
         assert np.median(err) < 0.08
 
 
-def test_a_4k_video_is_worked_on_smaller_and_answered_in_its_own_pixels(reconstructor, tmp_path):
-    """Frames larger than WORK_SIDE (a phone's portrait 4K video, 2160 x 3840) are tracked and fitted
-    at WORK_SIDE (half that here), and the result is in the video's pixels: its size, its camera,
-    each frame's keypoints (where the fitted bodies project through that camera) and hands."""
+@pytest.mark.parametrize("container", ["video", "jpeg folder"])
+def test_4k_frames_are_worked_on_smaller_and_answered_in_their_own_pixels(reconstructor, tmp_path, container):
+    """Frames larger than WORK_SIDE (a phone's portrait 4K video, 2160 x 3840, or a folder of such
+    JPEGs, decoded at half their size) are tracked and fitted at WORK_SIDE (half that here), and
+    the result is in the frames' own pixels: their size, the camera, each frame's keypoints (where
+    the fitted bodies project through that camera) and hands."""
     import cv2
 
-    path = tmp_path / "4k.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (2160, 3840))
-    for frame in moving_person(3):
+    video = container == "video"
+    path = tmp_path / ("4k.mp4" if video else "frames")
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (2160, 3840)) if video else None
+    if not video:
+        path.mkdir()
+    for i, frame in enumerate(moving_person(3)):
         canvas = np.full((3840, 2160, 3), 128, np.uint8)
         big = cv2.resize(np.asarray(frame)[:, :, ::-1], (1840, 2160), interpolation=cv2.INTER_CUBIC)
         canvas[840:3000, 160:2000] = big
-        writer.write(canvas)
-    writer.release()
+        if not video:
+            cv2.imwrite(str(path / f"frame{i + 1}.jpg"), canvas, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        else:
+            writer.write(canvas)
+    if video:
+        writer.release()
     r = SequenceReconstructor(reconstructor).run(open_frames(path))
     assert tuple(r.image_size) == (2160, 3840)
     assert r.camera_K[0, 0] == pytest.approx(np.hypot(2160, 3840)) and r.camera_K[0, 2] == pytest.approx(1080)

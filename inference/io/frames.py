@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ReconError
 from ..lens import EQUIVALENT_MM, FocalLength
-from .images import HEIF_SUFFIXES, VIDEO_SUFFIXES, exif_focal, jpeg_bytes, load_image
+from .images import HEIF_SUFFIXES, VIDEO_SUFFIXES, WORK_SIDE, exif_focal, jpeg_bytes, load_image, load_picture
 from .quicktime import recorded_focal_mm
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"} | HEIF_SUFFIXES
@@ -59,14 +59,17 @@ class FrameSource:
         except ReconError:
             return None
 
-    def __iter__(self) -> Iterator[tuple[int, np.ndarray | None, str]]:
-        """(source index, RGB frame or None if unreadable, why it was unreadable)."""
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray | None, tuple[int, int], str]]:
+        """(source index, RGB frame or None if unreadable, the frame's own size (width, height),
+        why it was unreadable). A large JPEG frame may come decoded smaller (``load_picture``:
+        it is worked on at ``WORK_SIDE`` anyway)."""
         if self.files is not None:
             for i in self.indices:
                 try:
-                    yield i, load_image(self.files[i]), ""
+                    rgb, size = load_picture(self.files[i], WORK_SIDE)
+                    yield i, rgb, size, ""
                 except ReconError as err:
-                    yield i, None, err.message
+                    yield i, None, (0, 0), err.message
             return
         import cv2
 
@@ -82,9 +85,9 @@ class FrameSource:
                 ok, bgr = cap.read()
                 if pos in wanted:
                     if ok and bgr is not None:
-                        yield pos, np.ascontiguousarray(bgr[:, :, ::-1]), ""
+                        yield pos, np.ascontiguousarray(bgr[:, :, ::-1]), (bgr.shape[1], bgr.shape[0]), ""
                     else:
-                        yield pos, None, f"frame {pos} of {self.path.name} could not be decoded"
+                        yield pos, None, (0, 0), f"frame {pos} of {self.path.name} could not be decoded"
                 pos += 1
         finally:
             cap.release()
