@@ -355,15 +355,18 @@ class SequenceReconstructor:
         t = time.perf_counter()
         warm: list[tuple[_Track, list[Detection], BodyParams]] = []
         done: list[tuple[_Track, BodyParams, Detection]] = []
+        # The full fits (a person's first frame; taken back after a long absence, their pose
+        # changed) in one batch, as a photo's people are.
+        fresh = [(track, det) for track, det in people if track.shape is None or track.missed > LONG_ABSENCE]
+        fits = self.rec.fit_people([d for _, d in fresh], camera) if fresh else []
+        full = {id(track): fit for (track, _), fit in zip(fresh, fits)}
         for track, det in people:
             if track.shape is None:
-                person = self.rec.fit_person(det, camera)
+                person = full[id(track)]
                 track.first, track.shape = person.detection, person.fit.params.shape
                 done.append((track, person.fit.params, person.detection))
                 continue
-            start = track.prev
-            if track.missed > LONG_ABSENCE:  # taken back after a long absence: their pose changed
-                start = self.rec.fit_person(det, camera).fit.params
+            start = full[id(track)].fit.params if id(track) in full else track.prev
             start = BodyParams(start.global_rot, start.transl, start.pose, track.shape)
             warm.append((track, labellings(det, track.last_keypoints()), start))
         if warm:
