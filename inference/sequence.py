@@ -37,7 +37,7 @@ from .hands import (
     supports,
 )
 from .io.frames import FrameSource
-from .io.images import working_copy
+from .io.images import WORK_SIDE, working_copy
 from .io.result import DEFAULT_HEIGHT_M, ReconResult
 from .lens import FocalLength
 from .pipeline import Reconstructor, choose_people, people_wanted, why_skipped
@@ -449,7 +449,7 @@ class SequenceReconstructor:
         """Each frame's followed people (``_Frame``); the people to follow are chosen at the
         first frame anyone is found (``choose_people``), and newcomers later on as they come."""
         wanted = people_wanted(self.options.people)
-        for index, rgb, picture, why in source:
+        for index, rgb, picture, why in source.frames(WORK_SIDE):
             if rgb is None:
                 yield _Frame(index, {}, (0, 0), why or f"frame {index} unreadable")
                 continue

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ReconError
 from ..lens import EQUIVALENT_MM, FocalLength
-from .images import HEIF_SUFFIXES, VIDEO_SUFFIXES, WORK_SIDE, exif_focal, jpeg_bytes, load_image, load_picture
+from .images import HEIF_SUFFIXES, VIDEO_SUFFIXES, exif_focal, jpeg_bytes, load_image, load_picture
 from .quicktime import recorded_focal_mm
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"} | HEIF_SUFFIXES
@@ -59,14 +59,18 @@ class FrameSource:
         except ReconError:
             return None
 
-    def __iter__(self) -> Iterator[tuple[int, np.ndarray | None, tuple[int, int], str]]:
-        """(source index, RGB frame or None if unreadable, the frame's own size (width, height),
-        why it was unreadable). A large JPEG frame may come decoded smaller (``load_picture``:
-        it is worked on at ``WORK_SIDE`` anyway)."""
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray | None, str]]:
+        """(source index, RGB frame or None if unreadable, why it was unreadable)."""
+        return ((i, rgb, why) for i, rgb, _, why in self.frames())
+
+    def frames(self, max_side: int | None = None) -> Iterator[tuple[int, np.ndarray | None, tuple[int, int], str]]:
+        """As ``__iter__``, with each frame's own size (width, height). ``max_side``: a large JPEG
+        frame may come decoded smaller (``load_picture``), as a frame is worked on at
+        ``io.images.WORK_SIDE`` anyway."""
         if self.files is not None:
             for i in self.indices:
                 try:
-                    rgb, size = load_picture(self.files[i], WORK_SIDE)
+                    rgb, size = load_picture(self.files[i], max_side)
                     yield i, rgb, size, ""
                 except ReconError as err:
                     yield i, None, (0, 0), err.message
