@@ -56,6 +56,8 @@ class Output:
             warnings.simplefilter("ignore")
 
     def event(self, kind: str, **fields: Any) -> None:
+        if kind == "progress":
+            raise_if_cancelled()
         if self.json_mode:
             self._out.write(json.dumps({"event": kind, **fields}) + "\n")
             self._out.flush()
@@ -86,9 +88,22 @@ class Output:
         self._err.flush()
 
 
+_cancelled = False
+
+
 def _on_sigterm(signum, frame):  # noqa: ARG001
-    # Turn SIGTERM (the add-on's Cancel) into an exception so temporary files are removed.
+    # Turn SIGTERM (the add-on's Cancel) into an exception so temporary files are removed. Python
+    # drops an exception raised while a finalizer (``__del__``, a weakref callback) happens to run,
+    # so the cancel is also remembered and raised again at the next progress report or save.
+    global _cancelled
+    _cancelled = True
     raise KeyboardInterrupt
+
+
+def raise_if_cancelled() -> None:
+    """A SIGTERM that came, raised again (``_on_sigterm``)."""
+    if _cancelled:
+        raise KeyboardInterrupt
 
 
 def _output_paths(images: list[str], output: str | None, output_dir: str | None) -> list[Path]:
@@ -158,6 +173,7 @@ def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
             _check_output(dest, args.overwrite)
             result = rec.reconstruct(img, focal_px=args.focal_px, progress=progress, people=args.people,
                                      height=args.height, focal_mm=args.focal_mm)  # fmt: skip
+            raise_if_cancelled()
             result.save(dest, overwrite=args.overwrite)
         except ReconError as err:
             failed += 1
@@ -229,6 +245,7 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
     options = SequenceOptions(detector=args.track_model, video=args.track_mode == "video", people=args.people,
                               height=args.height, hand_rate=args.hand_rate, focal_mm=args.focal_mm)
     result = SequenceReconstructor(rec, options).run(source, progress, out_fps=out_fps)
+    raise_if_cancelled()
     result.save(dest, overwrite=args.overwrite)
     secs = time.perf_counter() - t
     people = result.people

@@ -122,6 +122,45 @@ def test_killed_run_leaves_no_file(tmp_path, cache_dir):
         assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 
+# The command line with a pipeline that drops the first interrupt, as Python does with an
+# exception raised while a finalizer (__del__, a weakref callback) happens to run.
+DROPS_AN_INTERRUPT = """
+import pathlib, runpy, sys, time
+from inference import pipeline
+
+real = pipeline.Reconstructor.reconstruct
+ready = pathlib.Path(sys.argv.pop(1))
+
+def reconstruct(self, *args, **kwargs):
+    ready.touch()
+    try:
+        time.sleep(60)
+    except KeyboardInterrupt:
+        pass
+    return real(self, *args, **kwargs)
+
+pipeline.Reconstructor.reconstruct = reconstruct
+runpy.run_module("inference", run_name="__main__")
+"""
+
+
+def test_a_cancel_that_a_library_dropped_still_cancels(tmp_path, cache_dir):
+    out, ready = tmp_path / "r.npz", tmp_path / "ready"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HUMAN_RECON_CACHE_DIR=cache_dir)
+    cmd = [sys.executable, "-c", DROPS_AN_INTERRUPT, str(ready), "reconstruct", str(PERSON), "-o", str(out),
+           "--json-progress"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    deadline = time.monotonic() + 120
+    while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ready.exists(), proc.communicate()[1]
+    proc.send_signal(signal.SIGTERM)
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout  # cancelled at the next progress report, not 60 s later
+    assert '"cancelled"' in stdout.strip().splitlines()[-1]
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
 def test_two_runs_at_once(tmp_path, cache_dir):
     env = dict(os.environ, PYTHONPATH=str(ROOT), HUMAN_RECON_CACHE_DIR=cache_dir)
     photos = [PERSON, opencv_photo("messi5.jpg")]
