@@ -194,22 +194,24 @@ def test_gaps_and_broken_frames_are_filled_and_reported(reconstructor, tmp_path)
     Image.new("RGB", photo.size, (120, 120, 120)).save(frames / "frame3.jpg")  # nobody in frame 3
     (frames / "frame4.jpg").write_bytes((frames / "frame1.jpg").read_bytes()[:3000])  # broken file
     (frames / "readme.txt").write_text("not a frame")
+    photo.resize((photo.width * 2, photo.height * 2)).save(frames / "frame2.jpg")  # another size
     r = SequenceReconstructor(reconstructor).run(open_frames(frames))
     (p,) = r.people
     assert p.bone_rotations.shape[0] == 6 and p.frame_present.all()
-    assert list(p.frame_detected) == [True, True, True, False, False, True]
-    assert p.frames_filled == 2
+    assert list(p.frame_detected) == [True, True, False, False, False, True]
+    assert p.frames_filled == 3
     # The first frame's EXIF gives the camera's focal length, and the result says so.
     assert r.camera_K[0, 0] == pytest.approx(26 / 43.2666 * np.hypot(*photo.size), rel=1e-4)
     assert r.notes[0].startswith("focal length from the photo's EXIF: 26 mm")
-    # Each gap is noted once: frame 3 had nobody, frame 4 could not be read.
+    # Each gap is noted once: frame 2 is of another size, frame 3 had nobody, frame 4 could not be read.
     gaps = [n for n in r.notes[1:] if "fingers" not in n]
-    assert len(gaps) == 2 and "frame 3" in gaps[0] and "frame4" in gaps[1], r.notes
+    assert len(gaps) == 3 and "frame 2 has a different size" in gaps[0], r.notes
+    assert "frame 3" in gaps[1] and "frame4" in gaps[2], r.notes
     # Both hands are fitted wherever the person was found, and the result says so.
     assert (p.frame_hands_fitted == p.frame_detected[:, None]).all()
-    assert any(n.startswith("Person 1: fingers fitted in 4 (left) and 4 (right) of 6 frames") for n in r.notes)
+    assert any(n.startswith("Person 1: fingers fitted in 3 (left) and 3 (right) of 6 frames") for n in r.notes)
     # Filled frames lie between their neighbours.
-    assert np.allclose(p.root_translation[3], p.root_translation[2], atol=0.05)
+    assert np.allclose(p.root_translation[3], p.root_translation[1], atol=0.05)
 
 
 def test_sequence_cli_json_and_errors(tmp_path, clip, cache_dir):
