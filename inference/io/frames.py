@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,8 @@ class FrameSource:
     indices: list[int]  # source frame numbers that will be read
     files: list[Path] | None = None  # folder input
     skipped_files: list[str] | None = None  # non-image files in the folder
+    # A HEIC folder's first frame as JPEG, kept when it is read (``background_jpeg``).
+    _first_jpeg: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -52,12 +54,17 @@ class FrameSource:
     def background_jpeg(self) -> np.ndarray | None:
         """The first frame as JPEG bytes where Blender cannot show the frames themselves (a folder
         of HEIC photos), for the camera's background; None otherwise or if it cannot be read."""
-        if not self.files or not self.indices or self.files[self.indices[0]].suffix.lower() not in HEIF_SUFFIXES:
+        if not self._heic_first():
             return None
+        if self._first_jpeg is not None:  # kept when the frames were read: not decoded twice
+            return self._first_jpeg
         try:
             return jpeg_bytes(load_image(self.files[self.indices[0]]))
         except ReconError:
             return None
+
+    def _heic_first(self) -> bool:
+        return bool(self.files and self.indices and self.files[self.indices[0]].suffix.lower() in HEIF_SUFFIXES)
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray | None, str]]:
         """(source index, RGB frame or None if unreadable, why it was unreadable)."""
@@ -71,6 +78,8 @@ class FrameSource:
             for i in self.indices:
                 try:
                     rgb, size = load_picture(self.files[i], max_side)
+                    if i == self.indices[0] and self._heic_first() and rgb.shape[:2] == size[::-1]:
+                        self._first_jpeg = jpeg_bytes(rgb)
                     yield i, rgb, size, ""
                 except ReconError as err:
                     yield i, None, (0, 0), err.message
