@@ -224,7 +224,9 @@ class Reconstructor:
     def fit_people(self, people: list[Detection], camera: Camera, progress: Progress | None = None
                    ) -> list[PersonFit]:  # fmt: skip
         """``fit_person`` for several people at once: one batch of starts, one batch of fits
-        (each person's ``seconds`` are the batch's)."""
+        (each person's ``seconds`` are the batch's); nobody: nothing to fit."""
+        if not people:
+            return []
         report = progress or (lambda stage, frac: None)
         t = time.perf_counter()
         report("regress", 0.25)

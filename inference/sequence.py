@@ -358,8 +358,7 @@ class SequenceReconstructor:
         # The full fits (a person's first frame; taken back after a long absence, their pose
         # changed) in one batch, as a photo's people are.
         fresh = [(track, det) for track, det in people if track.shape is None or track.missed > LONG_ABSENCE]
-        fits = self.rec.fit_people([d for _, d in fresh], camera) if fresh else []
-        full = {id(track): fit for (track, _), fit in zip(fresh, fits)}
+        full = {id(track): fit for (track, _), fit in zip(fresh, self.rec.fit_people([d for _, d in fresh], camera))}
         for track, det in people:
             if track.shape is None:
                 person = full[id(track)]

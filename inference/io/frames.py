@@ -36,7 +36,7 @@ class FrameSource:
     files: list[Path] | None = None  # folder input
     skipped_files: list[str] | None = None  # non-image files in the folder
     # A HEIC folder's first frame as JPEG, kept when it is read (``background_jpeg``).
-    _first_jpeg: np.ndarray | None = field(default=None, repr=False)
+    _first_jpeg: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.indices)
