@@ -84,7 +84,8 @@ class SequenceOptions:
     # the square of the clip's rate (``warm_prior``).
     warm_fit: FitOptions = field(
         default_factory=lambda: FitOptions(
-            rigid_steps=3, pose_steps=8, full_steps=0, lr=0.03, init_prior=0.1, mirror_guard=False, adam_eps=1e-2
+            rigid_steps=3, pose_steps=8, full_steps=0, lr=0.03, init_prior=0.1, mirror_guard=False, adam_eps=1e-2,
+            bone_depth_weight=0.0,  # the frame before holds the depth; with the term: +0.3 mm (SE 0.3) on the kit
         )
     )
     hand_fit: HandFitOptions = field(default_factory=HandFitOptions)

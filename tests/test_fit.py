@@ -6,11 +6,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import roma
+import torch
 
 from benchmarks.regressor import SyntheticBench
 from inference.camera import Camera
 from inference.detect import mirrored
-from inference.fit import FitOptions, Fitter
+from inference.fit import CLEAR_DEPTH, DEPTH_BONES, FitOptions, Fitter
 from inference.io.images import load_image
 from inference.regress import WEIGHTS
 from training.synth import TEST_SEED0
@@ -121,6 +123,49 @@ def _swap_test_photos() -> list[tuple[str, np.ndarray]]:
     if clip.exists():
         photos += [(f"sports2d frame {i}", rgb) for i, rgb, _ in open_frames(clip, start=60, end=181, step=60)]
     return photos
+
+
+def _camera_keypoints(body, params) -> np.ndarray:
+    """(K, 3) camera-space keypoints of a fitted body (batch of one)."""
+    ids = body.keypoint_vertex_ids
+    with torch.no_grad():
+        posed, _ = body.pose(body.rest(params.shape, ids), roma.rotvec_to_rotmat(params.pose), ids)
+        kp = torch.einsum("bij,bkj->bki", roma.rotvec_to_rotmat(params.global_rot), body.keypoints(posed, ids))
+        return (kp + params.transl[:, None]).numpy()[0]
+
+
+def test_limb_bones_point_in_depth_as_the_landmarks_clearly_read_them(reconstructor):
+    """The fit holds each limb bone that MediaPipe's 3D landmarks read clearly towards or away
+    from the camera to point that way (``FitOptions.bone_depth_weight``). messi5's player with
+    his landmarks mirrored in depth (every bone read the other way, which his 2D keypoints
+    cannot tell apart): fitted with the term, no clearly read bone points against the reading;
+    without it, the network's start keeps several pointing the way the photo's own reading has
+    them."""
+    from inference.detect import find_people, to_body_convention
+    from inference.detect.detection import Detection
+
+    rgb = load_image(opencv_photo("messi5.jpg"))
+    cam = Camera.for_image(rgb.shape[1], rgb.shape[0])
+    det = to_body_convention(find_people(reconstructor.detector, rgb)[0], reconstructor.body.detector_offsets)
+    lm = det.landmarks3d * np.array([1.0, 1.0, -1.0])
+    flipped = Detection(box=det.box, keypoints2d=det.keypoints2d, landmarks3d=lm, mask=det.mask, score=det.score)
+    init = reconstructor.regressor([flipped], cam)
+    clear = []
+    for a, b in DEPTH_BONES:
+        bone = lm[b] - lm[a]
+        if abs(bone[2]) > CLEAR_DEPTH * np.linalg.norm(bone) and min(det.keypoints2d[[a, b], 2]) > 0.5:
+            clear.append((a, b, np.sign(bone[2])))
+    assert len(clear) >= 4
+
+    def against(weight: float) -> list[float]:
+        """Each clear bone's depth over its length, signed so that < 0 points against the reading."""
+        options = replace(reconstructor.fitter.options, bone_depth_weight=weight, mirror_guard=False)
+        k = _camera_keypoints(reconstructor.body, Fitter(reconstructor.body, options).fit([flipped], cam, init).params)
+        return [s * (k[b, 2] - k[a, 2]) / np.linalg.norm(k[b] - k[a]) for a, b, s in clear]
+
+    assert FitOptions().bone_depth_weight > 0
+    assert min(against(FitOptions().bone_depth_weight)) > -0.05
+    assert sum(v < -0.2 for v in against(0.0)) >= 2
 
 
 def test_swapped_labels_on_real_photos_are_swapped_back(reconstructor):
