@@ -466,8 +466,8 @@ def _bone_depth(kp: torch.Tensor, lm3d: torch.Tensor, confidence: torch.Tensor) 
     mz = theirs[..., 2] / theirs.norm(dim=-1).clamp_min(1e-6)
     ours = kp[:, b] - kp[:, a]
     oz = ours[..., 2] / ours.norm(dim=-1).clamp_min(1e-6)
-    weight = torch.minimum(confidence[:, a], confidence[:, b]) * (mz.abs() > CLEAR_DEPTH)
-    return (weight * torch.relu(-torch.sign(mz) * oz)).sum(1)
+    against = torch.minimum(confidence[:, a], confidence[:, b]) * torch.relu(-torch.sign(mz) * oz)
+    return torch.where(mz.abs() > CLEAR_DEPTH, against, torch.zeros_like(against)).sum(1)  # NaN landmarks: not clear
 
 
 def _landmark_disagreement(kp: torch.Tensor, lm3d: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
