@@ -72,7 +72,7 @@ class FitOptions:
     # to point that way, towards the camera or away: a photo leaves a bone's bend in depth open
     # to the start, and the heavy model reads it better than the network for some bones (the
     # forearms and shins). On the real multi-view kit's photos: PA-MPJPE -1.1 mm (SE 0.3),
-    # MPJPE -1.3 (0.4), 0 mirrored; blending the landmarks' positions instead cost 2-12 mm
+    # MPJPE -1.3 (0.4), 0 mirrored; blending the landmarks' positions instead cost up to 12 mm
     # (docs/research-log.md). 0: off.
     bone_depth_weight: float = 0.1
 
