@@ -142,13 +142,12 @@ def test_limb_bones_point_in_depth_as_the_landmarks_clearly_read_them(reconstruc
     without it, the network's start keeps several pointing the way the photo's own reading has
     them."""
     from inference.detect import find_people, to_body_convention
-    from inference.detect.detection import Detection
 
     rgb = load_image(opencv_photo("messi5.jpg"))
     cam = Camera.for_image(rgb.shape[1], rgb.shape[0])
     det = to_body_convention(find_people(reconstructor.detector, rgb)[0], reconstructor.body.detector_offsets)
     lm = det.landmarks3d * np.array([1.0, 1.0, -1.0])
-    flipped = Detection(box=det.box, keypoints2d=det.keypoints2d, landmarks3d=lm, mask=det.mask, score=det.score)
+    flipped = replace(det, landmarks3d=lm)
     init = reconstructor.regressor([flipped], cam)
     clear = []
     for a, b in DEPTH_BONES:
