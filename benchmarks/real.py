@@ -48,10 +48,16 @@ def _check_kit(kit: Path) -> None:
         raise ReconError("not_found", f"{kit} is not the multi-view kit (no eval.py and frames/); pass --kit DIR.")
 
 
-def _prediction(joints3d: np.ndarray, K: np.ndarray, box: np.ndarray | None = None) -> dict:
-    """One person in the kit's format from (17+, 3) camera-space keypoints."""
-    j3d = np.asarray(joints3d, np.float64)[KIT_JOINTS]
-    person = {"joints3d_cam": j3d.round(5).tolist(), "joints2d": project_np(j3d, K).round(2).tolist()}
+def _prediction(joints3d: np.ndarray, K: np.ndarray, offsets: np.ndarray | None, box: np.ndarray | None = None
+                ) -> dict:  # fmt: skip
+    """One person in the kit's format from the body model's (17+, 3) camera-space keypoints,
+    moved to where MediaPipe puts them (``offsets``: the body model's ``detector_offsets``): the
+    kit's joints are MediaPipe's keypoints triangulated. ``joints3d_body`` keeps the body model's
+    own keypoints (``score(..., own=True)``)."""
+    own = np.asarray(joints3d, np.float64)
+    kit = kpl.in_detector_convention(own, None if offsets is None else offsets[: len(own)])[KIT_JOINTS]
+    person = {"joints3d_cam": kit.round(5).tolist(), "joints2d": project_np(kit, K).round(2).tolist(),
+              "joints3d_body": own[KIT_JOINTS].round(5).tolist()}  # fmt: skip
     if box is not None:
         person["box2d"] = [round(float(v), 1) for v in box]
     return person
@@ -79,7 +85,8 @@ def predict_photos(rec, kit: Path, out_dir: Path, true_focal: bool = False, phot
         t = time.perf_counter()
         try:
             r = rec.reconstruct(source, focal_px=focal, name=photo.name, people=people)
-            found = [_prediction(p.keypoints3d_cam, r.camera_K, p.person_box) for p in r.people]
+            found = [_prediction(p.keypoints3d_cam, r.camera_K, rec.body.detector_offsets, p.person_box)
+                     for p in r.people]
             if depths is not None:
                 depths[photo.stem] = [float(kpl.pelvis(p.keypoints3d_cam)[0, 2]) for p in r.people]
         except ReconError as err:
@@ -144,7 +151,8 @@ def predict_clips(rec, kit: Path, out_dir: Path, tracks: dict, track_model: str 
         index = {int(f): i for i, f in enumerate(r.frame_indices)}
         for f in (f for f in GT_FRAMES if f % step == 0):
             here = [k for k, p in enumerate(r.people) if f in index and p.frame_present[index[f]]]
-            found = [_prediction(r.people[k].frame_keypoints3d_cam[index[f]], r.camera_K) for k in here]
+            found = [_prediction(r.people[k].frame_keypoints3d_cam[index[f]], r.camera_K, rec.body.detector_offsets)
+                     for k in here]
             tracks[f"{cam}_f{f:03d}"] = here
             (out_dir / f"{cam}_f{f:03d}.json").write_text(json.dumps({"people": found}))
         out[cam] = {"frames": len(r.frame_indices), "people": len(r.people),
@@ -208,9 +216,17 @@ def identity_switches(records: list[dict], tracks: dict) -> dict:
     return out
 
 
-def score(kit: Path, pred_dir: Path) -> dict:
-    """The kit's scorer on ``pred_dir``: its summary and its per-person records."""
+def score(kit: Path, pred_dir: Path, own: bool = False) -> dict:
+    """The kit's scorer on ``pred_dir``: its summary and its per-person records. ``own``: the
+    body model's own keypoints scored instead (``joints3d_body``; the people matched as before)."""
     with tempfile.TemporaryDirectory() as tmp:
+        if own:
+            for f in pred_dir.glob("*.json"):
+                people = json.loads(f.read_text())["people"]
+                for p in people:
+                    p["joints3d_cam"] = p["joints3d_body"]
+                (Path(tmp) / f.name).write_text(json.dumps({"people": people}))
+            pred_dir = Path(tmp)
         out = Path(tmp) / "scores.json"
         subprocess.run([sys.executable, str(kit / "eval.py"), str(pred_dir), "--json", str(out)], check=True,
                        capture_output=True, text=True)  # fmt: skip
@@ -251,6 +267,17 @@ def paired_difference(new: list[dict], old: list[dict]) -> dict:
     return {m: _stats([a[m] - b[m] for a, b in both]) for m in METRICS}
 
 
+def compared(new: dict, old: dict, kind: str) -> dict:
+    """``paired_difference`` of two reports' ``kind`` ("photo" or "clip") people: the joints
+    scored in the kit's convention, and the body model's own keypoints (``body_keypoints``). An
+    older report, without ``{kind}_people_body_keypoints``, scored only the latter."""
+    own = f"{kind}_people_body_keypoints"
+    out = {"body_keypoints": paired_difference(new[own], old.get(own, old[f"{kind}_people"]))}
+    if own in old:
+        out |= paired_difference(new[f"{kind}_people"], old[f"{kind}_people"])
+    return out
+
+
 def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_focal: bool = False,
                        cache_dir: str | None = None, compare: str | None = None, photos: str = "cam*_f*.jpg",
                        reconstructor=None, people: str | int = "all",
@@ -283,7 +310,10 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
                 report["photo_run"] = predict_photos(rec, kit, Path(tmp), true_focal, photos, people, depths,
                                                      exif_focal)  # fmt: skip
                 scores = score(kit, Path(tmp))
+                own = score(kit, Path(tmp), own=True)
             report["photos"] = summarise(scores)
+            report["photos_body_keypoints"] = summarise(own)["overall"]
+            report["photo_people_body_keypoints"] = own["people"]
             report["photo_both_found"] = both_found(scores["people"])
             report["photo_depth_order"] = depth_order(kit, scores["people"], depths)
             report["photo_people"] = scores["people"]
@@ -294,9 +324,12 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
                 report["clip_run"] = predict_clips(rec, kit, Path(tmp), tracks, track_model, clip_step, clip_focal_mm)
                 report["clip_track_model"] = track_model or SequenceOptions().detector
                 report["clip_step"] = clip_step
-                scores = score(kit, Path(tmp))
-                scores["people"] = [p for p in scores["people"] if int(p["image"][-3:]) % clip_step == 0]
+                scores, own = score(kit, Path(tmp)), score(kit, Path(tmp), own=True)
+                for s in (scores, own):
+                    s["people"] = [p for p in s["people"] if int(p["image"][-3:]) % clip_step == 0]
             report["clips"] = summarise(scores)
+            report["clips_body_keypoints"] = summarise(own)["overall"]
+            report["clip_people_body_keypoints"] = own["people"]
             report["clip_identities"] = identity_switches(scores["people"], tracks)
             report["clip_people"] = scores["people"]
             report["clip_false_positives"] = scores["false_positives"]
@@ -305,9 +338,8 @@ def run_real_benchmark(kit: str | Path | None = None, clips: bool = False, true_
             rec.close()
     if old:
         report["compared_with"] = compare
-        if photos:
-            report["photos_vs_old"] = paired_difference(report["photo_people"], old.get("photo_people", []))
-        if clips and "clip_people" in old:
-            report["clips_vs_old"] = paired_difference(report["clip_people"], old["clip_people"])
+        for kind, run in (("photo", photos), ("clip", clips)):
+            if run and f"{kind}_people" in old:
+                report[f"{kind}s_vs_old"] = compared(report, old, kind)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     return report

@@ -57,9 +57,29 @@ def pelvis(kp):
     )
 
 
-def body_axes_2d(keypoints2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def body_axes(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The torso vector (hip centre to shoulder centre) and the left-to-right width vector (the
-    mean of the shoulders' and the hips') of (K, 2+) keypoints, pixels."""
-    k = keypoints2d[:, :2]
+    mean of the shoulders' and the hips') of (K, D) keypoints, in their own units."""
+    k = keypoints
     width = (k[R_SHOULDER] - k[L_SHOULDER] + k[R_HIP] - k[L_HIP]) / 2
     return k[SHOULDERS].mean(0) - k[HIPS].mean(0), width
+
+
+def body_axes_2d(keypoints2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``body_axes`` of (K, 2+) image keypoints (their confidence column left out), pixels."""
+    return body_axes(keypoints2d[:, :2])
+
+
+def in_detector_convention(keypoints3d: np.ndarray, offsets: np.ndarray | None) -> np.ndarray:
+    """A body model's (K, 3) keypoints moved to where the pose detector puts those keypoints on a
+    person: ``detect.to_body_convention``'s shift undone, in 3D. ``offsets`` (K, 2) are fractions
+    of the torso and width vectors, measured in the image on rendered bodies; the same fractions
+    of the body's 3D vectors project to them. Their depth part is not known and stays 0. None:
+    unchanged. For scoring against ground truth made from the detector's keypoints (the real
+    multi-view kit's are MediaPipe's, triangulated), as a benchmark on Human3.6M scores a body
+    model through that dataset's own joint regressor."""
+    k = np.asarray(keypoints3d, np.float64)
+    if offsets is None:
+        return k
+    up, width = body_axes(k)
+    return k + offsets[:, :1] * up + offsets[:, 1:] * width

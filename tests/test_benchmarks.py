@@ -43,7 +43,7 @@ def test_real_benchmark_scores_photos_with_the_kits_scorer(reconstructor):
     """Two photos of the kit through the photo pipeline, scored by the kit's own eval.py: both
     people in each are found and placed within what a monocular fit does; the other 78 photos
     count as missed, not as zero error."""
-    from benchmarks.real import DEFAULT_KIT, paired_difference, run_real_benchmark
+    from benchmarks.real import DEFAULT_KIT, compared, paired_difference, run_real_benchmark
 
     if not (DEFAULT_KIT / "eval.py").is_file():
         pytest.skip(f"{DEFAULT_KIT} (the multi-view kit) is not on this machine")
@@ -58,6 +58,12 @@ def test_real_benchmark_scores_photos_with_the_kits_scorer(reconstructor):
         ("cam02_f000", "man"), ("cam02_f000", "woman"), ("cam04_f000", "man"), ("cam04_f000", "woman")]
     same = paired_difference(found, found)
     assert same["pa_mpjpe_mm"]["mean"] == 0.0 and same["pa_mpjpe_mm"]["n"] == 4
+    # The body model's own keypoints, scored beside the kit's convention: the same people, other joints.
+    own = report["photos_body_keypoints"]
+    assert own["found"] == 4 and 20.0 < own["pa_mpjpe_mm"]["mean"] < 120.0
+    assert own["mpjpe_mm"]["mean"] != overall["mpjpe_mm"]["mean"]
+    again = compared(report, report, "photo")
+    assert again["body_keypoints"]["pa_mpjpe_mm"]["mean"] == 0.0 and again["mpjpe_mm"]["n"] == 4
 
 
 def test_real_benchmark_refuses_a_folder_that_is_not_the_kit(tmp_path):

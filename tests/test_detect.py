@@ -90,6 +90,30 @@ def test_keypoints_move_to_annys_convention_symmetrically(reconstructor):
     np.testing.assert_array_equal(moved.keypoints2d[:, 2], det.keypoints2d[:, 2])
 
 
+def test_a_fitted_bodys_keypoints_move_back_to_the_detectors_convention_in_3d(reconstructor):
+    """The bundled photo's fitted keypoints in 3D, moved to where MediaPipe puts them (how the
+    real multi-view kit's joints are scored): projected, they undo the 2D shift to Anny's
+    convention; the hips move up and together, as MediaPipe's sit higher and narrower."""
+    from inference.camera import project_np
+    from inference.keypoints import HIPS, body_axes_2d, in_detector_convention
+
+    offsets = reconstructor.body.detector_offsets[:17]
+    result = reconstructor.reconstruct(PERSON)
+    person = result.people[0]
+    own = person.keypoints3d_cam
+    moved = in_detector_convention(own, offsets)
+    np.testing.assert_array_equal(in_detector_convention(own, None), own)
+    uv_own, uv_moved = project_np(own, result.camera_K), project_np(moved, result.camera_K)
+    up, width = body_axes_2d(uv_moved)
+    back = uv_moved - offsets[:, :1] * up - offsets[:, 1:] * width  # detect.to_body_convention's shift
+    assert np.abs(back - uv_own).max() < 0.015 * np.linalg.norm(up)  # perspective: about 1%
+    hip_shift = (moved[HIPS] - own[HIPS]).mean(0)
+    torso = own[[5, 6]].mean(0) - own[HIPS].mean(0)
+    assert 0.02 < hip_shift @ torso / (torso @ torso) < 0.05  # up the torso by 2-5% of it
+    hip_width = lambda k: np.linalg.norm(k[HIPS[1]] - k[HIPS[0]])  # noqa: E731
+    assert 0.8 * hip_width(own) < hip_width(moved) < 0.97 * hip_width(own)  # and closer together
+
+
 def _demo_frame(index: int) -> np.ndarray:
     from inference.io.frames import open_frames
 
