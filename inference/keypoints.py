@@ -33,6 +33,11 @@ HIPS = [L_HIP, R_HIP]
 ANKLES = [L_ANKLE, R_ANKLE]
 TORSO = [L_SHOULDER, R_SHOULDER, L_HIP, R_HIP]
 
+# The body's limbs as keypoint pairs (arms, legs, shoulders, hips, torso sides, head to shoulders):
+# a skeleton drawn in the picture.
+LIMBS = [(5, 7), (7, 9), (6, 8), (8, 10), (5, 6), (11, 12), (5, 11), (6, 12), (11, 13), (13, 15), (12, 14),
+         (14, 16), (0, 5), (0, 6)]  # fmt: skip
+
 # Left/right twins, (left, right), in order: a detector may swap a pair, or the whole body.
 PAIRS = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16), (17, 18), (19, 20)]
 

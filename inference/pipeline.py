@@ -16,6 +16,7 @@ from .assemble import Motion, assemble_person, assemble_result
 from .bodymodels import load_body_model
 from .camera import Camera
 from .detect import MAX_PEOPLE, Detection, PoseDetector, body_shown, find_people, mirrored, to_body_convention
+from .detect.detection import SHOWN_CONF
 from .detect.mediapipe_hands import HandDetector
 from .errors import ReconError
 from .fit import FitOptions, FitResult, Fitter
@@ -63,7 +64,7 @@ class PersonFit:
 # BlazePose's visibility drops on people fully in view against the light (the sports2d clip's man
 # at frame 100 has elbows and knees at 0.1-0.5), while joints outside the frame score below 0.1.
 MIN_BODY_JOINTS = 8
-MIN_JOINT_CONF = 0.2
+MIN_JOINT_CONF = SHOWN_CONF
 EDGE_PX = 3  # a box this close to the border: the person is cut by the frame edge
 
 

@@ -24,6 +24,9 @@ class Detection:
         return float(self.box[3] - self.box[1])
 
 
+SHOWN_CONF = 0.2  # a joint counts as shown from this confidence (who is reconstructed, ``pipeline.why_skipped``)
+
+
 def body_shown(seen: np.ndarray, joints: int) -> bool:
     """Whether the body joints marked ``seen`` (a bool per ``kpl.BODY`` joint) number at least
     ``joints``, a shoulder and a hip among them."""

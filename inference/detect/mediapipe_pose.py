@@ -40,6 +40,7 @@ MIN_TRACKING = 0.5  # VIDEO mode: below this the person detector runs again
 GREY = 114  # what a found person is painted over with before the second pass
 GREY_DILATE_PX = 15
 APART_MARGIN = 0.25  # detect_apart's crop: the person's box grown by this share of its longer side
+SKELETON_CONF = 0.3  # detect_apart: a skeleton is drawn through the joints seen this surely
 # detect_split's crops: the left and the right part of a person's box (grown by APART_MARGIN),
 # each this share of its width. Two people standing close are one box to the landmarker's
 # person detector; in a part that holds more of one than of the other, it sees them apart.
@@ -206,13 +207,22 @@ class PoseDetector:
             raise ReconError("no_person", "No person found in the image; use a photo where a person is clearly seen.")
         return people[0]
 
-    def detect_apart(self, rgb: np.ndarray, person: Detection, others: list[Detection]) -> list[Detection]:
+    def detect_apart(self, rgb: np.ndarray, person: Detection, others: list[Detection], in_front: bool = False
+                     ) -> list[Detection]:  # fmt: skip
         """The people in a crop around ``person``'s box with ``others`` painted over (their masks,
         grown, except where the mask is ``person``'s own): where two people overlap, the
-        landmarker mixes their joints, and alone in the picture it does not."""
+        landmarker mixes their joints, and alone in the picture it does not. ``in_front``: the
+        person stands in front of the others, and MediaPipe's mask of them covers whoever shows
+        behind them, so their own mask is painted too where it lies nearer another's skeleton
+        than their own (the real multi-view kit's cam03: the woman behind the man)."""
         h, w = rgb.shape[:2]
         image = rgb.copy()
-        image[_painted([o.mask for o in others]) & (person.mask <= 0.5)] = GREY
+        theirs = _painted([o.mask for o in others])
+        paint = theirs & (person.mask <= 0.5)
+        if in_front:
+            nearest_other = np.min([_skeleton_distance(o, h, w) for o in others], axis=0)
+            paint |= theirs & (nearest_other < _skeleton_distance(person, h, w))
+        image[paint] = GREY
         return self.detect_all_in_crop(image, grown_box(person.box, APART_MARGIN, w, h), second_pass=False)
 
     def detect_split(self, rgb: np.ndarray, box: np.ndarray) -> list[Detection]:
@@ -344,6 +354,19 @@ def _painted(masks: list[np.ndarray]) -> np.ndarray:
         painted |= (m > 0.5).astype(np.uint8)
     k = 2 * GREY_DILATE_PX + 1
     return cv2.dilate(painted, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+
+
+def _skeleton_distance(det: Detection, h: int, w: int) -> np.ndarray:
+    """(H, W): each pixel's distance from the person's skeleton (the limbs between joints seen
+    at SKELETON_CONF or more)."""
+    import cv2
+
+    canvas = np.full((h, w), 255, np.uint8)
+    k = det.keypoints2d
+    for a, b in kpl.LIMBS:
+        if k[a, 2] >= SKELETON_CONF and k[b, 2] >= SKELETON_CONF:
+            cv2.line(canvas, (int(k[a, 0]), int(k[a, 1])), (int(k[b, 0]), int(k[b, 1])), 0, 2)
+    return cv2.distanceTransform(canvas, cv2.DIST_L2, 3)
 
 
 def _share_on(landmarks: np.ndarray, painted: np.ndarray) -> float:
