@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import keypoints as kpl
 from ..errors import ReconError
-from .detection import SHOWN_CONF, Detection, body_shown, box_iou, grown_box, mirrored, prominence
+from .detection import SHOWN_CONF, Detection, body_shown, box_iou, grown_box, prominence
 from .mediapipe_pose import APART_MARGIN as SPLIT_MARGIN
 from .mediapipe_pose import PoseDetector, VideoPoseDetector
 
@@ -43,7 +43,6 @@ DUPLICATE_PLACE = 0.15  # two skeletons whose joints lie this close (fraction of
 # views) this took PA-MPJPE from 79.8 to 74.6 mm and the one mirrored person to none; reading
 # everyone again, overlapping or not, did less (docs/research-log.md).
 APART_OVERLAP = 0.15
-KEPT_TORSO = 0.1  # _keeps: a reading of the person in front keeps their torso this close (share of their height)
 # A reading apart that lies elsewhere than the first is still kept when it is clearer on the same
 # silhouette: the first can be the poor one (the woman seen from behind, large in front in the
 # kit's cam02: 5-9 joints seen, hips on the man's feet; alone, 11-13 on her own body).
@@ -208,18 +207,28 @@ def _apart(detector: PoseDetector, rgb: np.ndarray, person: Detection, people: l
               if q is not person and max(_inside(person.box, q.box), _inside(q.box, person.box)) > APART_OVERLAP]
     if not others:
         return person
-    best, best_cost = person, SAME_PLACE
-    # The person in front (feet lower in the picture: nearer, on a shared floor) is read with
-    # whoever shows behind them painted over too; such a reading is theirs only where it keeps
-    # their torso and shows as much of them (``_keeps``). The real multi-view kit's photos,
-    # paired over 156 people: PA-MPJPE -1.4 mm (SE 0.9), cam03's man 110-225 -> 77-140 mm in 6
-    # photos (docs/research-log.md).
-    readings = []
+    # The person in front (feet lower in the picture: nearer, on a shared floor) is read first
+    # with whoever shows behind them painted over their own mask too (MediaPipe's mask of them
+    # covers the one behind), where that reading shows as many of their joints (fewer, and they
+    # could be left out as too hidden); if the rules below take none of those readings, as for
+    # anyone else. The real multi-view kit's photos, paired over 156 people: PA-MPJPE -1.4 mm
+    # (SE 0.9); cam03's man, in front of the woman, 110-225 -> 77-140 mm in 6 photos
+    # (docs/research-log.md).
     if all(person.box[3] > o.box[3] for o in others):
-        readings = [d for d in detector.detect_apart(rgb, person, others, in_front=True) if _keeps(d, person)]
+        shown = lambda d: int((d.keypoints2d[kpl.BODY, 2] >= SHOWN_CONF).sum())  # noqa: E731
+        readings = [d for d in detector.detect_apart(rgb, person, others, in_front=True) if shown(d) >= shown(person)]
+        best = _taken(person, others, readings)
+        if best is not person:
+            return best
+    return _taken(person, others, detector.detect_apart(rgb, person, others))
+
+
+def _taken(person: Detection, others: list[Detection], readings: list[Detection]) -> Detection:
+    """Which of ``readings`` of ``person`` apart from ``others`` is theirs: the one nearest their
+    first reading (SAME_PLACE at most), else a clearer one on their silhouette; else ``person``."""
     # A reading that is one of the others again (their mask can leave them half unpainted) is not them.
-    readings = [d for d in readings or detector.detect_apart(rgb, person, others)
-                if not any(_same_person(d, o) for o in others)]  # fmt: skip
+    readings = [d for d in readings if not any(_same_person(d, o) for o in others)]
+    best, best_cost = person, SAME_PLACE
     for det in readings:
         cost = place_cost(det, [person.keypoints2d])
         if cost is not None and cost < best_cost:
@@ -229,19 +238,6 @@ def _apart(detector: PoseDetector, rgb: np.ndarray, person: Detection, people: l
                    if _clearer(d, person) and not any(_inside(d.box, o.box) > INSIDE for o in others)]
         best = max(clearer, key=lambda d: d.score, default=person)
     return best
-
-
-def _keeps(det: Detection, person: Detection) -> bool:
-    """Whether ``det`` reads ``person`` with their torso where it was (shoulders and hips within
-    KEPT_TORSO of their height, either labelling) and as many body joints shown: painting over
-    whoever is behind can also paint the person, and the landmarker then merges what is left
-    of them with the other (the kit's cam02 woman, hips 25% of her height off) or loses their
-    legs (cam03's man, then too hidden to reconstruct)."""
-    def off(d: Detection) -> float:
-        return float(np.linalg.norm(d.keypoints2d[kpl.TORSO, :2] - person.keypoints2d[kpl.TORSO, :2], axis=1).mean())
-
-    shown = lambda d: int((d.keypoints2d[kpl.BODY, 2] >= SHOWN_CONF).sum())  # noqa: E731
-    return min(off(det), off(mirrored(det))) < KEPT_TORSO * person.height and shown(det) >= shown(person)
 
 
 def _clearer(det: Detection, than: Detection) -> bool:
