@@ -211,7 +211,7 @@ def _apart(detector: PoseDetector, rgb: np.ndarray, person: Detection, people: l
     # with whoever shows behind them painted over their own mask too (MediaPipe's mask of them
     # covers the one behind), where that reading shows as many of their joints (fewer, and they
     # could be left out as too hidden); if the rules below take none of those readings, as for
-    # anyone else. The real multi-view kit's photos, paired over 156 people: PA-MPJPE -1.4 mm
+    # anyone else. The real multi-view kit's photos, paired over 156 people: PA-MPJPE -1.3 mm
     # (SE 0.9); cam03's man, in front of the woman, 110-225 -> 77-140 mm in 6 photos
     # (docs/research-log.md).
     if all(person.box[3] > o.box[3] for o in others):
