@@ -114,16 +114,21 @@ def test_a_fitted_bodys_keypoints_move_back_to_the_detectors_convention_in_3d(re
     assert 0.8 * hip_width(own) < hip_width(moved) < 0.97 * hip_width(own)  # and closer together
 
 
-def _demo_frame(index: int) -> np.ndarray:
+def _frame_of(clip_name: str, index: int) -> np.ndarray:
+    """Frame ``index`` of a test clip in tests/data (fetched by scripts/fetch_test_data.sh)."""
     from inference.io.frames import open_frames
 
     from .conftest import ROOT
 
-    clip = ROOT / "tests" / "data" / "demo.mp4"
+    clip = ROOT / "tests" / "data" / clip_name
     if not clip.exists():
-        pytest.skip("run scripts/fetch_test_data.sh for the test clip")
+        pytest.skip("run scripts/fetch_test_data.sh for the test clips")
     ((_, rgb, _),) = list(open_frames(clip, start=index, end=index + 1))
     return rgb
+
+
+def _demo_frame(index: int) -> np.ndarray:
+    return _frame_of("demo.mp4", index)
 
 
 def test_two_people_from_one_detector_call(reconstructor):
@@ -338,18 +343,6 @@ def test_each_person_read_once(reconstructor):
                 assert (m & n).sum() < 0.5 * (m | n).sum()
 
 
-def _frame_of(clip_name: str, index: int) -> np.ndarray:
-    from inference.io.frames import open_frames
-
-    from .conftest import ROOT
-
-    clip = ROOT / "tests" / "data" / clip_name
-    if not clip.exists():
-        pytest.skip("run scripts/fetch_test_data.sh for the test clips")
-    ((_, rgb, _),) = list(open_frames(clip, start=index, end=index + 1))
-    return rgb
-
-
 def test_the_person_in_front_is_read_apart_from_whoever_is_behind(reconstructor):
     """Pose2Sim's cam02, frame 30: the woman stands in front (seen from behind), the man behind
     her. The first pass reads one skeleton over both (her hips on his legs); read again apart,
@@ -372,31 +365,27 @@ def test_the_person_in_front_is_read_apart_from_whoever_is_behind(reconstructor)
     assert any(abs(p.box - man.box).max() < 0.05 * man.height for p in people)
 
 
-def test_the_man_in_front_of_the_woman_is_read_apart_from_her():
+def test_the_man_in_front_of_the_woman_is_read_apart_from_her(reconstructor):
     """The real multi-view kit's cam03 at frame 50: the man lunges in front of the woman, and
     MediaPipe mixes her into his skeleton (its mask of him covers her). Read with her painted
     over where his mask lies nearer her skeleton, his joints come out at under 0.6x the error
     of his reading with her painted over only outside his mask (against the kit's 2D joints)."""
     import json
 
-    from benchmarks.real import DEFAULT_KIT
-    from inference.detect import PoseDetector, find_people
+    from benchmarks.real import DEFAULT_KIT, KIT_JOINTS
+    from inference.detect import find_people
 
     if not (DEFAULT_KIT / "gt.json").is_file():
         pytest.skip(f"{DEFAULT_KIT} (the multi-view kit) is not on this machine")
     truth = json.loads((DEFAULT_KIT / "gt.json").read_text())["frames"]["50"]["people"]["man"]["joints2d"]["cam03"]
-    joints = [0, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]  # the kit's 13, in our keypoint order
     where = np.array([p if p is not None else [np.nan, np.nan] for p in truth])
-    error = lambda d: np.nanmean(np.linalg.norm(d.keypoints2d[joints, :2] - where, axis=1)) / d.height  # noqa: E731
+    error = lambda d: np.nanmean(np.linalg.norm(d.keypoints2d[KIT_JOINTS, :2] - where, axis=1)) / d.height  # noqa: E731
     rgb = load_image(DEFAULT_KIT / "frames" / "cam03_f050.jpg")
-    detector = PoseDetector()
-    try:
-        first = detector.detect_all(rgb)
-        him = min(first, key=error)
-        others = [d for d in first if d is not him]
-        assert all(him.box[3] > o.box[3] for o in others)  # in front
-        plain = min(detector.detect_apart(rgb, him, others), key=error)
-        found = min(find_people(detector, rgb), key=error)
-    finally:
-        detector.close()
+    detector = reconstructor.detector
+    first = detector.detect_all(rgb)
+    him = min(first, key=error)
+    others = [d for d in first if d is not him]
+    assert all(him.box[3] > o.box[3] for o in others)  # in front
+    plain = min(detector.detect_apart(rgb, him, others), key=error)
+    found = min(find_people(detector, rgb), key=error)
     assert error(found) < 0.6 * error(plain)
