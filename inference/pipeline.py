@@ -16,7 +16,7 @@ from .assemble import Motion, assemble_person, assemble_result
 from .bodymodels import load_body_model
 from .camera import Camera
 from .detect import MAX_PEOPLE, Detection, PoseDetector, body_shown, find_people, mirrored, to_body_convention
-from .detect.detection import SHOWN_CONF
+from .detect.detection import joints_shown
 from .detect.mediapipe_hands import HandDetector
 from .errors import ReconError
 from .fit import FitOptions, FitResult, Fitter
@@ -60,11 +60,11 @@ class PersonFit:
 
 
 # A person besides the most prominent one is reconstructed only where enough of them shows: this
-# many of the 13 body joints seen, a shoulder and a hip among them. The bar for "seen" is low:
+# many of the 13 body joints seen, a shoulder and a hip among them. The bar for "seen" is low
+# (``detect.detection.SHOWN_CONF``, 0.2):
 # BlazePose's visibility drops on people fully in view against the light (the sports2d clip's man
 # at frame 100 has elbows and knees at 0.1-0.5), while joints outside the frame score below 0.1.
 MIN_BODY_JOINTS = 8
-MIN_JOINT_CONF = SHOWN_CONF
 EDGE_PX = 3  # a box this close to the border: the person is cut by the frame edge
 
 
@@ -85,7 +85,7 @@ def people_wanted(people: str | int) -> int | None:
 
 def why_skipped(det: Detection, width: int, height: int) -> str | None:
     """Why this person cannot be reconstructed well (too little of them shows), or None."""
-    seen = det.keypoints2d[kpl.BODY, 2] >= MIN_JOINT_CONF
+    seen = joints_shown(det)
     if body_shown(seen, MIN_BODY_JOINTS):
         return None
     x0, y0, x1, y1 = det.box

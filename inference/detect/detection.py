@@ -27,6 +27,11 @@ class Detection:
 SHOWN_CONF = 0.2  # a joint counts as shown from this confidence (who is reconstructed, ``pipeline.why_skipped``)
 
 
+def joints_shown(det: Detection) -> np.ndarray:
+    """(13,) bool: which of the person's ``kpl.BODY`` joints are shown (SHOWN_CONF or surer)."""
+    return det.keypoints2d[kpl.BODY, 2] >= SHOWN_CONF
+
+
 def body_shown(seen: np.ndarray, joints: int) -> bool:
     """Whether the body joints marked ``seen`` (a bool per ``kpl.BODY`` joint) number at least
     ``joints``, a shoulder and a hip among them."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import keypoints as kpl
 from ..errors import ReconError
-from .detection import SHOWN_CONF, Detection, body_shown, box_iou, grown_box, prominence
+from .detection import Detection, body_shown, box_iou, grown_box, joints_shown, prominence
 from .mediapipe_pose import APART_MARGIN as SPLIT_MARGIN
 from .mediapipe_pose import PoseDetector, VideoPoseDetector
 
@@ -215,8 +215,8 @@ def _apart(detector: PoseDetector, rgb: np.ndarray, person: Detection, people: l
     # (SE 0.9); cam03's man, in front of the woman, 110-225 -> 77-140 mm in 6 photos
     # (docs/research-log.md).
     if all(person.box[3] > o.box[3] for o in others):
-        shown = lambda d: int((d.keypoints2d[kpl.BODY, 2] >= SHOWN_CONF).sum())  # noqa: E731
-        readings = [d for d in detector.detect_apart(rgb, person, others, in_front=True) if shown(d) >= shown(person)]
+        readings = [d for d in detector.detect_apart(rgb, person, others, in_front=True)
+                    if joints_shown(d).sum() >= joints_shown(person).sum()]
         best = _taken(person, others, readings)
         if best is not person:
             return best
