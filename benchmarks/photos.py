@@ -2,7 +2,8 @@
 
 Reports warm per-stage latency (median over repeats) on the bundled photo,
 the same on it enlarged to a phone photo's width (3024 px), the time for a new
-process to write a result (models cached), peak memory,
+process to write a result (models cached) and for a job in a warm worker (the
+add-on's way: ``python -m inference serve``), peak memory,
 and for every photo the silhouette IoU of the fitted body against the person
 mask and the mean keypoint reprojection error in % of the person's height.
 """
@@ -46,6 +47,31 @@ def _cold_start(image: Path, cache_dir: str | None) -> tuple[float, float]:
     return secs, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
 
 
+def _worker_jobs(image: Path, cache_dir: str | None, repeats: int) -> dict:
+    """Seconds from a job's line to its end in a warm worker (``python -m inference serve``, as
+    the add-on runs photos): the first job (models loaded in it) and the later ones (median)."""
+    import json
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "inference", "serve"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)  # fmt: skip
+    seconds = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(max(1, repeats) + 1):
+            argv = ["reconstruct", str(image), "--output", f"{tmp}/r{i}.npz"] + (["--cache-dir", cache_dir] if cache_dir
+                                                                                else [])  # fmt: skip
+            t = time.perf_counter()
+            proc.stdin.write(json.dumps({"argv": argv}) + "\n")
+            proc.stdin.flush()
+            for line in proc.stdout:
+                if json.loads(line)["event"] == "finished":
+                    break
+            seconds.append(time.perf_counter() - t)
+    proc.stdin.close()
+    proc.wait(60)
+    return {"first_job": round(seconds[0], 2), "later_jobs": round(statistics.median(seconds[1:]), 3)}
+
+
 def run_benchmark(
     images: list[str] | None = None, repeats: int = 5, quality: str = "balanced", cache_dir: str | None = None
 ) -> dict:
@@ -82,6 +108,7 @@ def run_benchmark(
     phone = _phone_sized(rec, main, repeats)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     cold_s, cold_peak_mb = _cold_start(main, cache_dir)
+    worker = _worker_jobs(main, cache_dir, repeats)
     return {
         "benchmark": "reconstruct",
         "version": __version__,
@@ -94,6 +121,7 @@ def run_benchmark(
         "fit_iterations": rec.fitter.options.total_steps,
         "peak_rss_mb": round(max(peak_mb, cold_peak_mb), 1),
         "new_process_to_result_s": round(cold_s, 2),
+        "warm_worker_job_s": worker,
         "silhouette_iou_mean": round(statistics.mean(x["silhouette_iou"] for x in per_image), 4),
         "keypoint_error_pct_mean": round(statistics.mean(x["keypoint_error_pct"] for x in per_image), 3),
         "per_image": per_image,

@@ -1,4 +1,4 @@
-"""Command line: ``python -m inference reconstruct|sequence|convert|export|version``.
+"""Command line: ``python -m inference reconstruct|sequence|convert|export|serve|version``.
 
 With ``--json-progress`` stdout carries only JSON lines (the protocol the
 Blender add-on reads)::
@@ -24,7 +24,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from .errors import EXIT_INTERNAL, EXIT_OK, ReconError, exit_code_for
 from .io.result import DEFAULT_HEIGHT_M, HEIGHT_RANGE_M
@@ -88,6 +88,39 @@ class Output:
         self._err.flush()
 
 
+class Models:
+    """The models a command works with. A command line makes them afresh; a warm worker
+    (``serve``) keeps the last ones while the options they were made with stay the same."""
+
+    def __init__(self) -> None:
+        self.keep = False
+        self._key: tuple | None = None
+        self._rec = None
+
+    def reconstructor(self, args: argparse.Namespace, loading: Callable[[], None]):
+        """The models for ``args``' options; ``loading`` is called first where they are to be loaded."""
+        from .pipeline import Reconstructor
+
+        options = dict(body_model=args.body_model, quality=args.quality, cache_dir=args.cache_dir,
+                       smpl_model=args.smpl_model, gender=args.gender, init=args.init, detector=args.detector,
+                       hands=args.hands == "on")  # fmt: skip
+        key = tuple(sorted(options.items()))
+        if self.keep and self._rec is not None and key == self._key:
+            return self._rec
+        self.close()
+        loading()
+        rec = Reconstructor(**options)
+        if self.keep:
+            self._key, self._rec = key, rec
+        return rec
+
+    def close(self) -> None:
+        if self._rec is not None:
+            self._rec.close()
+        self._key = self._rec = None
+
+
+MODELS = Models()
 _cancelled = False
 
 
@@ -155,12 +188,8 @@ def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
         _check_output(outputs[0], args.overwrite)
         load_image(args.images[0])
 
-    from .pipeline import Reconstructor
-
-    out.event("progress", stage="load_models", fraction=0.0, index=0, total=total)
-    rec = Reconstructor(body_model=args.body_model, quality=args.quality, cache_dir=args.cache_dir,
-                        smpl_model=args.smpl_model, gender=args.gender, init=args.init, detector=args.detector,
-                        hands=args.hands == "on")
+    rec = MODELS.reconstructor(args, lambda: out.event("progress", stage="load_models", fraction=0.0, index=0,
+                                                       total=total))  # fmt: skip
     ok = failed = 0
     last_code = ""
     for i, (img, dest) in enumerate(zip(args.images, outputs)):
@@ -221,13 +250,10 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
     out.event("start", version=_version(), schema_version=_schema(), total=total)
     for name in source.skipped_files or []:
         out.event("skipped", file=name, reason="not an image file")
-    from .pipeline import Reconstructor
     from .sequence import SequenceOptions, SequenceReconstructor
 
-    out.event("progress", stage="load_models", fraction=0.0, frame=0, total=total)
-    rec = Reconstructor(body_model=args.body_model, quality=args.quality, cache_dir=args.cache_dir,
-                        smpl_model=args.smpl_model, gender=args.gender, init=args.init, detector=args.detector,
-                        hands=args.hands == "on")
+    rec = MODELS.reconstructor(args, lambda: out.event("progress", stage="load_models", fraction=0.0, frame=0,
+                                                       total=total))  # fmt: skip
     bar = out.progress_bar(total)
 
     def progress(done: int, n: int, note: str) -> None:
@@ -357,6 +383,14 @@ def _rate_arg(text: str) -> float:
     return value
 
 
+def _seconds_arg(text: str) -> float:
+    """``--idle-exit``: seconds, more than 0."""
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"takes seconds, more than 0, not {text!r}")
+    return value
+
+
 def _height_arg(text: str) -> float | None:
     """``--height``: metres within HEIGHT_RANGE_M, or 0 for the fit's own size (None)."""
     value = _number(text)
@@ -471,6 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true")
     e.add_argument("--json-progress", action="store_true")
 
+    w = sub.add_parser("serve", help="a warm worker for programs (the Blender add-on): reconstruct and sequence "
+                       "jobs read from stdin, one JSON line each, with the models kept loaded between them")
+    w.add_argument("--idle-exit", type=_seconds_arg, default=600.0,
+                   help="quit after this many seconds without a job (default 600)")
+    w.add_argument("--json-progress", action="store_true", help="accepted; the worker always writes JSON lines")
+
     sub.add_parser("version", help="print the package and result-schema versions")
     return p
 
@@ -484,6 +524,15 @@ def main(argv: list[str] | None = None) -> int:
     json_mode = bool(getattr(args, "json_progress", False))
     out = Output(json_mode)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if args.command == "serve":
+        from .serve import serve
+
+        return serve(parser, out, args.idle_exit)
+    return run_command(args, out)
+
+
+def run_command(args: argparse.Namespace, out: Output) -> int:
+    """One command's work, every failure reported as one event and line; the exit status."""
     try:
         if args.command == "reconstruct":
             return cmd_reconstruct(args, out)

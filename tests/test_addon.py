@@ -305,6 +305,31 @@ def test_glb_has_one_skin_with_all_bones(built, tmp_path):
     assert joints == set(res.bone_names)
 
 
+def test_photos_after_the_first_go_to_the_same_warm_worker(installed, tmp_path):
+    """With "Keep models loaded" (the default) one inference process serves every run; turned
+    off, it ends and each run has a process of its own."""
+    runner = sys.modules[f"{ADDON}.runner"]
+    assert _prefs().keep_loaded
+
+    def reconstruct(name: str) -> None:
+        photo = tmp_path / f"{name}.jpg"
+        photo.write_bytes(PERSON.read_bytes())
+        assert bpy.ops.human_recon.reconstruct_image(filepath=str(photo), result_dir=str(tmp_path)) == {"FINISHED"}
+        assert name in bpy.data.collections and (tmp_path / f"{name}.npz").exists()
+
+    reconstruct("first")
+    pid = runner.worker_pid()
+    reconstruct("second")
+    assert pid is not None and runner.worker_pid() == pid
+    _prefs().keep_loaded = False
+    try:
+        assert runner.worker_pid() is None
+        reconstruct("third")
+        assert runner.worker_pid() is None
+    finally:
+        _prefs().keep_loaded = True
+
+
 def test_runner_cancel_ends_child_and_builds_nothing(installed, tmp_path):
     runner = sys.modules[f"{ADDON}.runner"]
     before = _scene_state()

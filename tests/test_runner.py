@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 
 import pytest
 
@@ -61,6 +62,44 @@ def test_run_reports_progress_and_result(runner, tmp_path, cache_dir, monkeypatc
     kinds = [e.kind for e in events]
     assert kinds[0] == "start" and "progress" in kinds and kinds[-1] == "done"
     assert run.error is None and run.result_path == str(out) and out.exists() and run.fraction == 1.0
+
+
+def test_warm_jobs_share_one_worker_and_a_cancel_ends_it(runner, tmp_path, cache_dir, monkeypatch):
+    """With the models kept loaded, jobs go to one worker process; a failed job leaves it
+    running, a cancel ends it (and writes nothing), and the next job starts a new one."""
+    monkeypatch.setenv("HUMAN_RECON_CACHE_DIR", cache_dir)
+
+    def job(image, name):
+        run = runner.InferenceRun(sys.executable, runner.reconstruct_args(str(image), str(tmp_path / name)), warm=True)
+        run.wait(300)
+        return run, run.poll()
+
+    try:
+        first, events = job(PERSON, "a.npz")
+        pid = runner.worker_pid()
+        assert first.error is None and first.result_path == str(tmp_path / "a.npz") and pid == first.proc.pid
+        assert "load_models" in [e.data.get("stage") for e in events]
+        missing, _ = job(tmp_path / "missing.jpg", "m.npz")
+        assert missing.error.code == "not_found" and missing.exit_code != 0
+        missing.cancel()  # the operator's clean-up after an error: the job is over, the worker stays
+        second, events = job(PERSON, "b.npz")
+        assert second.error is None and runner.worker_pid() == pid  # the same process, models loaded
+        assert "load_models" not in [e.data.get("stage") for e in events] and events[-1].kind == "done"
+
+        run = runner.InferenceRun(sys.executable, runner.reconstruct_args(str(PERSON), str(tmp_path / "c.npz")),
+                                  warm=True)  # fmt: skip
+        while not any(e.kind == "progress" for e in run.poll()):
+            time.sleep(0.02)
+        run.cancel()
+        run.wait(10)
+        run.poll()
+        assert run.error.code == "cancelled" and run.proc.poll() is not None and runner.worker_pid() is None
+        third, _ = job(PERSON, "d.npz")
+        assert third.error is None and runner.worker_pid() not in (None, pid)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.npz", "d.npz"]
+    finally:
+        runner.stop_worker()
+    assert runner.worker_pid() is None
 
 
 def test_set_up_from_blenders_own_python_with_nothing_on_path(runner, tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import handoff, operators, panel, preferences
+from . import handoff, operators, panel, preferences, runner
 
 _classes = preferences.classes + operators.classes + handoff.classes + panel.classes
 
@@ -19,6 +19,7 @@ def register() -> None:
 
 
 def unregister() -> None:
+    runner.stop_worker()  # its models' memory goes with the add-on
     del bpy.types.Scene.human_recon
     for cls in reversed(_classes):
         bpy.utils.unregister_class(cls)

@@ -100,7 +100,7 @@ def _start(context, op) -> tuple[runner.InferenceRun, str]:
                 "'SMPL model file' in Human Recon's preferences.",
             )
         args += ["--smpl-model", model]
-    return runner.InferenceRun(python, args), tmpdir
+    return runner.InferenceRun(python, args, warm=p.keep_loaded if p else True), tmpdir
 
 
 def _finish(op, context, run: runner.InferenceRun) -> set[str]:

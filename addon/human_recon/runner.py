@@ -2,7 +2,9 @@
 
 The add-on never imports torch: it starts ``python -m inference ... --json-progress``
 with the bundled package on ``PYTHONPATH`` (no shell), reads JSON lines from
-its stdout on a thread, and cancels by ending the child process.
+its stdout on a thread, and cancels by ending the child process. With the models
+kept loaded (the preference), one such process, ``python -m inference serve``,
+stays and runs the jobs one after another.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,20 +78,27 @@ def find_python(preferred: str = "", venv_dir: str | os.PathLike | None = None) 
     )
 
 
-class InferenceRun:
-    """One child process. ``poll()`` returns new events; ``cancel()`` ends it."""
+WORKER_IDLE_EXIT_S = 600  # a warm worker quits after this long without a job: its models hold ~1.6 GB
+# A job is not given to a worker this close to quitting on its own.
+WORKER_IDLE_MARGIN_S = 30
 
-    def __init__(self, python: str, args: list[str], env: dict[str, str] | None = None) -> None:
+
+class _Child:
+    """A child process running ``python -m inference ARGS`` with the bundled package on its
+    path. Its stdout's JSON lines go to the job it serves (``job``), and the job learns when the
+    child ends; its stderr's last lines are kept for messages."""
+
+    def __init__(self, python: str, args: list[str], env: dict[str, str] | None, job: "InferenceRun | None" = None,
+                 keep_stdin: bool = False) -> None:  # fmt: skip
         child_env = dict(os.environ if env is None else env)
         child_env["PYTHONPATH"] = str(PACKAGE_DIR) + os.pathsep + child_env.get("PYTHONPATH", "")
         child_env.setdefault("PYTHONUNBUFFERED", "1")
-        self.expected_version = bundled_version()
         try:
             self.proc = subprocess.Popen(
-                [python, "-m", "inference", *args, "--json-progress"],
+                [python, "-m", "inference", *args],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE if keep_stdin else subprocess.DEVNULL,
                 env=child_env,
                 text=True,
                 encoding="utf-8",
@@ -98,17 +108,40 @@ class InferenceRun:
             raise RunnerError(
                 "bad_interpreter", f"Cannot start {python} ({exc.strerror}); fix the interpreter in the preferences."
             ) from None
-        self._events: queue.Queue[Event] = queue.Queue()
-        self._stderr: list[str] = []
-        self._finished = threading.Event()
-        self.result_path: str | None = None
-        self.error: RunnerError | None = None
-        self.fraction = 0.0
-        self.stage = "starting"
-        self.cancelled = False
+        self.job = job
+        self.stderr: list[str] = []
+        self.last_used = time.monotonic()
+        self._lock = threading.Lock()
+        self._pending: list[Event] = []
+        self._ended = False
+        self._served = 0
         self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
         self._stderr_thread.start()
         threading.Thread(target=self._read_stdout, daemon=True).start()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, job: "InferenceRun", args: list[str]) -> None:
+        """Give a worker (``serve``) a job: its events go to ``job`` until it is finished."""
+        with self._lock:
+            self.job, pending, self._pending = job, self._pending, []
+            ended = self._ended
+            if self._served:
+                self.stderr.clear()  # an earlier job's error lines are not this one's
+            self._served += 1
+        for ev in pending:  # what a child that is no worker said before it ended (a wrong interpreter)
+            job._put(ev)
+        if ended:
+            job._put(Event("exited", {"code": self.proc.returncode}))
+            return
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps({"argv": args}) + "\n")
+            self.proc.stdin.flush()
+        except OSError:  # the child has ended: the job hears so from the stdout reader
+            pass
 
     def _read_stdout(self) -> None:
         assert self.proc.stdout is not None
@@ -120,18 +153,111 @@ class InferenceRun:
                 msg = json.loads(line)
                 kind = msg.pop("event")
             except (ValueError, KeyError, AttributeError, TypeError):
-                self._events.put(Event("garbage", {"line": line[:200]}))
+                kind, msg = "garbage", {"line": line[:200]}
+            if kind == "ready":  # a worker's greeting
                 continue
-            self._events.put(Event(kind, msg))
+            with self._lock:
+                job = self.job
+                if job is None:  # kept for the job about to be sent
+                    self._pending.append(Event(kind, msg))
+                    continue
+                if kind == "finished":  # the worker's job is over; it waits for the next
+                    self.job, self.last_used = None, time.monotonic()
+            job._put(Event(kind, msg))
         self.proc.wait()
         self._stderr_thread.join(timeout=5)  # the error message is in the last stderr lines
-        self._finished.set()
+        with self._lock:
+            self._ended = True
+            job = self.job
+        if job is not None:
+            job._put(Event("exited", {"code": self.proc.returncode}))
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
-            self._stderr.append(line.rstrip())
-            del self._stderr[:-50]
+            self.stderr.append(line.rstrip())
+            del self.stderr[:-50]
+
+    def stop(self) -> None:
+        """End the child: SIGTERM (it removes its temporary files), then kill."""
+        if self.alive:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+_worker: dict = {"child": None, "key": None}
+
+
+def _warm_worker(python: str, env: dict[str, str] | None) -> _Child | None:
+    """The warm worker for ``python`` and ``env``, started if there is none, it has ended or it is
+    about to quit on its own; None while it is busy with another job."""
+    env = dict(os.environ if env is None else env)
+    key = (python, tuple(sorted((k, v) for k, v in env.items() if k.startswith("HUMAN_RECON_") or k == "PYTHONPATH")))
+    child: _Child | None = _worker["child"]
+    if child is not None and child.alive and _worker["key"] == key:
+        if child.job is not None:
+            return None
+        if time.monotonic() - child.last_used < WORKER_IDLE_EXIT_S - WORKER_IDLE_MARGIN_S:
+            return child
+    stop_worker()
+    child = _Child(python, ["serve", "--idle-exit", str(WORKER_IDLE_EXIT_S)], env, keep_stdin=True)
+    _worker.update(child=child, key=key)
+    return child
+
+
+def stop_worker() -> None:
+    """End the warm worker, if any (the add-on is disabled; a cancel)."""
+    child, _worker["child"] = _worker["child"], None
+    if child is not None:
+        child.stop()
+
+
+def worker_pid() -> int | None:
+    """The warm worker's process id while it runs."""
+    child = _worker["child"]
+    return child.proc.pid if child is not None and child.alive else None
+
+
+class InferenceRun:
+    """One job of the inference package. ``poll()`` returns new events; ``cancel()`` ends it.
+
+    ``warm``: the job goes to a warm worker (``python -m inference serve``) that keeps the models
+    loaded between jobs, started with the first job (a job then takes its second or so of work
+    instead of 5-7 s); otherwise, or while the worker is busy, a process of its own runs it."""
+
+    def __init__(self, python: str, args: list[str], env: dict[str, str] | None = None, warm: bool = False) -> None:
+        self.expected_version = bundled_version()
+        self._events: queue.Queue[Event] = queue.Queue()
+        self._finished = threading.Event()
+        self.result_path: str | None = None
+        self.error: RunnerError | None = None
+        self.exit_code: int | None = None
+        self.fraction = 0.0
+        self.stage = "starting"
+        self.cancelled = False
+        child = _warm_worker(python, env) if warm else None
+        if child is not None:
+            self._child = child
+            child.send(self, args)
+        else:
+            self._child = _Child(python, [*args, "--json-progress"], env, job=self)
+        self.proc = self._child.proc
+
+    def _put(self, ev: Event) -> None:
+        """An event from the child (``exited``: the child has ended; ``finished``: the job has)."""
+        if ev.kind == "exited":
+            if self.exit_code is None:
+                self.exit_code = ev.data["code"]
+            self._finished.set()
+            return
+        self._events.put(ev)
+        if ev.kind == "finished":
+            self.exit_code = int(ev.data.get("exit_code", 0))
+            self._finished.set()
 
     @property
     def finished(self) -> bool:
@@ -145,6 +271,8 @@ class InferenceRun:
                 ev = self._events.get_nowait()
             except queue.Empty:
                 break
+            if ev.kind == "finished":  # the worker's end-of-job mark, not the job's own event
+                continue
             self._apply(ev)
             out.append(ev)
         if self._finished.is_set() and self._events.empty() and self.result_path is None and self.error is None:
@@ -180,8 +308,8 @@ class InferenceRun:
     def _exit_error(self) -> RunnerError:
         if self.cancelled:
             return RunnerError("cancelled", "Cancelled; the scene was left as it was.")
-        code = self.proc.returncode
-        last = next((line for line in reversed(self._stderr) if line.strip()), "")
+        code = self.exit_code
+        last = next((line for line in reversed(self._child.stderr) if line.strip()), "")
         if "No module named" in last or "ModuleNotFoundError" in last:
             return RunnerError(
                 "broken_environment",
@@ -194,21 +322,21 @@ class InferenceRun:
         )
 
     def wait(self, timeout: float | None = None) -> None:
-        """Block until the child ends (headless ``execute()``)."""
+        """Block until the job ends (headless ``execute()``)."""
         if not self._finished.wait(timeout):
             self.cancel()
             self._finished.wait(10)
 
     def cancel(self) -> None:
-        """End the child: SIGTERM (it removes its temporary files), then kill."""
-        if self.proc.poll() is None:
+        """End the job while it runs: its process, warm worker or not, gets SIGTERM (it removes
+        its temporary files), then is killed; a later warm job starts a new worker."""
+        if self._child is _worker["child"]:
+            if self._finished.is_set():  # the job is over: the worker waits for the next
+                return
+            _worker["child"] = None
+        if self._child.alive:
             self.cancelled = True
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self._child.stop()
 
 
 def reconstruct_args(image: str, output: str, quality: str = "balanced", body_model: str = "anny",
