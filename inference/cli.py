@@ -180,7 +180,7 @@ def cmd_reconstruct(args: argparse.Namespace, out: Output) -> int:
         raise ReconError("bad_argument", "Give the focal length once: --focal-px (pixels) or --focal-mm (35 mm).")
     outputs = _output_paths(args.images, args.output, args.output_dir)
     total = len(args.images)
-    out.event("start", version=_version(), schema_version=_schema(), total=total)
+    out.event("start", version=package_version(), schema_version=result_schema(), total=total)
     # Cheap checks first, so a typo fails in milliseconds, not after loading models.
     if total == 1:
         from .io.images import load_image
@@ -247,7 +247,7 @@ def cmd_sequence(args: argparse.Namespace, out: Output) -> int:
     source = open_frames(args.input, start=args.start, end=args.end, step=args.step, fps=args.fps)
     out_fps = (args.fps or source.fps) / (1 if args.fps else args.step)
     total = len(source)
-    out.event("start", version=_version(), schema_version=_schema(), total=total)
+    out.event("start", version=package_version(), schema_version=result_schema(), total=total)
     for name in source.skipped_files or []:
         out.event("skipped", file=name, reason="not an image file")
     from .sequence import SequenceOptions, SequenceReconstructor
@@ -302,7 +302,7 @@ def cmd_convert(args: argparse.Namespace, out: Output) -> int:
     result = ReconResult.load(check_input_file(args.result))
     if result.body_model != "anny":
         raise ReconError("bad_argument", f"{args.result} is a {result.body_model} result; convert takes Anny results.")
-    out.event("start", version=_version(), schema_version=_schema(), total=1)
+    out.event("start", version=package_version(), schema_version=result_schema(), total=1)
     from .bodymodels.anny import AnnyBody
     from .bodymodels.smpl import SMPLBody
     from .convert import anny_to_smpl
@@ -335,7 +335,7 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
         raise ReconError("bad_argument", f"--output must end in {suffix} for --format {args.format} (got {dest.name}).")
     _check_output(dest, args.overwrite)
     src = check_input_file(args.result)
-    out.event("start", version=_version(), schema_version=_schema(), total=1)
+    out.event("start", version=package_version(), schema_version=result_schema(), total=1)
     t0 = time.perf_counter()
     info = export(src, dest, args.format, args.rig, args.person, args.smpl_model, args.gender)
     secs = time.perf_counter() - t0
@@ -345,13 +345,13 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-def _version() -> str:
+def package_version() -> str:
     from . import __version__
 
     return __version__
 
 
-def _schema() -> int:
+def result_schema() -> int:
     from .io.result import SCHEMA_VERSION
 
     return SCHEMA_VERSION
@@ -519,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors: argparse prints one line and exits 2
     if args.command == "version":
-        print(json.dumps({"version": _version(), "schema_version": _schema()}))
+        print(json.dumps({"version": package_version(), "schema_version": result_schema()}))
         return EXIT_OK
     json_mode = bool(getattr(args, "json_progress", False))
     out = Output(json_mode)

@@ -12,9 +12,12 @@ or ``sequence`` as a list of words::
 for which it writes that command's usual events (``start``, ``progress``, ``result`` or
 ``error``, ``done``) and then ``{"event": "finished", "exit_code": N}``, N being the exit status
 the command line would have given. A bad job line gets an ``error`` event and its ``finished``;
-the worker goes on. It quits when its stdin ends (the add-on, or Blender, is gone), after
-``--idle-exit`` seconds without a job, and on SIGTERM, the add-on's Cancel: the job under way
-ends as the command line's would (a ``cancelled`` error, no result written) and the worker with it.
+the worker goes on. ``{"load": [...]}`` (the same words) loads the models that command line
+would use, ahead of its job, and answers ``{"event": "loaded", "ok": ...}``.
+
+It quits when its stdin ends (the add-on, or Blender, is gone), after ``--idle-exit`` seconds
+without a job, and on SIGTERM, the add-on's Cancel: the job under way ends as the command
+line's would (a ``cancelled`` error, no result written) and the worker with it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import queue
 import sys
 import threading
 
-from .cli import MODELS, Output, _schema, _version, raise_if_cancelled, run_command
+from .cli import MODELS, Output, package_version, raise_if_cancelled, result_schema, run_command
 from .errors import EXIT_INTERNAL, EXIT_OK, ReconError, exit_code_for
 
 JOBS = ("reconstruct", "sequence")  # the commands a worker runs: the ones that load the models
@@ -37,8 +40,10 @@ def serve(parser: argparse.ArgumentParser, out: Output, idle_exit: float) -> int
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_read_lines, args=(sys.stdin, lines), daemon=True).start()
     MODELS.keep = True
-    out.event("ready", version=_version(), schema_version=_schema())
     try:
+        from . import pipeline  # noqa: F401  (torch and MediaPipe: most of a new process's wait)
+
+        out.event("ready", version=package_version(), schema_version=result_schema())
         while True:
             try:
                 line = lines.get(timeout=idle_exit)
@@ -49,6 +54,9 @@ def serve(parser: argparse.ArgumentParser, out: Output, idle_exit: float) -> int
             if not line.strip():
                 continue
             code = _job(parser, out, line)
+            if code is None:  # models loaded ahead of a job
+                raise_if_cancelled()
+                continue
             out.event("finished", exit_code=code)
             if code == 130:  # cancelled: the worker ends with its job
                 return code
@@ -67,10 +75,13 @@ def _read_lines(stream, lines: queue.Queue) -> None:
     lines.put(None)
 
 
-def _job(parser: argparse.ArgumentParser, out: Output, line: str) -> int:
-    """One job line run as its command; a line that is not a job gets one error event."""
+def _job(parser: argparse.ArgumentParser, out: Output, line: str) -> int | None:
+    """One job line run as its command (its exit status); a line that is not a job gets one error
+    event; a ``load`` line loads the models its command line would use (None)."""
     try:
-        argv = json.loads(line)["argv"]
+        msg = json.loads(line)
+        load = "argv" not in msg and "load" in msg
+        argv = msg["load" if load else "argv"]
         if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
             raise ValueError
     except (ValueError, KeyError, TypeError):
@@ -81,7 +92,23 @@ def _job(parser: argparse.ArgumentParser, out: Output, line: str) -> int:
         args = parser.parse_args(argv)
     except SystemExit:  # argparse's usage error (its message goes to stderr)
         return _refuse(out, f"The job's arguments are not a valid {argv[0]} command line: {' '.join(argv)[:200]}")
+    if load:
+        _load(args, out)
+        return None
     return run_command(args, out)
+
+
+def _load(args: argparse.Namespace, out: Output) -> None:
+    """The models for ``args`` loaded ahead of the job (the add-on asks as soon as a photo or clip
+    is chosen); a failure is left for the job itself to report."""
+    try:
+        MODELS.reconstructor(args, lambda: None)
+        ok = True
+    except KeyboardInterrupt:
+        raise
+    except Exception:  # noqa: BLE001  (the job that follows meets and reports the same failure)
+        ok = False
+    out.event("loaded", ok=ok)
 
 
 def _refuse(out: Output, message: str) -> int:

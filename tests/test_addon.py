@@ -310,6 +310,17 @@ def test_photos_after_the_first_go_to_the_same_warm_worker(installed, tmp_path):
     off, it ends and each run has a process of its own."""
     runner = sys.modules[f"{ADDON}.runner"]
     assert _prefs().keep_loaded
+    runner.stop_worker()
+    bpy.context.scene.human_recon.image_path = str(PERSON)  # chosen: the models load meanwhile
+    deadline = time.time() + 120
+    while time.time() < deadline and runner.worker_preloaded() == 0:
+        time.sleep(0.1)
+    assert runner.worker_preloaded() == 1
+    run = runner.InferenceRun(sys.executable, runner.reconstruct_args(str(PERSON), str(tmp_path / "p.npz")),
+                              warm=True)  # fmt: skip
+    run.wait(120)
+    events = run.poll()
+    assert run.result_path and "load_models" not in [e.data.get("stage") for e in events]
 
     def reconstruct(name: str) -> None:
         photo = tmp_path / f"{name}.jpg"
@@ -328,6 +339,7 @@ def test_photos_after_the_first_go_to_the_same_warm_worker(installed, tmp_path):
         assert runner.worker_pid() is None
     finally:
         _prefs().keep_loaded = True
+        bpy.context.scene.human_recon.image_path = ""
 
 
 def test_runner_cancel_ends_child_and_builds_nothing(installed, tmp_path):

@@ -80,13 +80,18 @@ def test_one_worker_runs_photo_and_clip_jobs_with_the_models_loaded_once(tmp_pat
     a, b = _arrays(tmp_path / "a.npz"), _arrays(tmp_path / "b.npz")
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
-    # Other options mean other models: loaded again.
+    # Other options mean other models: loaded again, by the job or ahead of it (the add-on asks
+    # as soon as a photo is chosen).
     other = w.job("reconstruct", str(PERSON), "-o", str(tmp_path / "c.npz"), "--hands", "off")
     assert "load_models" in [e.get("stage") for e in other] and other[-1]["exit_code"] == 0
+    w.send(json.dumps({"load": ["reconstruct", "chosen.jpg", "-o", "chosen.npz", "--quality", "fast"]}))
+    assert w.events(until="loaded")[-1] == {"event": "loaded", "ok": True}
+    fast = w.job("reconstruct", str(PERSON), "-o", str(tmp_path / "d.npz"), "--quality", "fast")
+    assert "load_models" not in [e.get("stage") for e in fast] and fast[-1]["exit_code"] == 0
 
     w.proc.stdin.close()  # the add-on (or Blender) is gone: the worker ends
     assert w.proc.wait(60) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.npz", "c.npz", "clip.npz", "frames"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.npz", "c.npz", "clip.npz", "d.npz", "frames"]
 
 
 def test_a_cancel_ends_the_job_and_the_worker_and_an_idle_worker_quits(tmp_path, cache_dir):

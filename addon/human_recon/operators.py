@@ -103,6 +103,25 @@ def _start(context, op) -> tuple[runner.InferenceRun, str]:
     return runner.InferenceRun(python, args, warm=p.keep_loaded if p else True), tmpdir
 
 
+def warm_up(props, context) -> None:
+    """The panel's photo or clip was just chosen: the warm worker loads the models its run will
+    use while the user reaches for the button (with "Keep models loaded"; quietly nothing when
+    there is no environment yet: the run itself says what to do)."""
+    p = prefs(context)
+    if p is None or not p.keep_loaded or not (props.image_path or props.clip_path):
+        return
+    args = runner.reconstruct_args("chosen", "chosen.npz", props.quality, props.body_model, p.cache_dir,
+                                   hands=props.hands)  # fmt: skip
+    if props.body_model == "smpl":
+        if not p.smpl_model:
+            return
+        args += ["--smpl-model", bpy.path.abspath(p.smpl_model)]
+    try:
+        runner.preload(resolve_python(context), args)
+    except runner.RunnerError:
+        pass
+
+
 def _finish(op, context, run: runner.InferenceRun) -> set[str]:
     run.poll()
     if run.error is not None or run.result_path is None:

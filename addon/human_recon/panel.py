@@ -24,6 +24,7 @@ from .operators import (
     hands_prop,
     height_prop,
     lens_auto_prop,
+    warm_up,
 )
 
 
@@ -32,9 +33,9 @@ def _is_armature(_self, obj) -> bool:
 
 
 class HumanReconSceneProps(bpy.types.PropertyGroup):
-    image_path: bpy.props.StringProperty(name="Photo", subtype="FILE_PATH", default="")
+    image_path: bpy.props.StringProperty(name="Photo", subtype="FILE_PATH", default="", update=warm_up)
     clip_path: bpy.props.StringProperty(
-        name="Clip", description="Video file or folder of frames", subtype="FILE_PATH", default=""
+        name="Clip", description="Video file or folder of frames", subtype="FILE_PATH", default="", update=warm_up
     )
     body_model: bpy.props.EnumProperty(name="Body model", items=BODY_MODEL_ITEMS, default="anny")
     quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="balanced")

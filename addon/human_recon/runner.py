@@ -115,6 +115,7 @@ class _Child:
         self._pending: list[Event] = []
         self._ended = False
         self._served = 0
+        self.loaded = 0  # times a worker has loaded models ahead of a job
         self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
         self._stderr_thread.start()
         threading.Thread(target=self._read_stdout, daemon=True).start()
@@ -136,11 +137,14 @@ class _Child:
         if ended:
             job._put(Event("exited", {"code": self.proc.returncode}))
             return
+        self._write({"argv": args})
+
+    def _write(self, message: dict) -> None:
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(json.dumps({"argv": args}) + "\n")
+            self.proc.stdin.write(json.dumps(message) + "\n")
             self.proc.stdin.flush()
-        except OSError:  # the child has ended: the job hears so from the stdout reader
+        except OSError:  # the child has ended: a job hears so from the stdout reader
             pass
 
     def _read_stdout(self) -> None:
@@ -154,7 +158,8 @@ class _Child:
                 kind = msg.pop("event")
             except (ValueError, KeyError, AttributeError, TypeError):
                 kind, msg = "garbage", {"line": line[:200]}
-            if kind == "ready":  # a worker's greeting
+            if kind in ("ready", "loaded"):  # a worker's greeting; models loaded ahead of a job
+                self.loaded += kind == "loaded" and bool(msg.get("ok"))
                 continue
             with self._lock:
                 job = self.job
@@ -209,6 +214,15 @@ def _warm_worker(python: str, env: dict[str, str] | None) -> _Child | None:
     return child
 
 
+def preload(python: str, args: list[str], env: dict[str, str] | None = None) -> None:
+    """Start the warm worker, if needed, and have it load the models a job of ``args`` (a command
+    line as ``reconstruct_args`` gives) will use, while the user is still choosing: the first run
+    then waits for less (unless its options turn out to be others). Nothing while it is busy."""
+    child = _warm_worker(python, env)
+    if child is not None:
+        child._write({"load": args})
+
+
 def stop_worker() -> None:
     """End the warm worker, if any (the add-on is disabled; a cancel)."""
     child, _worker["child"] = _worker["child"], None
@@ -220,6 +234,12 @@ def worker_pid() -> int | None:
     """The warm worker's process id while it runs."""
     child = _worker["child"]
     return child.proc.pid if child is not None and child.alive else None
+
+
+def worker_preloaded() -> int:
+    """How many times the warm worker has loaded models ahead of a job (``preload``)."""
+    child = _worker["child"]
+    return child.loaded if child is not None else 0
 
 
 class InferenceRun:
