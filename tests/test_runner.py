@@ -85,6 +85,14 @@ def test_warm_jobs_share_one_worker_and_a_cancel_ends_it(runner, tmp_path, cache
         second, events = job(PERSON, "b.npz")
         assert second.error is None and runner.worker_pid() == pid  # the same process, models loaded
         assert "load_models" not in [e.data.get("stage") for e in events] and events[-1].kind == "done"
+        # A job while the worker is busy gets a process of its own; the worker's job goes on.
+        busy = runner.InferenceRun(sys.executable, runner.reconstruct_args(str(PERSON), str(tmp_path / "e.npz")),
+                                   warm=True)  # fmt: skip
+        aside, _ = job(PERSON, "f.npz")
+        busy.wait(300)
+        busy.poll()
+        assert aside.proc.pid != pid and aside.error is None and busy.error is None
+        assert busy.proc.pid == runner.worker_pid() == pid
 
         run = runner.InferenceRun(sys.executable, runner.reconstruct_args(str(PERSON), str(tmp_path / "c.npz")),
                                   warm=True)  # fmt: skip
@@ -96,7 +104,7 @@ def test_warm_jobs_share_one_worker_and_a_cancel_ends_it(runner, tmp_path, cache
         assert run.error.code == "cancelled" and run.proc.poll() is not None and runner.worker_pid() is None
         third, _ = job(PERSON, "d.npz")
         assert third.error is None and runner.worker_pid() not in (None, pid)
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.npz", "d.npz"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.npz", "d.npz", "e.npz", "f.npz"]
     finally:
         runner.stop_worker()
     assert runner.worker_pid() is None

@@ -203,10 +203,11 @@ def _warm_worker(python: str, env: dict[str, str] | None) -> _Child | None:
     env = dict(os.environ if env is None else env)
     key = (python, tuple(sorted((k, v) for k, v in env.items() if k.startswith("HUMAN_RECON_") or k == "PYTHONPATH")))
     child: _Child | None = _worker["child"]
-    if child is not None and child.alive and _worker["key"] == key:
-        if child.job is not None:
+    if child is not None and child.alive:
+        if child.job is not None:  # never stopped under a job
             return None
-        if time.monotonic() - child.last_used < WORKER_IDLE_EXIT_S - WORKER_IDLE_MARGIN_S:
+        fresh = time.monotonic() - child.last_used < WORKER_IDLE_EXIT_S - WORKER_IDLE_MARGIN_S
+        if fresh and _worker["key"] == key:
             return child
     stop_worker()
     child = _Child(python, ["serve", "--idle-exit", str(WORKER_IDLE_EXIT_S)], env, keep_stdin=True)
