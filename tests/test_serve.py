@@ -73,12 +73,15 @@ def test_one_worker_runs_photo_and_clip_jobs_with_the_models_loaded_once(tmp_pat
     # A clip, then the photo again: the models are not loaded again, and the photo's result is
     # the same as the first one's (nothing a job leaves behind changes the next).
     clip = w.job("sequence", str(frames), "-o", str(tmp_path / "clip.npz"))
-    again = w.job("reconstruct", str(PERSON), "-o", str(tmp_path / "b.npz"))
+    photo = frames / "föto é.jpg"  # a name that is not ASCII travels in the JSON line
+    shutil.copy(PERSON, photo)
+    again = w.job("reconstruct", str(photo), "-o", str(tmp_path / "b.npz"))
     for ev in (clip, again):
         assert ev[-1]["exit_code"] == 0 and "load_models" not in [e.get("stage") for e in ev]
     assert [e["frames"] for e in clip if e["event"] == "result"] == [3]
+    assert [e["image"] for e in again if e["event"] == "result"] == [str(photo)]
     a, b = _arrays(tmp_path / "a.npz"), _arrays(tmp_path / "b.npz")
-    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert a.keys() == b.keys() and [k for k in a if not np.array_equal(a[k], b[k])] == ["image_path"]
 
     # Other options mean other models: loaded again, by the job or ahead of it (the add-on asks
     # as soon as a photo is chosen).
