@@ -316,6 +316,13 @@ def test_photos_after_the_first_go_to_the_same_warm_worker(installed, tmp_path):
     while time.time() < deadline and runner.worker_preloaded() == 0:
         time.sleep(0.1)
     assert runner.worker_preloaded() == 1
+    props = bpy.context.scene.human_recon
+    for quality, loads in (("fast", 2), ("balanced", 3)):  # a setting the models depend on: loaded again
+        props.quality = quality
+        deadline = time.time() + 120
+        while time.time() < deadline and runner.worker_preloaded() < loads:
+            time.sleep(0.1)
+        assert runner.worker_preloaded() == loads
     run = runner.InferenceRun(sys.executable, runner.reconstruct_args(str(PERSON), str(tmp_path / "p.npz")),
                               warm=True)  # fmt: skip
     run.wait(120)

@@ -62,11 +62,11 @@ def focal_mm_prop():
     )  # fmt: skip
 
 
-def hands_prop():
-    """Whether the fingers are fitted to the hands found."""
+def hands_prop(**update):
+    """Whether the fingers are fitted to the hands found (``update``: the panel's callback)."""
     return bpy.props.BoolProperty(
         name="Fingers", description="Fit the fingers to the hands found in the picture (hands not found are "
-        "relaxed; SMPL has no finger bones)", default=True,
+        "relaxed; SMPL has no finger bones)", default=True, **update,
     )  # fmt: skip
 
 
@@ -104,9 +104,10 @@ def _start(context, op) -> tuple[runner.InferenceRun, str]:
 
 
 def warm_up(props, context) -> None:
-    """The panel's photo or clip was just chosen: the warm worker loads the models its run will
-    use while the user reaches for the button (with "Keep models loaded"; quietly nothing when
-    there is no environment yet: the run itself says what to do)."""
+    """The panel's photo or clip was just chosen, or a setting the models depend on changed: the
+    warm worker loads the models the run will use while the user reaches for the button (with
+    "Keep models loaded"; quietly nothing when there is no environment yet: the run itself says
+    what to do)."""
     p = prefs(context)
     if p is None or not p.keep_loaded or not (props.image_path or props.clip_path):
         return

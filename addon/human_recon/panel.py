@@ -37,15 +37,15 @@ class HumanReconSceneProps(bpy.types.PropertyGroup):
     clip_path: bpy.props.StringProperty(
         name="Clip", description="Video file or folder of frames", subtype="FILE_PATH", default="", update=warm_up
     )
-    body_model: bpy.props.EnumProperty(name="Body model", items=BODY_MODEL_ITEMS, default="anny")
-    quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="balanced")
+    body_model: bpy.props.EnumProperty(name="Body model", items=BODY_MODEL_ITEMS, default="anny", update=warm_up)
+    quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="balanced", update=warm_up)
     people: bpy.props.EnumProperty(name="People", items=PEOPLE_ITEMS, default="all")
     people_count: bpy.props.IntProperty(name="Up to", description="How many people", default=2, min=1, max=8)
     track_model: bpy.props.EnumProperty(name="Follow", items=TRACK_MODEL_ITEMS, default="heavy")
     height: height_prop()
     lens_auto: lens_auto_prop()
     focal_mm: focal_mm_prop()
-    hands: hands_prop()
+    hands: hands_prop(update=warm_up)
     transfer_source: bpy.props.PointerProperty(
         name="Source", type=bpy.types.Object, poll=_is_armature, description="The Human Recon rig (Person 1, ...)"
     )
