@@ -11,8 +11,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from inference.errors import EXIT_INPUT
+from inference.serve import release_memory
 
 from .conftest import PERSON, ROOT
 
@@ -110,3 +112,17 @@ def test_a_cancel_ends_the_job_and_the_worker_and_an_idle_worker_quits(tmp_path,
     idle = Worker(cache_dir, "--idle-exit", "0.5")
     idle.events(until="ready")
     assert idle.proc.wait(60) == 0  # no job came: it quits, its memory freed
+
+
+def test_a_worker_hands_the_memory_a_job_freed_back_to_the_system():
+    if not release_memory():
+        pytest.skip("glibc's malloc_trim only (Linux)")
+
+    def rss_mb() -> float:
+        return int(open(f"/proc/{os.getpid()}/status").read().split("VmRSS:")[1].split()[0]) / 1024
+
+    held = [bytearray(1024) for _ in range(200_000)]  # 200 MB from malloc, as a clip's frames are
+    del held
+    before = rss_mb()
+    assert release_memory()
+    assert before - rss_mb() > 100
