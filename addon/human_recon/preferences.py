@@ -122,7 +122,7 @@ class HumanReconPreferences(bpy.types.AddonPreferences):
     keep_loaded: bpy.props.BoolProperty(
         name="Keep models loaded",
         description="Keep one inference process with its models loaded between runs (about 1.6 GB of memory): a "
-        "photo after the first then takes a second or so instead of 5-7. It quits after 10 idle minutes and "
+        "photo after the first then takes under a second instead of 5-6. It quits after 10 idle minutes and "
         "with Blender",
         default=True,
         update=lambda self, context: None if self.keep_loaded else runner.stop_worker(),
