@@ -247,7 +247,7 @@ class InferenceRun:
     """One job of the inference package. ``poll()`` returns new events; ``cancel()`` ends it.
 
     ``warm``: the job goes to a warm worker (``python -m inference serve``) that keeps the models
-    loaded between jobs, started with the first job (a job then takes its second or so of work
+    loaded between jobs, started with the first job (a photo then takes under a second of work
     instead of 5-7 s); otherwise, or while the worker is busy, a process of its own runs it."""
 
     def __init__(self, python: str, args: list[str], env: dict[str, str] | None = None, warm: bool = False) -> None:
