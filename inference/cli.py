@@ -555,10 +555,12 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
     except Exception as exc:  # the last line of defence: no traceback in the user's face
         if DEBUG:
             raise
-        out.error(
-            ReconError(
-                "internal",
-                f"Internal error ({type(exc).__name__}: {exc}); re-run with HUMAN_RECON_DEBUG=1 and report it.",
-            )
-        )
+        out.error(internal_error(exc))
         return EXIT_INTERNAL
+
+
+def internal_error(exc: Exception) -> ReconError:
+    """What the user is told of an error nothing else caught."""
+    return ReconError(
+        "internal", f"Internal error ({type(exc).__name__}: {exc}); re-run with HUMAN_RECON_DEBUG=1 and report it."
+    )

@@ -29,7 +29,7 @@ import queue
 import sys
 import threading
 
-from .cli import MODELS, Output, package_version, raise_if_cancelled, result_schema, run_command
+from .cli import DEBUG, MODELS, Output, internal_error, package_version, raise_if_cancelled, result_schema, run_command
 from .errors import EXIT_INTERNAL, EXIT_OK, ReconError, exit_code_for
 
 JOBS = ("reconstruct", "sequence")  # the commands a worker runs: the ones that load the models
@@ -42,8 +42,13 @@ def serve(parser: argparse.ArgumentParser, out: Output, idle_exit: float) -> int
     threading.Thread(target=_read_lines, args=(sys.stdin, lines), daemon=True).start()
     MODELS.keep = True
     try:
-        from . import pipeline  # noqa: F401  (torch and MediaPipe: most of a new process's wait)
-
+        try:
+            from . import pipeline  # noqa: F401  (torch and MediaPipe: most of a new process's wait)
+        except Exception as exc:  # an environment without them: no job could run, say so once
+            if DEBUG:
+                raise
+            out.error(internal_error(exc))
+            return EXIT_INTERNAL
         out.event("ready", version=package_version(), schema_version=result_schema())
         while True:
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import time
 
@@ -108,6 +109,23 @@ def test_warm_jobs_share_one_worker_and_a_cancel_ends_it(runner, tmp_path, cache
     finally:
         runner.stop_worker()
     assert runner.worker_pid() is None
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_an_environment_without_torch_is_reported_as_incomplete(runner, tmp_path, cache_dir, warm):
+    shadow = tmp_path / "shadow" / "torch"  # an environment where torch does not import
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'torch'\")\n")
+    env = dict(os.environ, PYTHONPATH=str(shadow.parent), HUMAN_RECON_CACHE_DIR=cache_dir)
+    try:
+        run = runner.InferenceRun(sys.executable, runner.reconstruct_args(str(PERSON), str(tmp_path / "r.npz")),
+                                  env=env, warm=warm)  # fmt: skip
+        run.wait(120)
+        run.poll()
+        assert run.error.code == "broken_environment" and "No module named 'torch'" in run.error.message
+        assert "Set up environment" in run.error.message and not (tmp_path / "r.npz").exists()
+    finally:
+        runner.stop_worker()
 
 
 def test_set_up_from_blenders_own_python_with_nothing_on_path(runner, tmp_path, monkeypatch):

@@ -126,3 +126,16 @@ def test_a_worker_hands_the_memory_a_job_freed_back_to_the_system():
     before = rss_mb()
     assert release_memory()
     assert before - rss_mb() > 100
+
+
+def test_a_worker_whose_environment_lacks_a_package_says_so_once_and_ends(tmp_path, cache_dir):
+    shadow = tmp_path / "shadow" / "torch"  # an environment where torch does not import
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'torch'\")\n")
+    env = dict(os.environ, PYTHONPATH=f"{shadow.parent}{os.pathsep}{ROOT}", HUMAN_RECON_CACHE_DIR=cache_dir)
+    proc = subprocess.run([sys.executable, "-m", "inference", "serve"], input="", capture_output=True, text=True,
+                          env=env, timeout=120)  # fmt: skip
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e["event"] for e in events] == ["error"] and "No module named 'torch'" in events[0]["message"], events
+    assert events[0]["code"] == "internal" and proc.returncode == 1
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

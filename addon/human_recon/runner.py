@@ -317,7 +317,11 @@ class InferenceRun:
             self.result_path = str(ev.data["path"])
             self.fraction = 1.0
         elif ev.kind == "error" and self.error is None:
-            self.error = RunnerError(str(ev.data.get("code", "error")), str(ev.data.get("message", "failed")))
+            message = str(ev.data.get("message", "failed"))
+            if ev.data.get("code") == "internal" and "No module named" in message:  # torch or MediaPipe missing
+                self.error = _broken_environment(message[message.find("No module named") :].split(")")[0])
+            else:
+                self.error = RunnerError(str(ev.data.get("code", "error")), message)
         elif ev.kind == "garbage" and self.error is None:
             self.error = RunnerError(
                 "bad_output",
@@ -332,11 +336,7 @@ class InferenceRun:
         code = self.exit_code
         last = next((line for line in reversed(self._child.stderr) if line.strip()), "")
         if "No module named" in last or "ModuleNotFoundError" in last:
-            return RunnerError(
-                "broken_environment",
-                f"The inference environment is incomplete ({last.strip()}); click 'Set up environment' "
-                "in Human Recon's preferences.",
-            )
+            return _broken_environment(last.strip())
         detail = f": {last.strip()[:200]}" if last else ""
         return RunnerError(
             "crashed", f"The inference process stopped unexpectedly (exit code {code}){detail}; try again."
@@ -358,6 +358,14 @@ class InferenceRun:
         if self._child.alive:
             self.cancelled = True
         self._child.stop()
+
+
+def _broken_environment(detail: str) -> RunnerError:
+    return RunnerError(
+        "broken_environment",
+        f"The inference environment is incomplete ({detail}); click 'Set up environment' in Human Recon's "
+        "preferences.",
+    )
 
 
 def reconstruct_args(image: str, output: str, quality: str = "balanced", body_model: str = "anny",
