@@ -269,16 +269,14 @@ class InferenceRun:
         self.proc = self._child.proc
 
     def _put(self, ev: Event) -> None:
-        """An event from the child (``exited``: the child has ended; ``finished``: the job has)."""
-        if ev.kind == "exited":
-            if self.exit_code is None:
-                self.exit_code = ev.data["code"]
-            self._finished.set()
+        """An event from the child; ``finished`` (a worker's end of the job) and ``exited`` (the
+        child has ended) end the job, after the events before them."""
+        if ev.kind not in ("finished", "exited"):
+            self._events.put(ev)
             return
-        self._events.put(ev)
-        if ev.kind == "finished":
-            self.exit_code = int(ev.data.get("exit_code", 0))
-            self._finished.set()
+        if self.exit_code is None:
+            self.exit_code = int(ev.data["exit_code"] if ev.kind == "finished" else ev.data["code"])
+        self._finished.set()
 
     @property
     def finished(self) -> bool:
@@ -292,8 +290,6 @@ class InferenceRun:
                 ev = self._events.get_nowait()
             except queue.Empty:
                 break
-            if ev.kind == "finished":  # the worker's end-of-job mark, not the job's own event
-                continue
             self._apply(ev)
             out.append(ev)
         if self._finished.is_set() and self._events.empty() and self.result_path is None and self.error is None:
