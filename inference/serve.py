@@ -100,34 +100,41 @@ def _job(parser: argparse.ArgumentParser, out: Output, line: str) -> int | None:
     event; a ``load`` line loads the models its command line would use (None)."""
     try:
         msg = json.loads(line)
-        load = "argv" not in msg and "load" in msg
+        load = isinstance(msg, dict) and "argv" not in msg and "load" in msg
         argv = msg["load" if load else "argv"]
         if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
             raise ValueError
     except (ValueError, KeyError, TypeError):
         return _refuse(out, f"A job is a JSON line {{\"argv\": [...]}}, not {line.strip()[:80]!r}.")
     if argv[0] not in JOBS:
+        if load:
+            return _loaded(out, False)
         return _refuse(out, f"A worker runs {' and '.join(JOBS)} jobs, not {argv[0]!r}.")
     try:
         args = parser.parse_args(argv)
     except SystemExit:  # argparse's usage error (its message goes to stderr)
+        if load:
+            return _loaded(out, False)
         return _refuse(out, f"The job's arguments are not a valid {argv[0]} command line: {' '.join(argv)[:200]}")
     if load:
-        _load(args, out)
-        return None
+        return _loaded(out, _load(args))
     return run_command(args, out)
 
 
-def _load(args: argparse.Namespace, out: Output) -> None:
+def _load(args: argparse.Namespace) -> bool:
     """The models for ``args`` loaded ahead of the job (the add-on asks as soon as a photo or clip
     is chosen); a failure is left for the job itself to report."""
     try:
         MODELS.reconstructor(args, lambda: None)
-        ok = True
     except KeyboardInterrupt:
         raise
     except Exception:  # noqa: BLE001  (the job that follows meets and reports the same failure)
-        ok = False
+        return False
+    return True
+
+
+def _loaded(out: Output, ok: bool) -> None:
+    """A ``load`` line's only answer: no error and no ``finished``, which would end the next job."""
     out.event("loaded", ok=ok)
 
 
