@@ -90,17 +90,21 @@ def _start(context, op) -> tuple[runner.InferenceRun, str]:
     tmpdir = "" if keep else tempfile.mkdtemp(prefix="human_recon_")
     out = os.path.join(keep or tmpdir, Path(path.rstrip("/\\")).stem + ".npz")
     p = prefs(context)
-    args = op.runner_args(path, out, p.cache_dir if p else "")
-    if op.body_model == "smpl":
-        model = bpy.path.abspath(p.smpl_model) if p and p.smpl_model else ""
-        if not model:
-            raise runner.RunnerError(
-                "smpl_model_missing",
-                "SMPL needs your SMPL model file: download it from smpl.is.tue.mpg.de and set "
-                "'SMPL model file' in Human Recon's preferences.",
-            )
-        args += ["--smpl-model", model]
+    args = op.runner_args(path, out, p.cache_dir if p else "") + _smpl_args(p, op.body_model)
     return runner.InferenceRun(python, args, warm=p.keep_loaded if p else True), tmpdir
+
+
+def _smpl_args(p, body_model: str) -> list[str]:
+    """``--smpl-model`` with the preferences' file where SMPL is chosen; raises RunnerError if none is set."""
+    if body_model != "smpl":
+        return []
+    if not (p and p.smpl_model):
+        raise runner.RunnerError(
+            "smpl_model_missing",
+            "SMPL needs your SMPL model file: download it from smpl.is.tue.mpg.de and set "
+            "'SMPL model file' in Human Recon's preferences.",
+        )
+    return ["--smpl-model", bpy.path.abspath(p.smpl_model)]
 
 
 def warm_up(props, context) -> None:
@@ -111,13 +115,9 @@ def warm_up(props, context) -> None:
     p = prefs(context)
     if p is None or not p.keep_loaded or not (props.image_path or props.clip_path):
         return
-    args = runner.reconstruct_args("chosen", "chosen.npz", props.quality, props.body_model, p.cache_dir,
-                                   hands=props.hands)  # fmt: skip
-    if props.body_model == "smpl":
-        if not p.smpl_model:
-            return
-        args += ["--smpl-model", bpy.path.abspath(p.smpl_model)]
     try:
+        args = runner.reconstruct_args("chosen", "chosen.npz", props.quality, props.body_model, p.cache_dir,
+                                       hands=props.hands) + _smpl_args(p, props.body_model)  # fmt: skip
         runner.preload(resolve_python(context), args)
     except runner.RunnerError:
         pass
