@@ -8,6 +8,6 @@ from .conftest import ROOT
 if str(ROOT / "addon") not in sys.path:
     sys.path.insert(0, str(ROOT / "addon"))
 
-from human_recon import bonemaps, exporting, result_io, retarget, rig, transfer  # noqa: E402
+from human_recon import bonemaps, exporting, posefix, result_io, retarget, rig, transfer  # noqa: E402
 
-__all__ = ["bonemaps", "exporting", "result_io", "retarget", "rig", "transfer"]
+__all__ = ["bonemaps", "exporting", "posefix", "result_io", "retarget", "rig", "transfer"]

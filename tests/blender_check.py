@@ -68,6 +68,7 @@ def check(zip_path: str, photo: str, clip_result: str, out_dir: str) -> dict:
                      "hidden_first_last": hidden}  # fmt: skip
 
     found["transfer"] = _transfer_and_export(bpy, arm[0], out_dir)
+    found["flip"] = _flip(bpy, arm[0])
 
     # The set-up: Blender's own Python, with no python3.11 (nor python3.13) to be found on PATH.
     runner = mod.runner
@@ -94,6 +95,32 @@ def check(zip_path: str, photo: str, clip_result: str, out_dir: str) -> dict:
         found["cancel"] = {"made_before": made, "error": run.error and run.error.code,
                            "left": venv.exists(), "seconds": round(time.time() - t0, 1)}  # fmt: skip
     return found
+
+
+def _flip(bpy, arm) -> dict:
+    """Flip in depth on a keyed rig at the clip's last frame: how far the left wrist moved, how far
+    its place in the picture moved (view coordinates), and how far it is from there once the
+    frame is left and come back to (the flip keyed)."""
+    from bpy_extras.object_utils import world_to_camera_view
+
+    scene = bpy.context.scene
+    scene.frame_set(scene.frame_end)
+
+    def wrist():
+        p = arm.matrix_world @ arm.pose.bones["wrist.L"].head
+        v = world_to_camera_view(scene, scene.camera, p)
+        return p, (v.x, v.y)
+
+    p0, v0 = wrist()
+    try:
+        res = sorted(bpy.ops.human_recon.flip_depth(armature=arm.name, bone="lowerarm01.L"))
+    except RuntimeError as exc:  # the operator's error report
+        return {"result": str(exc)}
+    p1, v1 = wrist()
+    scene.frame_set(scene.frame_end - 1)
+    scene.frame_set(scene.frame_end)
+    return {"result": res, "moved_m": (p1 - p0).length, "picture_moved": max(abs(a - b) for a, b in zip(v0, v1)),
+            "kept_m": (wrist()[0] - p1).length}  # fmt: skip
 
 
 def _transfer_and_export(bpy, source, out_dir: str) -> dict:

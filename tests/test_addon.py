@@ -63,10 +63,11 @@ def test_zip_passes_blenders_validator(addon_zip):
 
 
 def test_panel_and_operator_registered(installed):
-    for panel in ("VIEW3D_PT_human_recon", "VIEW3D_PT_human_recon_transfer", "VIEW3D_PT_human_recon_export"):
+    for panel in ("VIEW3D_PT_human_recon", "VIEW3D_PT_human_recon_fix", "VIEW3D_PT_human_recon_transfer",
+                  "VIEW3D_PT_human_recon_export"):
         assert hasattr(bpy.types, panel)
     for op in ("reconstruct_image", "import_sequence", "import_result", "transfer_motion", "fill_bone_map",
-               "save_bone_map", "load_bone_map", "export_motion"):  # fmt: skip
+               "save_bone_map", "load_bone_map", "export_motion", "flip_depth"):  # fmt: skip
         assert hasattr(bpy.ops.human_recon, op)
     assert bpy.context.scene.human_recon.body_model == "anny"
 

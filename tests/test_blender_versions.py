@@ -71,6 +71,10 @@ def test_extension_in_blender(version, inputs, tmp_path, cache_dir):
     constrained = transfer["constrained"]  # baked through the constraint, no helper left behind
     assert constrained["result"] == ["FINISHED"] and constrained["worst_degrees"] < 1.0, transfer
     assert constrained["helper_left"] == 0
+    # Flip in depth: the wrist moves in depth, not in the picture, and the flip is keyed.
+    flip = found["flip"]
+    assert flip["result"] == ["FINISHED"] and flip["moved_m"] > 1e-3, flip
+    assert flip["picture_moved"] < 1e-5 and flip["kept_m"] < 1e-5, flip
     # Set-up: Blender's own Python makes the environment; nothing else was on PATH.
     assert found["base_python"] == found["sys_executable"]
     assert found["setup"] == {"error": None, "python": found["setup"]["python"], "exists": True, "outdated": False}

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import bpy
 
-from . import handoff, operators, panel, preferences, runner
+from . import handoff, operators, panel, posefix, preferences, runner
 
-_classes = preferences.classes + operators.classes + handoff.classes + panel.classes
+_classes = preferences.classes + operators.classes + handoff.classes + posefix.classes + panel.classes
 
 
 def register() -> None:

@@ -26,6 +26,7 @@ from .operators import (
     lens_auto_prop,
     warm_up,
 )
+from .posefix import HUMAN_RECON_OT_flip_depth
 
 
 def _is_armature(_self, obj) -> bool:
@@ -107,6 +108,19 @@ class _SubPanel:
     bl_options = {"DEFAULT_CLOSED"}
 
 
+class VIEW3D_PT_human_recon_fix(_SubPanel, bpy.types.Panel):
+    bl_label = "Fix pose"
+
+    def draw(self, context):
+        obj = context.object
+        bone = obj.data.bones.active if obj is not None and obj.type == "ARMATURE" else None
+        col = self.layout.column()
+        col.label(text=f"Bone: {bone.name}" if bone is not None else "Select an arm or leg bone (Pose Mode)")
+        row = col.row()
+        row.enabled = bone is not None
+        row.operator(HUMAN_RECON_OT_flip_depth.bl_idname, icon="MOD_MIRROR")
+
+
 class VIEW3D_PT_human_recon_transfer(_SubPanel, bpy.types.Panel):
     bl_label = "Transfer motion"
 
@@ -149,5 +163,5 @@ class VIEW3D_PT_human_recon_export(_SubPanel, bpy.types.Panel):
         op.format = props.export_format
 
 
-classes = (HumanReconSceneProps, VIEW3D_PT_human_recon, VIEW3D_PT_human_recon_transfer,
+classes = (HumanReconSceneProps, VIEW3D_PT_human_recon, VIEW3D_PT_human_recon_fix, VIEW3D_PT_human_recon_transfer,
            VIEW3D_PT_human_recon_export)  # fmt: skip
