@@ -64,6 +64,10 @@ def test_real_benchmark_scores_photos_with_the_kits_scorer(reconstructor):
     assert own["mpjpe_mm"]["mean"] != overall["mpjpe_mm"]["mean"]
     again = compared(report, report, "photo")
     assert again["body_keypoints"]["pa_mpjpe_mm"]["mean"] == 0.0 and again["mpjpe_mm"]["n"] == 4
+    # Flip in depth's reach: flips are kept only where they help, so never worse than the fit.
+    reach = report["photo_flip_reach"]
+    assert reach["pa_mpjpe_mm"]["n"] == 4 and reach["pa_mpjpe_mm"]["mean"] <= overall["pa_mpjpe_mm"]["mean"] + 0.05
+    assert 0 <= reach["people_helped"] <= 4 and reach["flips"] <= 16
 
 
 def test_real_benchmark_refuses_a_folder_that_is_not_the_kit(tmp_path):

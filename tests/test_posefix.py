@@ -11,6 +11,8 @@ from .conftest import PERSON
 bpy = pytest.importorskip("bpy")
 from bpy_extras.object_utils import world_to_camera_view  # noqa: E402
 
+from benchmarks.real import flipped_in_depth  # noqa: E402
+
 from .addon_import import posefix, transfer  # noqa: E402
 
 
@@ -72,6 +74,11 @@ def test_a_flip_keeps_the_picture_and_turns_the_segment_in_depth(rig, bone, role
     b, a = _along_ray(before, eye), _along_ray(after, eye)
     assert abs(b[1] - b[0]) > 1e-3, "a segment seen side-on proves nothing"
     assert a[1] - a[0] == pytest.approx(-(b[1] - b[0]), abs=1e-4)
+    # The kit benchmark's oracle (benchmarks.real.flipped_in_depth) turns a limb as the tool does.
+    to_cam = np.diag([1.0, -1.0, -1.0]) @ np.array(bpy.context.scene.camera.matrix_world.inverted().to_3x3())
+    cam = lambda s: (s["joints"] - eye) @ to_cam.T  # noqa: E731  (OpenCV axes, the camera at the origin)
+    chain = tuple(range(len(names)))
+    assert np.abs(flipped_in_depth(cam(before), chain, 0) - cam(after)).max() < 1e-4
     # Twice is no change.
     assert bpy.ops.human_recon.flip_depth(armature=rig.name, bone=bone) == {"FINISHED"}
     assert np.abs(_state(rig, names)["joints"] - before["joints"]).max() < 1e-4
