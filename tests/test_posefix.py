@@ -140,7 +140,9 @@ def test_an_animated_rig_is_keyed_at_the_current_frame_only(installed, walk_resu
     other = _state(arm, names)["joints"]
     scene.frame_set(10)
     before = _state(arm, names)
+    q_before = arm.pose.bones["lowerarm01.R"].rotation_quaternion.copy()
     assert bpy.ops.human_recon.flip_depth(armature=arm.name, bone="lowerarm01.R") == {"FINISHED"}
+    assert arm.pose.bones["lowerarm01.R"].rotation_quaternion.dot(q_before) >= 0  # keys blend the short way
     flipped = _state(arm, names)["joints"]
     assert np.linalg.norm(flipped[1] - before["joints"][1]) > 1e-3
     keyed = [c for c in transfer.action_fcurves(arm)

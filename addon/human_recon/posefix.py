@@ -115,6 +115,7 @@ def flip_in_depth(context, obj, bone_name: str) -> str:
     for a, b in zip(joints[1:-1], joints[2:]):
         wanted.append(on_ray(_eye(camera, b), b, wanted[-1], (b - a).length))
     before = {n: pose[n].matrix_basis.copy() for n in names}
+    quats = {n: pose[n].rotation_quaternion.copy() for n in names}
     try:
         _turn(context, obj, names, wanted)
     except Exception:
@@ -122,6 +123,10 @@ def flip_in_depth(context, obj, bone_name: str) -> str:
             pose[n].matrix_basis = basis
         context.view_layer.update()
         raise
+    for n, q in quats.items():  # the quaternion on the side of the one it replaces (keys blend the short way)
+        pb = pose[n]
+        if pb.rotation_mode == "QUATERNION" and pb.rotation_quaternion.dot(q) < 0:
+            pb.rotation_quaternion = -pb.rotation_quaternion
     if obj.animation_data is not None and obj.animation_data.action is not None:
         frame = context.scene.frame_current
         for name in names:
