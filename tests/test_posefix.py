@@ -155,3 +155,31 @@ def test_an_animated_rig_is_keyed_at_the_current_frame_only(installed, walk_resu
     assert np.abs(_state(arm, names)["joints"] - other).max() < 1e-6
     scene.frame_set(10)  # and the flip holds at its frame
     assert np.abs(_state(arm, names)["joints"] - flipped).max() < 1e-5
+
+
+def test_a_stretch_of_a_clip_is_flipped_frame_by_frame(installed, walk_result):
+    """Every frame of the preview range turned, each keeping its picture; the frames around it
+    untouched; the current frame kept; and a rig without animation refuses a range."""
+    arm = _imported(walk_result)
+    scene = bpy.context.scene
+    names = posefix.limb_of(arm, "lowerleg01.L")[1]
+    states = {}
+    for f in range(8, 23):
+        scene.frame_set(f)
+        states[f] = _state(arm, names)
+    scene.frame_set(30)
+    scene.use_preview_range, scene.frame_preview_start, scene.frame_preview_end = True, 10, 20
+    assert bpy.ops.human_recon.flip_depth(armature=arm.name, bone="lowerleg01.L", over_range=True) == {"FINISHED"}
+    assert scene.frame_current == 30
+    for f, before in states.items():
+        scene.frame_set(f)
+        after = _state(arm, names)
+        moved = np.linalg.norm(after["joints"][1] - before["joints"][1])
+        if 10 <= f <= 20:
+            assert moved > 1e-4 and np.abs(after["picture"] - before["picture"]).max() < 1e-5, f
+        else:
+            assert moved < 1e-6, f
+    photo_rig = _imported(walk_result)
+    photo_rig.animation_data_clear()
+    _assert_refused(lambda: bpy.ops.human_recon.flip_depth(armature=photo_rig.name, bone="lowerleg01.L",
+                                                           over_range=True), "has no animation")  # fmt: skip

@@ -58,6 +58,11 @@ class HumanReconSceneProps(bpy.types.PropertyGroup):
     bone_map: bpy.props.CollectionProperty(type=HumanReconBoneMapEntry)
     show_map: bpy.props.BoolProperty(name="Edit bone map", default=False)
     export_format: bpy.props.EnumProperty(name="Format", items=FORMAT_ITEMS, default="fbx")
+    flip_range: bpy.props.BoolProperty(
+        name="Every frame in the range",
+        description="Flip at every frame of the preview range (or the scene's range), not this frame only",
+        default=False,
+    )
     running: bpy.props.BoolProperty(default=False, options={"SKIP_SAVE"})
     progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
 
@@ -116,9 +121,13 @@ class VIEW3D_PT_human_recon_fix(_SubPanel, bpy.types.Panel):
         bone = obj.data.bones.active if obj is not None and obj.type == "ARMATURE" else None
         col = self.layout.column()
         col.label(text=f"Bone: {bone.name}" if bone is not None else "Select an arm or leg bone (Pose Mode)")
+        animated = bone is not None and obj.animation_data is not None and obj.animation_data.action is not None
+        if animated:
+            col.prop(context.scene.human_recon, "flip_range")
         row = col.row()
         row.enabled = bone is not None
-        row.operator(HUMAN_RECON_OT_flip_depth.bl_idname, icon="MOD_MIRROR")
+        op = row.operator(HUMAN_RECON_OT_flip_depth.bl_idname, icon="MOD_MIRROR")
+        op.over_range = animated and context.scene.human_recon.flip_range
 
 
 class VIEW3D_PT_human_recon_transfer(_SubPanel, bpy.types.Panel):

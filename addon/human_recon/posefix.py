@@ -137,6 +137,35 @@ def flip_in_depth(context, obj, bone_name: str) -> str:
     return role
 
 
+def flip_over_range(context, obj, bone_name: str) -> tuple[str, int, int]:
+    """``flip_in_depth`` at every frame of the scene's preview range (else its frame range), for a
+    stretch of a clip where the fit bent the segment the wrong way; frames where the segment is
+    seen side-on (or its other depth lies behind the camera) are left as they were. Returns the
+    role, the frames flipped and the frames left."""
+    if obj is None or obj.type != "ARMATURE":
+        raise PoseFixError("Select the armature (Person 1, ...) and one of its arm or leg bones.")
+    if obj.animation_data is None or obj.animation_data.action is None:
+        raise PoseFixError(f"'{obj.name}' has no animation; flip this frame only, or import a clip.")
+    scene = context.scene
+    if scene.use_preview_range:
+        first, last = scene.frame_preview_start, scene.frame_preview_end
+    else:
+        first, last = scene.frame_start, scene.frame_end
+    role, _ = limb_of(obj, bone_name)  # refuse before any frame changes
+    now, flipped, left = scene.frame_current, 0, 0
+    try:
+        for frame in range(first, last + 1):
+            scene.frame_set(frame)
+            try:
+                flip_in_depth(context, obj, bone_name)
+                flipped += 1
+            except PoseFixError:
+                left += 1
+    finally:
+        scene.frame_set(now)
+    return role, flipped, left
+
+
 def _turn(context, obj, names: list[str], wanted: list[Vector]) -> None:
     """Pose the bones ``names`` (a limb, root first) so that each one's head lies at ``wanted``
     (world), the last bone keeping its orientation."""
@@ -169,6 +198,11 @@ class HUMAN_RECON_OT_flip_depth(bpy.types.Operator):
 
     armature: bpy.props.StringProperty(name="Armature", description="The rig (default: the active object)")
     bone: bpy.props.StringProperty(name="Bone", description="A bone of the segment (default: the active bone)")
+    over_range: bpy.props.BoolProperty(
+        name="Every frame in the range",
+        description="Flip at every frame of the preview range (or the scene's range), not this frame only",
+        default=False,
+    )
 
     def execute(self, context):
         obj = bpy.data.objects.get(self.armature) if self.armature else context.object
@@ -180,6 +214,11 @@ class HUMAN_RECON_OT_flip_depth(bpy.types.Operator):
                 raise PoseFixError(f"No object named '{self.armature}'; pick the armature.")
             if not bone and obj is not None and obj.type == "ARMATURE":
                 raise PoseFixError("Select one of the armature's arm or leg bones (Pose Mode) first.")
+            if self.over_range:
+                role, flipped, left = flip_over_range(context, obj, bone)
+                side_on = f" ({left} left as they were: seen side-on)" if left else ""
+                self.report({"INFO"}, f"{obj.name}: {role} turned the other way in depth in {flipped} frames{side_on}")
+                return {"FINISHED"}
             role = flip_in_depth(context, obj, bone)
         except PoseFixError as exc:
             self.report({"ERROR"}, str(exc))
