@@ -3,6 +3,8 @@ from the bundled photo's result and from a real clip's (keyed at the current fra
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -183,3 +185,50 @@ def test_a_stretch_of_a_clip_is_flipped_frame_by_frame(installed, walk_result):
     photo_rig.animation_data_clear()
     _assert_refused(lambda: bpy.ops.human_recon.flip_depth(armature=photo_rig.name, bone="lowerleg01.L",
                                                            over_range=True), "has no animation")  # fmt: skip
+
+
+class _Layout:
+    """Records what a panel draws: Blender's own UILayout exists only in a window's redraw."""
+
+    def __init__(self) -> None:
+        self.items: list = []
+        self.enabled = True
+
+    def column(self):
+        return self
+
+    def row(self):
+        return self
+
+    def label(self, text: str) -> None:
+        self.items.append(("label", text))
+
+    def prop(self, _data, name: str) -> None:
+        self.items.append(("prop", name))
+
+    def operator(self, idname: str, icon: str = "") -> SimpleNamespace:
+        op = SimpleNamespace(idname=idname)
+        self.items.append(("operator", op))
+        return op
+
+
+def test_the_fix_pose_panel_offers_the_flip_for_the_active_bone(installed, photo_result, walk_result):
+    draw = bpy.types.VIEW3D_PT_human_recon_fix.draw
+
+    def drawn():
+        layout = _Layout()
+        draw(SimpleNamespace(layout=layout), bpy.context)
+        ops = [x for kind, x in layout.items if kind == "operator"]
+        return layout, [(kind, x) for kind, x in layout.items if kind != "operator"], ops
+
+    for path, animated in ((photo_result, False), (walk_result, True)):
+        arm = _imported(path)
+        bpy.context.view_layer.objects.active = arm
+        arm.data.bones.active = None
+        layout, shown, (op,) = drawn()
+        assert not layout.enabled and shown == [("label", "Select an arm or leg bone (Pose Mode)")]
+        arm.data.bones.active = arm.data.bones["lowerarm01.L"]
+        bpy.context.scene.human_recon.flip_range = True
+        layout, shown, (op,) = drawn()
+        assert layout.enabled and op.idname == "human_recon.flip_depth" and shown[0] == ("label", "Bone: lowerarm01.L")
+        assert (("prop", "flip_range") in shown) == animated and op.over_range == animated
