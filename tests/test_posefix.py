@@ -181,6 +181,10 @@ def test_a_stretch_of_a_clip_is_flipped_frame_by_frame(installed, walk_result):
             assert moved > 1e-4 and np.abs(after["picture"] - before["picture"]).max() < 1e-5, f
         else:
             assert moved < 1e-6, f
+    camera, scene.camera = scene.camera, None
+    _assert_refused(lambda: bpy.ops.human_recon.flip_depth(armature=arm.name, bone="lowerleg01.L", over_range=True),
+                    "The scene has no camera")  # fmt: skip
+    scene.camera = camera
     photo_rig = _imported(walk_result)
     photo_rig.animation_data_clear()
     _assert_refused(lambda: bpy.ops.human_recon.flip_depth(armature=photo_rig.name, bone="lowerleg01.L",

@@ -57,6 +57,14 @@ def _eye(camera, point: Vector) -> Vector:
     return m.translation.copy()
 
 
+def _camera(context):
+    """The scene's camera, which the photo was seen from."""
+    if context.scene.camera is None:
+        raise PoseFixError("The scene has no camera; make the reconstruction's camera the scene's (it is what "
+                           "the photo was seen from).")  # fmt: skip
+    return context.scene.camera
+
+
 def _is_ancestor(bone, of) -> bool:
     """Whether data bone ``bone`` is ``of`` or one of its parents."""
     b = of
@@ -97,10 +105,7 @@ def flip_in_depth(context, obj, bone_name: str) -> str:
     Returns the segment's role."""
     if obj is None or obj.type != "ARMATURE":
         raise PoseFixError("Select the armature (Person 1, ...) and one of its arm or leg bones.")
-    camera = context.scene.camera
-    if camera is None:
-        raise PoseFixError("The scene has no camera; make the reconstruction's camera the scene's (it is what "
-                           "the photo was seen from).")  # fmt: skip
+    camera = _camera(context)
     role, names = limb_of(obj, bone_name)
     pose = obj.pose.bones
     world = obj.matrix_world
@@ -147,6 +152,7 @@ def flip_over_range(context, obj, bone_name: str) -> tuple[str, int, int]:
     if obj.animation_data is None or obj.animation_data.action is None:
         raise PoseFixError(f"'{obj.name}' has no animation; flip this frame only, or import a clip.")
     scene = context.scene
+    _camera(context)
     if scene.use_preview_range:
         first, last = scene.frame_preview_start, scene.frame_preview_end
     else:
@@ -216,7 +222,7 @@ class HUMAN_RECON_OT_flip_depth(bpy.types.Operator):
                 raise PoseFixError("Select one of the armature's arm or leg bones (Pose Mode) first.")
             if self.over_range:
                 role, flipped, left = flip_over_range(context, obj, bone)
-                side_on = f" ({left} left as they were: seen side-on)" if left else ""
+                side_on = f" ({left} left as they were: no other depth there)" if left else ""
                 self.report({"INFO"}, f"{obj.name}: {role} turned the other way in depth in {flipped} frames{side_on}")
                 return {"FINISHED"}
             role = flip_in_depth(context, obj, bone)
