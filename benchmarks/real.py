@@ -281,12 +281,13 @@ def flip_reach(kit: Path, pred_dir: Path, people: list[dict]) -> dict:
         truth = np.array([[np.nan] * 3 if j is None else j for j in truth], np.float64)
         pred = json.loads((pred_dir / f"{image}.json").read_text())["people"][rec["pred"]]
         joints, n = np.array(pred["joints3d_cam"], np.float64), 0
+        error = _pa_mm(joints, truth)
         for chain in FLIP_CHAINS:
             for k in range(len(chain) - 1):
                 turned = flipped_in_depth(joints, chain, k)
-                if _pa_mm(turned, truth) < _pa_mm(joints, truth) - 1.0:
-                    joints, n = turned, n + 1
-        after.append(_pa_mm(joints, truth))
+                if (turned_error := _pa_mm(turned, truth)) < error - 1.0:
+                    joints, error, n = turned, turned_error, n + 1
+        after.append(error)
         flips.append(n)
     return {"pa_mpjpe_mm": _stats(after), "people_helped": sum(n > 0 for n in flips), "flips": sum(flips),
             "most_flips_per_person": max(flips, default=0)}  # fmt: skip

@@ -117,3 +117,13 @@ def run_cli(*args: str, cache_dir: str | None = None, timeout: float = 300) -> s
     return subprocess.run(
         [sys.executable, "-m", "inference", *args], capture_output=True, text=True, env=env, timeout=timeout
     )
+
+
+def assert_one_error_report(call, message: str) -> None:
+    """``call`` (an operator) fails with one error report holding ``message``: a script calling
+    an operator gets its ERROR report as a RuntimeError (the UI shows it), never a traceback."""
+    with pytest.raises(RuntimeError) as exc:
+        call()
+    text = str(exc.value)
+    assert text.startswith("Error: ") and message in text, text
+    assert len(text.strip().splitlines()) == 1 and "Traceback" not in text

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from .conftest import ADDON, PERSON, ROOT, opencv_photo
+from .conftest import ADDON, PERSON, ROOT, assert_one_error_report, opencv_photo
 
 bpy = pytest.importorskip("bpy")
 import build_addon  # noqa: E402
@@ -395,19 +395,10 @@ def test_bad_interpreter_reports_and_leaves_scene(installed, tmp_path, case, mes
     _prefs().python_path = python
     before = _scene_state()
     try:
-        _assert_one_error_report(lambda: bpy.ops.human_recon.reconstruct_image(filepath=str(PERSON)), message)
+        assert_one_error_report(lambda: bpy.ops.human_recon.reconstruct_image(filepath=str(PERSON)), message)
     finally:
         _prefs().python_path = ""
     assert _scene_state() == before
-
-
-def _assert_one_error_report(call, message):
-    # A script calling an operator gets its ERROR report as a RuntimeError (the UI shows it).
-    with pytest.raises(RuntimeError) as exc:
-        call()
-    text = str(exc.value)
-    assert text.startswith("Error: ") and message in text, text
-    assert len(text.strip().splitlines()) == 1 and "Traceback" not in text
 
 
 def test_a_heic_photo_shows_behind_the_camera(installed, tmp_path):
@@ -435,7 +426,7 @@ def test_a_heic_photo_shows_behind_the_camera(installed, tmp_path):
 def test_photo_without_person_reports_and_leaves_scene(installed):
     before = _scene_state()
     photo = str(opencv_photo("fruits.jpg"))
-    _assert_one_error_report(lambda: bpy.ops.human_recon.reconstruct_image(filepath=photo), "No person found")
+    assert_one_error_report(lambda: bpy.ops.human_recon.reconstruct_image(filepath=photo), "No person found")
     assert _scene_state() == before
 
 
@@ -624,7 +615,7 @@ def test_import_result_file(installed, built, tmp_path):
     assert np.abs(world - _evaluated_world_vertices(objs["MESH"])).max() < 1e-6
     (tmp_path / "junk.npz").write_bytes(b"not a result")
     before = _scene_state()
-    _assert_one_error_report(
+    assert_one_error_report(
         lambda: bpy.ops.human_recon.import_result(filepath=str(tmp_path / "junk.npz")), "not a Human Recon result"
     )
     assert _scene_state() == before

@@ -26,7 +26,7 @@ from .operators import (
     lens_auto_prop,
     warm_up,
 )
-from .posefix import HUMAN_RECON_OT_flip_depth
+from .posefix import HUMAN_RECON_OT_flip_depth, over_range_prop
 
 
 def _is_armature(_self, obj) -> bool:
@@ -58,11 +58,7 @@ class HumanReconSceneProps(bpy.types.PropertyGroup):
     bone_map: bpy.props.CollectionProperty(type=HumanReconBoneMapEntry)
     show_map: bpy.props.BoolProperty(name="Edit bone map", default=False)
     export_format: bpy.props.EnumProperty(name="Format", items=FORMAT_ITEMS, default="fbx")
-    flip_range: bpy.props.BoolProperty(
-        name="Every frame in the range",
-        description="Flip at every frame of the preview range (or the scene's range), not this frame only",
-        default=False,
-    )
+    flip_range: over_range_prop()
     running: bpy.props.BoolProperty(default=False, options={"SKIP_SAVE"})
     progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
 

@@ -194,6 +194,15 @@ def _turn(context, obj, names: list[str], wanted: list[Vector]) -> None:
     context.view_layer.update()
 
 
+def over_range_prop():
+    """Whether to flip at every frame of the range (the operator's option and the panel's)."""
+    return bpy.props.BoolProperty(
+        name="Every frame in the range",
+        description="Flip at every frame of the preview range (or the scene's range), not this frame only",
+        default=False,
+    )
+
+
 class HUMAN_RECON_OT_flip_depth(bpy.types.Operator):
     """Turn the active bone's limb segment (upper arm, forearm, thigh or shin) the other way in depth: the same
     picture from the scene's camera, the bend towards the camera instead of away, or back"""
@@ -204,11 +213,7 @@ class HUMAN_RECON_OT_flip_depth(bpy.types.Operator):
 
     armature: bpy.props.StringProperty(name="Armature", description="The rig (default: the active object)")
     bone: bpy.props.StringProperty(name="Bone", description="A bone of the segment (default: the active bone)")
-    over_range: bpy.props.BoolProperty(
-        name="Every frame in the range",
-        description="Flip at every frame of the preview range (or the scene's range), not this frame only",
-        default=False,
-    )
+    over_range: over_range_prop()
 
     def execute(self, context):
         obj = bpy.data.objects.get(self.armature) if self.armature else context.object
