@@ -97,7 +97,9 @@ def _read_lines(stream, lines: queue.Queue) -> None:
 
 def _job(parser: argparse.ArgumentParser, out: Output, line: str) -> int | None:
     """One job line run as its command (its exit status); a line that is not a job gets one error
-    event; a ``load`` line loads the models its command line would use (None)."""
+    event; a ``load`` line loads the models its command line would use (None), and one that
+    cannot is answered ``ok: false`` and nothing else."""
+    load, refusal = False, None
     try:
         msg = json.loads(line)
         load = isinstance(msg, dict) and "argv" not in msg and "load" in msg
@@ -105,17 +107,17 @@ def _job(parser: argparse.ArgumentParser, out: Output, line: str) -> int | None:
         if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
             raise ValueError
     except (ValueError, KeyError, TypeError):
-        return _refuse(out, f"A job is a JSON line {{\"argv\": [...]}}, not {line.strip()[:80]!r}.")
-    if argv[0] not in JOBS:
-        if load:
-            return _loaded(out, False)
-        return _refuse(out, f"A worker runs {' and '.join(JOBS)} jobs, not {argv[0]!r}.")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit:  # argparse's usage error (its message goes to stderr)
-        if load:
-            return _loaded(out, False)
-        return _refuse(out, f"The job's arguments are not a valid {argv[0]} command line: {' '.join(argv)[:200]}")
+        refusal = f"A job is a JSON line {{\"argv\": [...]}}, not {line.strip()[:80]!r}."
+    else:
+        if argv[0] not in JOBS:
+            refusal = f"A worker runs {' and '.join(JOBS)} jobs, not {argv[0]!r}."
+        else:
+            try:
+                args = parser.parse_args(argv)
+            except SystemExit:  # argparse's usage error (its message goes to stderr)
+                refusal = f"The job's arguments are not a valid {argv[0]} command line: {' '.join(argv)[:200]}"
+    if refusal is not None:
+        return _loaded(out, False) if load else _refuse(out, refusal)
     if load:
         return _loaded(out, _load(args))
     return run_command(args, out)

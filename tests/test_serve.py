@@ -89,7 +89,7 @@ def test_one_worker_runs_photo_and_clip_jobs_with_the_models_loaded_once(tmp_pat
     # as soon as a photo is chosen).
     other = w.job("reconstruct", str(PERSON), "-o", str(tmp_path / "c.npz"), "--hands", "off")
     assert "load_models" in [e.get("stage") for e in other] and other[-1]["exit_code"] == 0
-    for bad in (["export", "x.npz"], ["reconstruct", "--quality", "none"]):  # answered, nothing else
+    for bad in (["export", "x.npz"], ["reconstruct", "--quality", "none"], [], 5):  # answered, nothing else
         w.send(json.dumps({"load": bad}))
         assert w.events(until="loaded") == [{"event": "loaded", "ok": False}]
     w.send(json.dumps({"load": ["reconstruct", "chosen.jpg", "-o", "chosen.npz", "--quality", "fast"]}))
