@@ -99,14 +99,25 @@ def limb_of(obj, bone_name: str) -> tuple[str, list[str]]:
                        "bones (the ones a photo leaves open in depth).")  # fmt: skip
 
 
+def _limb(context, obj, bone_name: str) -> tuple[object, str, list[str]]:
+    """The scene's camera and the segment (``limb_of``) of ``obj``'s bone, or the refusal."""
+    if obj is None or obj.type != "ARMATURE":
+        raise PoseFixError("Select the armature (Person 1, ...) and one of its arm or leg bones.")
+    camera = _camera(context)
+    return (camera, *limb_of(obj, bone_name))
+
+
 def flip_in_depth(context, obj, bone_name: str) -> str:
     """Turn the limb segment of ``obj``'s bone ``bone_name`` to its other depth as seen from the
     scene's camera (module docstring), at the current frame; an animated rig gets keys there.
     Returns the segment's role."""
-    if obj is None or obj.type != "ARMATURE":
-        raise PoseFixError("Select the armature (Person 1, ...) and one of its arm or leg bones.")
-    camera = _camera(context)
-    role, names = limb_of(obj, bone_name)
+    camera, role, names = _limb(context, obj, bone_name)
+    _flip(context, obj, camera, role, names)
+    return role
+
+
+def _flip(context, obj, camera, role: str, names: list[str]) -> None:
+    """``flip_in_depth`` for a limb already found: ``names`` its bones, root first."""
     pose = obj.pose.bones
     world = obj.matrix_world
     joints = [world @ pose[n].head for n in names]  # the segment's start, its end, then further on
@@ -139,7 +150,6 @@ def flip_in_depth(context, obj, bone_name: str) -> str:
             path = {"QUATERNION": "rotation_quaternion", "AXIS_ANGLE": "rotation_axis_angle"}.get(
                 pb.rotation_mode, "rotation_euler")
             pb.keyframe_insert(data_path=path, frame=frame, group=name)
-    return role
 
 
 def flip_over_range(context, obj, bone_name: str) -> tuple[str, int, int]:
@@ -147,23 +157,20 @@ def flip_over_range(context, obj, bone_name: str) -> tuple[str, int, int]:
     stretch of a clip where the fit bent the segment the wrong way; frames where the segment is
     seen side-on (or its other depth lies behind the camera) are left as they were. Returns the
     role, the frames flipped and the frames left."""
-    if obj is None or obj.type != "ARMATURE":
-        raise PoseFixError("Select the armature (Person 1, ...) and one of its arm or leg bones.")
+    camera, role, names = _limb(context, obj, bone_name)  # refused before any frame changes
     if obj.animation_data is None or obj.animation_data.action is None:
         raise PoseFixError(f"'{obj.name}' has no animation; flip this frame only, or import a clip.")
     scene = context.scene
-    _camera(context)
     if scene.use_preview_range:
         first, last = scene.frame_preview_start, scene.frame_preview_end
     else:
         first, last = scene.frame_start, scene.frame_end
-    role, _ = limb_of(obj, bone_name)  # refuse before any frame changes
     now, flipped, left = scene.frame_current, 0, 0
     try:
         for frame in range(first, last + 1):
             scene.frame_set(frame)
             try:
-                flip_in_depth(context, obj, bone_name)
+                _flip(context, obj, camera, role, names)
                 flipped += 1
             except PoseFixError:
                 left += 1
