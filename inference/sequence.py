@@ -445,18 +445,28 @@ class SequenceReconstructor:
             )
         return raw, smooth
 
+    @staticmethod
+    def _working_frames(source: FrameSource):
+        """``source``'s frames at the size they are worked on, with their time in the clip."""
+        for index, rgb, picture, why in source.frames(WORK_SIDE):
+            rgb = None if rgb is None else working_copy(rgb, *picture)
+            yield index, rgb, picture, why, index / (source.fps or 30.0)
+
     def _detections(self, source: FrameSource, tracker: Tracker):
         """Each frame's followed people (``_Frame``); the people to follow are chosen at the
         first frame anyone is found (``choose_people``), and newcomers later on as they come."""
         wanted = people_wanted(self.options.people)
-        for index, rgb, picture, why in source.frames(WORK_SIDE):
+        frames = self._working_frames(source)
+        coming = next(frames, None)
+        while coming is not None:
+            # The frame after this one is read first, so that the tracker can start on it while
+            # it finishes this one (``VideoPoseDetector.read_ahead``).
+            (index, rgb, picture, why, time_s), coming = coming, next(frames, None)
             if rgb is None:
                 yield _Frame(index, {}, (0, 0), why or f"frame {index} unreadable")
                 continue
             t = time.perf_counter()
-            rgb = working_copy(rgb, *picture)
             size = (rgb.shape[1], rgb.shape[0])
-            time_s = index / (source.fps or 30.0)
             found: dict[int, Detection] = {}
             try:
                 if not tracker.started:
@@ -465,7 +475,8 @@ class SequenceReconstructor:
                     self._start_notes = [f"frame {index}: {note}" for note in skipped]
                     found = {tracker.follow(d, rgb): d for d in chosen}
                 else:
-                    found, newcomers = tracker.next(rgb, time_s)
+                    ahead = (coming[1], coming[4]) if coming is not None and coming[1] is not None else None
+                    found, newcomers = tracker.next(rgb, time_s, ahead)
                     for d in newcomers:
                         if (wanted is None or len(tracker.people) < wanted) and why_skipped(d, *size) is None:
                             found[tracker.follow(d, rgb)] = d

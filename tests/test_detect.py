@@ -389,3 +389,41 @@ def test_the_man_in_front_of_the_woman_is_read_apart_from_her(reconstructor):
     plain = min(detector.detect_apart(rgb, him, others), key=error)
     found = min(find_people(detector, rgb), key=error)
     assert error(found) < 0.6 * error(plain)
+
+
+def test_a_frame_read_ahead_gets_the_answer_it_would_have_got():
+    """``VideoPoseDetector.read_ahead`` starts on the next frame on a worker thread while the
+    tracker finishes this one; the answers are those of reading frame by frame, also where the
+    landmarker starts afresh between (room for fewer people, then more: the frame read ahead
+    is read again on the new landmarker). Sports2d, frames 45-58: the woman walks in at ~50."""
+    from inference.detect import VideoPoseDetector
+    from inference.io.frames import open_frames
+
+    _demo_frame(45)  # skips without the clip
+    from .conftest import ROOT
+
+    frames = [(i / 30, rgb) for i, rgb, _ in open_frames(ROOT / "tests" / "data" / "demo.mp4", start=45, end=59)]
+    room = {4: 1, 8: 2}  # after these frames, room for this many people
+
+    def answers(ahead: bool) -> list[list[np.ndarray]]:
+        video, out = VideoPoseDetector("full"), []
+        try:
+            video.follow_at_most(2)
+            for k, (t, rgb) in enumerate(frames):
+                out.append([d.keypoints2d for d in video.detect_all(rgb, t)])
+                if ahead and k + 1 < len(frames):
+                    video.read_ahead(frames[k + 1][1], frames[k + 1][0])
+                    assert video._ahead is not None
+                if k in room:
+                    video.follow_at_most(room[k])
+                    assert video._ahead is None  # dropped with the landmarker it was read on
+        finally:
+            video.close()
+        return out
+
+    plain, ahead = answers(False), answers(True)
+    assert [len(p) for p in plain] == [len(a) for a in ahead]
+    assert sum(len(p) > 0 for p in plain) >= 8 and max(map(len, plain)) == 2  # answers to compare
+    for p, a in zip(plain, ahead):
+        for kp, ka in zip(p, a):
+            np.testing.assert_array_equal(kp, ka)

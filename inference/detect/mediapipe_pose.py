@@ -13,6 +13,8 @@ from __future__ import annotations
 import atexit
 import os
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -274,7 +276,11 @@ class PoseDetector:
 
 
 class VideoPoseDetector:
-    """Everyone in each frame of one clip (VIDEO mode: landmarks followed from frame to frame)."""
+    """Everyone in each frame of one clip (VIDEO mode: landmarks followed from frame to frame).
+
+    The next frame can be read ahead on a worker thread (``read_ahead``) while the caller
+    finishes the frame before: MediaPipe lets go of the GIL, so a crop search for someone
+    the landmarker lost and the next frame's pass share the two cores."""
 
     def __init__(self, model: str = "heavy", max_people: int = MAX_PEOPLE) -> None:
         self.model = model
@@ -282,8 +288,14 @@ class VideoPoseDetector:
         self.max_people = max_people
         self._landmarker = None  # opened at the first frame, for the number of people then wanted
         self._last_ms = -1
+        self._worker: ThreadPoolExecutor | None = None
+        self._ahead: _Ahead | None = None  # the frame being read ahead
 
     def close(self) -> None:
+        self._drop_ahead()
+        if self._worker is not None:
+            self._worker.shutdown()
+            self._worker = None
         if self._landmarker is not None:
             close_landmarker(self._landmarker)
             self._landmarker = None
@@ -303,13 +315,58 @@ class VideoPoseDetector:
     def detect_all(self, rgb: np.ndarray, time_s: float) -> list[Detection]:
         """Everyone in the frame at ``time_s`` seconds into the clip (times must increase), most
         prominent first."""
+        h, w = rgb.shape[:2]
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            if ahead.time_s == time_s and ahead.landmarker is self._landmarker:
+                return _detections(ahead.answer.result(), w, h)
+            self._ahead = ahead  # not this frame's: read it as if it had not been read ahead
+            self._drop_ahead()
+        found = self._landmarker_now().detect_for_video(mp_image(rgb), self._stamp(time_s))
+        return _detections(found, w, h)
+
+    def read_ahead(self, rgb: np.ndarray, time_s: float) -> None:
+        """Start reading the frame at ``time_s`` on the worker thread; ``detect_all(rgb, time_s)``
+        takes the answer. The answer is the one ``detect_all`` alone would give: if the
+        landmarker starts afresh in between (``follow_at_most``), the frame is read again on the
+        new one, at the same time stamp. ``rgb`` must not change until then."""
+        self._drop_ahead()
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="video-pose")
+        landmarker, before = self._landmarker_now(), self._last_ms
+        answer = self._worker.submit(landmarker.detect_for_video, mp_image(rgb), self._stamp(time_s))
+        self._ahead = _Ahead(time_s, landmarker, before, answer)
+
+    def _drop_ahead(self) -> None:
+        """Forget the frame read ahead (once its pass is over: the landmarker may be closed next),
+        and its time stamp with it."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            wait([ahead.answer])  # its error, if any, is raised when the frame is read again
+            self._last_ms = ahead.last_ms
+
+    def _landmarker_now(self):
         if self._landmarker is None:
             self._landmarker = _landmarker(self.model, True, self.max_people, self._bundle)
-        h, w = rgb.shape[:2]
+        return self._landmarker
+
+    def _stamp(self, time_s: float) -> int:
+        """The frame's time stamp in ms: increasing, as the landmarker requires."""
         ms = max(int(round(time_s * 1000)), self._last_ms + 1)
         self._last_ms = ms
-        found = _people(self._landmarker.detect_for_video(mp_image(rgb), ms), w, h)
-        return _distinct([d for d in (_make(*p, w, h) for p in found) if d is not None])
+        return ms
+
+
+@dataclass
+class _Ahead:
+    time_s: float
+    landmarker: object  # the one it is read on
+    last_ms: int  # the time stamp before it
+    answer: Future
+
+
+def _detections(result, w: int, h: int) -> list[Detection]:
+    return _distinct([d for d in (_make(*p, w, h) for p in _people(result, w, h)) if d is not None])
 
 
 def _box_from(mask: np.ndarray, kps: np.ndarray, w: int, h: int) -> np.ndarray:

@@ -342,11 +342,15 @@ class Tracker:
         self._make_room()
         return person.id
 
-    def next(self, rgb: np.ndarray, time_s: float = 0.0) -> tuple[dict[int, Detection], list[Detection]]:
+    def next(self, rgb: np.ndarray, time_s: float = 0.0, ahead: tuple[np.ndarray, float] | None = None
+             ) -> tuple[dict[int, Detection], list[Detection]]:  # fmt: skip
         """The followed people found in this frame (by id), and the people found who are none of
-        them (most prominent first)."""
+        them (most prominent first). ``ahead``: the next frame and its time, if known, which the
+        video landmarker starts on while this frame's crop searches run (same answers, sooner)."""
         self.frames += 1
         people = self.video.detect_all(rgb, time_s) if self.video is not None else []
+        if self.video is not None and ahead is not None:
+            self.video.read_ahead(*ahead)
         if self.video is not None and len(people) >= self.video.max_people and self._check_for_newcomers():
             # The landmarker has no room left, so its person detector did not run: someone who
             # came in is looked for in the whole frame (one heavy pass).
