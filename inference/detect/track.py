@@ -346,11 +346,9 @@ class Tracker:
              ) -> tuple[dict[int, Detection], list[Detection]]:  # fmt: skip
         """The followed people found in this frame (by id), and the people found who are none of
         them (most prominent first). ``ahead``: the next frame and its time, if known, which the
-        video landmarker starts on while this frame's crop searches run (same answers, sooner)."""
+        video landmarker starts on while this frame's crop searches run (the same answers, sooner)."""
         self.frames += 1
         people = self.video.detect_all(rgb, time_s) if self.video is not None else []
-        if self.video is not None and ahead is not None:
-            self.video.read_ahead(*ahead)
         if self.video is not None and len(people) >= self.video.max_people and self._check_for_newcomers():
             # The landmarker has no room left, so its person detector did not run: someone who
             # came in is looked for in the whole frame (one heavy pass).
@@ -358,9 +356,14 @@ class Tracker:
                        if not any(_same_person(d, p) for p in people)]  # fmt: skip
         looks = {id(d): look(rgb, d) for d in people}
         found = self._assign(people, looks)
-        for person in self.people:  # recently lost: search a tight crop around their last box
-            if person.id not in found and person.missed < SEARCH_FRAMES and person.searched_when_lost:
-                found.update(self._search_lost(person, rgb, found, looks))
+        # The recently lost: a tight crop around their last box searched (a search finds no one else).
+        lost = [p for p in self.people if p.id not in found and p.missed < SEARCH_FRAMES and p.searched_when_lost]
+        if lost and ahead is not None and self.video is not None:
+            # Only then: where nobody is searched for, the fits are what the clip waits for, and
+            # a pass beside them slowed them (Fast, the kit's clips without a hidden person).
+            self.video.read_ahead(*ahead)
+        for person in lost:
+            found.update(self._search_lost(person, rgb, found, looks))
         for person in self.people:
             if person.id in found:
                 det = found[person.id]
