@@ -413,10 +413,10 @@ def test_a_frame_read_ahead_gets_the_answer_it_would_have_got():
                 out.append([d.keypoints2d for d in video.detect_all(rgb, t)])
                 if ahead and k + 1 < len(frames):
                     video.read_ahead(frames[k + 1][1], frames[k + 1][0])
-                    assert video._ahead is not None
+                    assert video.reading_ahead
                 if k in room:
                     video.follow_at_most(room[k])
-                    assert video._ahead is None  # dropped with the landmarker it was read on
+                    assert not video.reading_ahead  # dropped with the landmarker it was read on
         finally:
             video.close()
         return out

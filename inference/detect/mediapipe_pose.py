@@ -325,6 +325,11 @@ class VideoPoseDetector:
         found = self._landmarker_now().detect_for_video(mp_image(rgb), self._stamp(time_s))
         return _detections(found, w, h)
 
+    @property
+    def reading_ahead(self) -> bool:
+        """Whether a frame read ahead waits for ``detect_all``."""
+        return self._ahead is not None
+
     def read_ahead(self, rgb: np.ndarray, time_s: float) -> None:
         """Start reading the frame at ``time_s`` on the worker thread; ``detect_all(rgb, time_s)``
         takes the answer. The answer is the one ``detect_all`` alone would give: if the
