@@ -320,31 +320,35 @@ class SequenceReconstructor:
         n = len(source)
         # Reading and tracking run one frame ahead on a thread while the main thread fits:
         # MediaPipe and torch both release the GIL, so the two cores work together.
-        for done, frame in enumerate(_prefetch(self._detections(source, tracker))):
-            if frame.found and camera is None:
-                # The focal length given, else a folder of photos' (the first one's EXIF), else the default.
-                given = self.options.focal_mm
-                lens = FocalLength(given) if given else source.recorded_focal(*frame.picture)
-                self._picture = Camera.for_image(*frame.picture, lens.px(*frame.picture) if lens else None)
-                camera = self._picture.resized(*frame.size)
-                self._camera_notes = [lens.note(*frame.picture)] if lens else []
-            elif frame.found and frame.picture != (self._picture.width, self._picture.height):
-                frame = _Frame(frame.index, {}, frame.size, f"frame {frame.index} has a different size")
-            if not frame.found:
-                nobody[done] = frame.why or f"frame {frame.index}: nobody found"
-            here = []
-            for pid, det in frame.found.items():
-                if pid not in tracks:  # a person seen for the first time: frames before are not theirs
-                    tracks[pid] = _Track()
-                    for _ in range(done):
-                        tracks[pid].skip(None)
-                here.append((tracks[pid], to_body_convention(det, self.rec.body.detector_offsets)))
-            if here:
-                self._fit_frame(here, camera, frame.rgb, done)
-            for pid, track in tracks.items():
-                if pid not in frame.found:
-                    track.skip(frame.why or f"frame {frame.index}: not found")
-            report(done + 1, n, frame.why)
+        frames = _prefetch(self._detections(source, tracker))
+        try:
+            for done, frame in enumerate(frames):
+                if frame.found and camera is None:
+                    # The focal length given, else a folder of photos' (the first one's EXIF), else the default.
+                    given = self.options.focal_mm
+                    lens = FocalLength(given) if given else source.recorded_focal(*frame.picture)
+                    self._picture = Camera.for_image(*frame.picture, lens.px(*frame.picture) if lens else None)
+                    camera = self._picture.resized(*frame.size)
+                    self._camera_notes = [lens.note(*frame.picture)] if lens else []
+                elif frame.found and frame.picture != (self._picture.width, self._picture.height):
+                    frame = _Frame(frame.index, {}, frame.size, f"frame {frame.index} has a different size")
+                if not frame.found:
+                    nobody[done] = frame.why or f"frame {frame.index}: nobody found"
+                here = []
+                for pid, det in frame.found.items():
+                    if pid not in tracks:  # a person seen for the first time: frames before are not theirs
+                        tracks[pid] = _Track()
+                        for _ in range(done):
+                            tracks[pid].skip(None)
+                    here.append((tracks[pid], to_body_convention(det, self.rec.body.detector_offsets)))
+                if here:
+                    self._fit_frame(here, camera, frame.rgb, done)
+                for pid, track in tracks.items():
+                    if pid not in frame.found:
+                        track.skip(frame.why or f"frame {frame.index}: not found")
+                report(done + 1, n, frame.why)
+        finally:
+            frames.close()  # the tracking thread stopped before the caller closes the detectors it uses
         return tracks, camera
 
     def _fit_frame(self, people: list[tuple[_Track, Detection]], camera: Camera, rgb: np.ndarray | None,
@@ -523,22 +527,26 @@ def _prefetch(items, depth: int = 2):
     done = object()
     stop = threading.Event()
 
+    def put(entry: tuple) -> bool:
+        """Hand ``entry`` to the consumer; False once it has stopped (a full queue never blocks)."""
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def work() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(("item", item)):
                     return
-            q.put(("end", done))
+            put(("end", done))
         except BaseException as exc:  # hand the failure to the consumer
-            q.put(("error", exc))
+            put(("error", exc))
 
-    th = threading.Thread(target=work, daemon=True)
+    th = threading.Thread(target=work, name="clip-tracking", daemon=True)
     th.start()
     try:
         while True:
@@ -549,4 +557,6 @@ def _prefetch(items, depth: int = 2):
                 raise value
             yield value
     finally:
+        # The thread ends after the item it is on: the detectors it uses may be closed next.
         stop.set()
+        th.join()

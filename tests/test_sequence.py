@@ -448,3 +448,24 @@ def test_4k_frames_are_worked_on_smaller_and_answered_in_their_own_pixels(recons
     assert np.median(shift) == pytest.approx(2 * 4 * 4, abs=6)  # 4 px a frame in the small clip, 4x larger
     hands = p.frame_hand_keypoints2d[p.frame_hands_fitted][..., :2]  # (H, 21, 2)
     assert len(hands) and (hands >= [x0, y0 - 0.1 * height]).all() and (hands <= [x1, y1]).all()
+
+
+def test_a_clip_stopped_midway_leaves_no_thread_running(reconstructor, clip):
+    """A clip whose caller stops it (its progress report raises, as a cancel does) stops its
+    tracking thread before the detectors are closed, and the video landmarker's read-ahead
+    thread with them: nothing goes on using a closed landmarker. The sports2d clip's first 40
+    frames (the woman passes in front of the man from about frame 50: no search there is needed
+    for this, but one may run)."""
+    import threading
+
+    class Stop(Exception):
+        pass
+
+    def report(done: int, total: int, note: str) -> None:
+        if done == 6:
+            raise Stop
+
+    with pytest.raises(Stop):
+        SequenceReconstructor(reconstructor).run(open_frames(clip, end=40), report)
+    running = [t.name for t in threading.enumerate() if t.name.startswith(("clip-tracking", "video-pose"))]
+    assert running == []
