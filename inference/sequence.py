@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import roma
@@ -194,6 +194,14 @@ def labellings(det: Detection, last: np.ndarray | None) -> list[Detection]:
     if swapped < RELABEL_MARGIN * kept:
         return [flipped]
     return [det] if kept < RELABEL_MARGIN * swapped else [det, flipped]
+
+
+class _WorkingFrame(NamedTuple):
+    index: int
+    rgb: np.ndarray | None  # at the size worked on; None: unreadable
+    picture: tuple[int, int]  # the frame's own size
+    why: str  # why it is unreadable
+    time_s: float
 
 
 @dataclass
@@ -454,7 +462,7 @@ class SequenceReconstructor:
         """``source``'s frames at the size they are worked on, with their time in the clip."""
         for index, rgb, picture, why in source.frames(WORK_SIDE):
             rgb = None if rgb is None else working_copy(rgb, *picture)
-            yield index, rgb, picture, why, index / (source.fps or 30.0)
+            yield _WorkingFrame(index, rgb, picture, why, index / (source.fps or 30.0))
 
     def _detections(self, source: FrameSource, tracker: Tracker):
         """Each frame's followed people (``_Frame``); the people to follow are chosen at the
@@ -479,7 +487,7 @@ class SequenceReconstructor:
                     self._start_notes = [f"frame {index}: {note}" for note in skipped]
                     found = {tracker.follow(d, rgb): d for d in chosen}
                 else:
-                    ahead = (coming[1], coming[4]) if coming is not None and coming[1] is not None else None
+                    ahead = (coming.rgb, coming.time_s) if coming is not None and coming.rgb is not None else None
                     found, newcomers = tracker.next(rgb, time_s, ahead)
                     for d in newcomers:
                         if (wanted is None or len(tracker.people) < wanted) and why_skipped(d, *size) is None:

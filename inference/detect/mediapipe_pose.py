@@ -182,7 +182,7 @@ class PoseDetector:
         """Everyone in the whole image (no crop search), most prominent first, without repeats
         (``second_pass``: also search the image with the people found painted over)."""
         h, w = rgb.shape[:2]
-        return _distinct([d for d in (_make(*p, w, h) for p in self._passes(rgb, second_pass)) if d is not None])
+        return _detections(self._passes(rgb, second_pass), w, h)
 
     def detect_whole(self, rgb: np.ndarray) -> Detection | None:
         """The most prominent person in the whole image; None if nobody is found."""
@@ -316,14 +316,13 @@ class VideoPoseDetector:
         """Everyone in the frame at ``time_s`` seconds into the clip (times must increase), most
         prominent first."""
         h, w = rgb.shape[:2]
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            if ahead.time_s == time_s and ahead.landmarker is self._landmarker:
-                return _detections(ahead.answer.result(), w, h)
-            self._ahead = ahead  # not this frame's: read it as if it had not been read ahead
-            self._drop_ahead()
+        ahead = self._ahead
+        if ahead is not None and ahead.time_s == time_s and ahead.landmarker is self._landmarker:
+            self._ahead = None
+            return _detections(_people(ahead.answer.result(), w, h), w, h)
+        self._drop_ahead()  # none, or not this frame's: read it as if it had not been read ahead
         found = self._landmarker_now().detect_for_video(mp_image(rgb), self._stamp(time_s))
-        return _detections(found, w, h)
+        return _detections(_people(found, w, h), w, h)
 
     @property
     def reading_ahead(self) -> bool:
@@ -370,8 +369,9 @@ class _Ahead:
     answer: Future
 
 
-def _detections(result, w: int, h: int) -> list[Detection]:
-    return _distinct([d for d in (_make(*p, w, h) for p in _people(result, w, h)) if d is not None])
+def _detections(people: list[tuple[np.ndarray, np.ndarray, np.ndarray]], w: int, h: int) -> list[Detection]:
+    """Detections of raw (landmarks, world landmarks, mask) people, without repeats."""
+    return _distinct([d for d in (_make(*p, w, h) for p in people) if d is not None])
 
 
 def _box_from(mask: np.ndarray, kps: np.ndarray, w: int, h: int) -> np.ndarray:
