@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -32,6 +33,7 @@ from .io.images import (
 from .io.result import DEFAULT_HEIGHT_M, ReconResult
 from .lens import FocalLength
 from .regress import NetworkRegressor, make_regressor
+from .vanishing import find_lines, focal_from_lines
 
 Progress = Callable[[str, float], None]  # (stage, fraction done)
 
@@ -161,7 +163,8 @@ class Reconstructor:
         the N most prominent. ``height``: every body's standing height, metres (None: the fit's
         own size, which one photo does not fix; ``io.result.DEFAULT_HEIGHT_M``). The camera's
         focal length: ``focal_px`` pixels, else ``focal_mm`` (its 35 mm equivalent), else the
-        photo's EXIF one (``exif_focal``), else the image diagonal."""
+        photo's EXIF one (``exif_focal``), else the one the scene's lines show (``vanishing``),
+        else the image diagonal."""
         report = progress or (lambda stage, frac: None)
         timings: dict[str, float] = {}
         t = time.perf_counter()
@@ -177,16 +180,22 @@ class Reconstructor:
             lens = FocalLength(focal_mm)
         elif not focal_px and not isinstance(image, np.ndarray):
             lens = exif_focal(image, w, h)
-        camera = Camera.for_image(w, h, lens.px(w, h) if lens else focal_px)
         # Everything below works on the picture at most WORK_SIDE large, in its pixels (``work``);
         # the result is given in the photo's own.
         picture = working_copy(rgb, w, h)
-        work = camera.resized(picture.shape[1], picture.shape[0])
         timings["load"] = time.perf_counter() - t
 
         t = time.perf_counter()
         report("detect", 0.1)
-        found = find_people(self.detector, picture)  # raises no_person; most prominent first
+        with ThreadPoolExecutor(1) as pool:
+            # A picture that records no lens: the scene's lines are found on the other core while
+            # the people are detected (the landmarker keeps one busy), and read off the people.
+            lines = pool.submit(find_lines, picture) if lens is None and not focal_px else None
+            found = find_people(self.detector, picture)  # raises no_person; most prominent first
+            if lines is not None:
+                lens = focal_from_lines(lines.result(), [d.mask for d in found])
+        camera = Camera.for_image(w, h, lens.px(w, h) if lens else focal_px)
+        work = camera.resized(picture.shape[1], picture.shape[0])
         chosen, notes = choose_people(found, people, work.width, work.height, w / work.width)
         notes = ([lens.note(w, h)] if lens else []) + notes
         timings["detect"] = time.perf_counter() - t

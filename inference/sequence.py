@@ -42,6 +42,7 @@ from .io.result import DEFAULT_HEIGHT_M, ReconResult
 from .lens import FocalLength
 from .pipeline import Reconstructor, choose_people, people_wanted, why_skipped
 from .smoothing import fill_missing, foot_contacts, foot_lock_offsets, gaussian_smooth, smooth_quaternions
+from .vanishing import find_lines, focal_from_lines
 
 FrameProgress = Callable[[int, int, str], None]  # (done, total, note)
 
@@ -332,9 +333,12 @@ class SequenceReconstructor:
         try:
             for done, frame in enumerate(frames):
                 if frame.found and camera is None:
-                    # The focal length given, else a folder of photos' (the first one's EXIF), else the default.
+                    # The focal length given, else a folder of photos' (the first one's EXIF) or a
+                    # video's metadata's, else the one the scene's lines show in this frame, else the default.
                     given = self.options.focal_mm
                     lens = FocalLength(given) if given else source.recorded_focal(*frame.picture)
+                    if lens is None and frame.rgb is not None:
+                        lens = focal_from_lines(find_lines(frame.rgb), [d.mask for d in frame.found.values()])
                     self._picture = Camera.for_image(*frame.picture, lens.px(*frame.picture) if lens else None)
                     camera = self._picture.resized(*frame.size)
                     self._camera_notes = [lens.note(*frame.picture)] if lens else []

@@ -43,3 +43,23 @@ writer.release()
 os.replace(out + ".part.mp4", out)  # no half-written clip if this stops midway
 PY
 fi
+# - pose2sim_cam04_f000.jpg: the first frame of Pose2Sim/Demo_MultiPerson/videos/cam04.mp4 from the
+#   same wheel, halved to 544x960 as in ../shared/realbench: a lab whose walls, windows and
+#   treadmill show the lens (calibrated focal length 837.6 px at this size, Calib.qca.txt).
+if [ ! -f "$DEST/pose2sim_cam04_f000.jpg" ]; then
+  ls "$TMP"/pose2sim-*.whl >/dev/null 2>&1 ||
+    .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps pose2sim==0.10.49 -d "$TMP"
+  .venv/bin/python - "$TMP" "$DEST" <<'PY'
+import sys, zipfile, glob, os
+import cv2
+whl = glob.glob(sys.argv[1] + "/pose2sim-*.whl")[0]
+raw, out = os.path.join(sys.argv[1], "cam04.mp4"), os.path.join(sys.argv[2], "pose2sim_cam04_f000.jpg")
+with zipfile.ZipFile(whl) as z, open(raw, "wb") as dst:
+    dst.write(z.read("Pose2Sim/Demo_MultiPerson/videos/cam04.mp4"))
+ok, frame = cv2.VideoCapture(raw).read()
+assert ok, "cam04.mp4 unreadable"
+frame = cv2.resize(frame, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+cv2.imwrite(out + ".part.jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+os.replace(out + ".part.jpg", out)
+PY
+fi
