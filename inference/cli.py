@@ -433,7 +433,8 @@ def _body_model_args(p: argparse.ArgumentParser) -> None:
                         "does not tell size from distance); 0 keeps the fit's own size; SMPL bodies keep their betas'")
     p.add_argument("--focal-mm", default=None, type=_focal_mm_arg, metavar="MM",
                    help="the lens's focal length as a 35 mm (full-frame) equivalent, as a camera records it "
-                        "(a phone's main camera: 24-28); default: the photo's EXIF one, else the image diagonal's 43")
+                        "(a phone's main camera: 24-28); default: the photo's EXIF one, else the one the scene's "
+                        "lines show (rooms, streets), else the image diagonal's 43")
     p.add_argument("--hands", default="on", choices=["on", "off"],
                    help="fit the fingers to the hands found (default on; hands not found are relaxed and the "
                         "result says so; SMPL has no finger bones)")

@@ -112,9 +112,10 @@ def vanishing_points(seg: np.ndarray, width: int, height: int, seed: int = 0) ->
     cos_agree = math.cos(math.radians(AGREE_DEG))
 
     def agree(v: np.ndarray) -> np.ndarray:  # (H, 3) points -> (H, N): segment n points at point h
-        to = v[:, None, :2] - mid[None] * v[:, None, 2:]
-        to /= np.linalg.norm(to, axis=2, keepdims=True) + 1e-12
-        return np.abs((to * direction[None]).sum(2)) > cos_agree
+        # |cos| of the angle between the segment and the way from its middle to the point, squared.
+        tx, ty = v[:, :1] - mid[None, :, 0] * v[:, 2:], v[:, 1:2] - mid[None, :, 1] * v[:, 2:]
+        along = tx * direction[None, :, 0] + ty * direction[None, :, 1]
+        return along * along > cos_agree**2 * (tx * tx + ty * ty)
 
     rng = np.random.default_rng(seed)
     free = np.ones(len(seg), bool)

@@ -49,7 +49,8 @@ def lens_auto_prop():
     return bpy.props.BoolProperty(
         name="Focal length from the photo", description="Take the camera's focal length from the photo's EXIF "
         "(phones and cameras record it; a folder of frames: the first one's; a video: its metadata, as iPhones "
-        "record it), else guess it (a 43 mm full-frame equivalent). Off: give it", default=True,
+        "record it), else read it from the scene's lines (rooms, streets, buildings), else guess it (a 43 mm "
+        "full-frame equivalent). Off: give it", default=True,
     )  # fmt: skip
 
 
