@@ -7,8 +7,8 @@ x1 x2 + y1 y2 + f^2 w1 w2 = 0 (Caprile and Torre, 1990). The three strongest van
 found by RANSAC over the line segments OpenCV's LSD finds off the people; their focal lengths
 are pooled, and kept only where the three directions are perpendicular at it. Pictures without
 such a frame (nature, a flat poster, people alone) give None and the caller's guess stands.
-On the real multi-view kit's photos the estimate is within 3% of the calibrated focal length
-where it is made (docs/research-log.md).
+On the real multi-view kit's 80 photos it is made for 56, 54 of them within 3% of the
+calibrated focal length (docs/research-log.md, 0.4.14).
 """
 
 from __future__ import annotations
