@@ -99,6 +99,7 @@ def vanishing_points(seg: np.ndarray, width: int, height: int, seed: int = 0) ->
     """The strongest vanishing points of ``seg``, strongest (longest segments in all) first, one
     after the other: each the best of HYPOTHESES segment pairs' crossings, refined by least
     squares over the segments that point at it, which are then taken out."""
+    seg = seg[np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1]) > 1e-6]
     if len(seg) < 2:
         return []
     centre = np.array([width / 2.0, height / 2.0])
