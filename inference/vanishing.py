@@ -76,8 +76,8 @@ def focal_from_lines(lines: Lines, masks: list[np.ndarray] | None = None) -> Foc
     f = perpendicular_focal(vanishing_points(seg, w, h), math.hypot(w, h))
     if f is None:
         return None
-    lens = FocalLength.from_px(f, w, h, SOURCE)
-    return lens if EQUIVALENT_MM[0] <= lens.equivalent_mm <= EQUIVALENT_MM[1] else None
+    mm = round(FocalLength.from_px(f, w, h).equivalent_mm, 1)  # as precise as it is (about 1%), as notes give it
+    return FocalLength(mm, SOURCE) if EQUIVALENT_MM[0] <= mm <= EQUIVALENT_MM[1] else None
 
 
 def segments(gray: np.ndarray) -> np.ndarray:
