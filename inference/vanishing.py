@@ -102,7 +102,10 @@ def vanishing_points(seg: np.ndarray, width: int, height: int, seed: int = 0) ->
     """The strongest vanishing points of ``seg``, strongest (longest segments in all) first, one
     after the other: each the best of HYPOTHESES segment pairs' crossings, refined by least
     squares over the segments that point at it, which are then taken out."""
-    seg = seg[np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1]) > 1e-6]
+    direction = seg[:, 2:] - seg[:, :2]
+    length = np.linalg.norm(direction, axis=1)
+    real = length > 1e-6  # a segment of no length points nowhere
+    seg, direction, length = seg[real], direction[real] / length[real, None], length[real]
     if len(seg) < 2:
         return []
     centre = np.array([width / 2.0, height / 2.0])
@@ -110,9 +113,6 @@ def vanishing_points(seg: np.ndarray, width: int, height: int, seed: int = 0) ->
     a, b = np.hstack([seg[:, :2] - centre, ones]), np.hstack([seg[:, 2:] - centre, ones])
     lines = np.cross(a, b)
     mid = (a[:, :2] + b[:, :2]) / 2
-    direction = b[:, :2] - a[:, :2]
-    length = np.linalg.norm(direction, axis=1)
-    direction /= length[:, None]
     cos_agree = math.cos(math.radians(AGREE_DEG))
 
     def agree(v: np.ndarray) -> np.ndarray:  # (H, 3) points -> (H, N): segment n points at point h
@@ -165,9 +165,10 @@ def perpendicular_focal(points: list[VanishingPoint], diagonal: float) -> float 
     logs, weights = [], []
     for v1, v2 in itertools.combinations(three, 2):
         den = v1[2] * v2[2]
-        if abs(den) < 1e-15 or -(v1[0] * v2[0] + v1[1] * v2[1]) / den <= 0:
+        f2 = -(v1[0] * v2[0] + v1[1] * v2[1]) / den if abs(den) >= 1e-15 else 0.0
+        if f2 <= 0:
             continue
-        f = math.sqrt(-(v1[0] * v2[0] + v1[1] * v2[1]) / den)
+        f = math.sqrt(f2)
         if not FOCAL_RANGE[0] * diagonal < f < FOCAL_RANGE[1] * diagonal:
             continue
         e = 1e-3  # degrees per unit of log f, by central difference

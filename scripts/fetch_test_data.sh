@@ -11,8 +11,13 @@ DEST=tests/data
 mkdir -p "$DEST"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+# A package's wheel in $TMP, downloaded once for all the files taken from it.
+wheel() {
+  ls "$TMP/${1%%==*}"-*.whl >/dev/null 2>&1 ||
+    .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps "$1" -d "$TMP"
+}
 if [ ! -f "$DEST/demo.mp4" ]; then
-  .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps sports2d==0.8.34 -d "$TMP"
+  wheel sports2d==0.8.34
   .venv/bin/python - "$TMP" "$DEST" <<'PY'
 import sys, zipfile, glob, shutil
 whl = glob.glob(sys.argv[1] + "/sports2d-*.whl")[0]
@@ -21,7 +26,7 @@ with zipfile.ZipFile(whl) as z, z.open("Sports2D/Demo/demo.mp4") as src, open(sy
 PY
 fi
 if [ ! -f "$DEST/pose2sim_cam02.mp4" ]; then
-  .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps pose2sim==0.10.49 -d "$TMP"
+  wheel pose2sim==0.10.49
   .venv/bin/python - "$TMP" "$DEST" <<'PY'
 import sys, zipfile, glob, os
 import cv2
@@ -47,8 +52,7 @@ fi
 #   same wheel, halved to 544x960 as in ../shared/realbench: a lab whose walls, windows and
 #   treadmill show the lens (calibrated focal length 837.6 px at this size, Calib.qca.txt).
 if [ ! -f "$DEST/pose2sim_cam04_f000.jpg" ]; then
-  ls "$TMP"/pose2sim-*.whl >/dev/null 2>&1 ||
-    .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps pose2sim==0.10.49 -d "$TMP"
+  wheel pose2sim==0.10.49
   .venv/bin/python - "$TMP" "$DEST" <<'PY'
 import sys, zipfile, glob, os
 import cv2
