@@ -143,7 +143,12 @@ class MaskTargets:
     def coverage(self, uv: torch.Tensor) -> torch.Tensor:
         """Mean normalised distance from each row's mask samples to its nearest projected point."""
         with torch.no_grad():  # the nearest point is a choice, not a function to differentiate
-            nearest = torch.cdist(self.samples, uv).argmin(dim=2)
+            # By squared distance less the sample's own square (the same for every point): one
+            # batched matmul of the coordinates, where cdist pads them to four columns (a slow
+            # shape for the BLAS) and takes square roots; 0.5 against 1.2 ms a step.
+            d2 = torch.baddbmm(uv.detach().pow(2).sum(-1)[:, None, :], self.samples, uv.detach().transpose(1, 2),
+                               alpha=-2.0)  # fmt: skip
+            nearest = d2.argmin(dim=2)
         picked = torch.gather(uv, 1, nearest[..., None].expand(-1, -1, 2))
         return (self.samples - picked).norm(dim=-1).mean(1) / self.box_height
 

@@ -78,3 +78,28 @@ def test_rest_states_of_fixed_shapes_are_kept_and_fitted_shapes_are_not(body):
     assert rest is not body.rest(fitted, ids) and rest.vertices.requires_grad
     rest.vertices.sum().backward()
     assert fitted.grad is not None and fitted.grad.abs().sum() > 0
+
+
+def test_phenotype_coefficients_equal_annys_to_the_bit(body):
+    """The batched phenotype coefficients give anny's own values and gradients exactly, on
+    shapes inside the range, on its anchors and edges, and beyond them (clamped)."""
+    from inference.bodymodels.anny import PhenotypeCoefficients
+
+    m = body.model
+    fast = PhenotypeCoefficients.of(m)
+    assert fast is not None and body._coefficients is not None
+    torch.manual_seed(0)
+    shapes = [torch.rand(4, 6), torch.tensor([[0.0] * 6, [1.0] * 6, [0.5] * 6, [1 / 3, 2 / 3, 0.25, 0.75, 0.5, 0.1]]),
+              torch.tensor([[-0.2, 1.3, 0.5, -1.0, 2.0, 0.5]])]  # fmt: skip
+    for shape in shapes:
+        theirs_in, ours_in = shape.clone().requires_grad_(True), shape.clone().requires_grad_(True)
+        none = theirs_in.new_zeros((len(shape), 0))
+        theirs = m._get_phenotype_blendshape_coefficients(theirs_in, none, none)
+        ours = fast(ours_in)
+        assert torch.equal(theirs, ours)
+        g = torch.randn(theirs.shape)
+        (theirs * g).sum().backward()
+        (ours * g).sum().backward()
+        assert torch.equal(theirs_in.grad, ours_in.grad)
+    # And the phenotype moves the body: the coefficients are not constant.
+    assert not torch.equal(fast(shapes[1][:1]), fast(shapes[1][1:2]))
