@@ -12,7 +12,7 @@ The Blender add-on runs this package in a separate interpreter
 
 from __future__ import annotations
 
-__version__ = "0.4.14"
+__version__ = "0.4.15"
 
 from .errors import ReconError
 from .io.result import DEFAULT_HEIGHT_M, SCHEMA_VERSION, PersonResult, ReconResult
