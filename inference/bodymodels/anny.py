@@ -105,7 +105,7 @@ INTERPOLATED = ("age", "gender", "muscle", "weight", "height", "proportions", "c
 class PhenotypeCoefficients:
     """Anny's phenotype blend-shape coefficients from a shape (B, S), as
     ``Anny._get_phenotype_blendshape_coefficients`` gives them without local changes or facial
-    actions, in a dozen batched operations instead of about a hundred and twenty: every element
+    actions, in about twenty batched operations instead of about a hundred and twenty: every element
     goes through the same arithmetic, so values and gradients are the same to the bit
     (tests/test_bodymodels.py). A photo's silhouette stage asks for them at every step (1.1 ms
     a step saved, forward and backward)."""
@@ -140,7 +140,8 @@ class PhenotypeCoefficients:
     def of(cls, model) -> "PhenotypeCoefficients | None":
         """The fast path for ``model``, or None where it does not apply (anny's own function then)."""
         plain = not model.local_change_labels and not model.facial_action_labels and not model.extrapolate_phenotypes
-        if not plain or model.phenotype_blendshape_projection is None or "race" in model.phenotype_labels:
+        interpolated = set(model.phenotype_labels) <= set(INTERPOLATED)  # no race weights among the parameters
+        if not plain or not interpolated or model.phenotype_blendshape_projection is None:
             return None
         return cls(model)
 
