@@ -146,8 +146,7 @@ class MaskTargets:
             # By squared distance less the sample's own square (the same for every point): one
             # batched matmul of the coordinates, where cdist pads them to four columns (a slow
             # shape for the BLAS) and takes square roots; about half the time.
-            d2 = torch.baddbmm(uv.detach().pow(2).sum(-1)[:, None, :], self.samples, uv.detach().transpose(1, 2),
-                               alpha=-2.0)  # fmt: skip
+            d2 = torch.baddbmm(uv.pow(2).sum(-1)[:, None, :], self.samples, uv.transpose(1, 2), alpha=-2.0)
             nearest = d2.argmin(dim=2)
         picked = torch.gather(uv, 1, nearest[..., None].expand(-1, -1, 2))
         return (self.samples - picked).norm(dim=-1).mean(1) / self.box_height

@@ -33,7 +33,7 @@ RIG = "anny-blender"
 # Anny's phenotype 'age' anchors are newborn/baby/child/young/old at -1/3, 0, 1/3, 2/3, 1:
 # 0.7 is a young adult, the prior for photos of adults.
 ADULT_AGE = 0.7
-CACHED = 8  # vertex subsets and fixed shapes' rest states kept (a clip of four people: 4 x 2 rest states)
+CACHED = 8  # vertex and bone subsets, and fixed shapes' rest states, kept (a clip of four people: 4 x 2 rest states)
 # Where MediaPipe puts each keypoint (body-model order) against where Anny's lies, as fractions of
 # the detection's torso and left-to-right width vectors (detect.body_axes_2d): its hips sit 3% of
 # the torso higher and both hips and shoulders 5% of the width narrower, its ears 14% narrower.
@@ -152,8 +152,8 @@ class PhenotypeCoefficients:
         # anny's linear_interpolation_coefficients, for every phenotype at once.
         v = torch.where(v < self.low, self.low, v)
         v = torch.where(v > self.high, self.high, v)
-        anchors = self.anchors.expand(b, -1, -1)
-        idx = torch.searchsorted(anchors.contiguous(), v.contiguous()[..., None], side="left")[..., 0]
+        anchors = self.anchors.expand(b, -1, -1).contiguous()
+        idx = torch.searchsorted(anchors, v.contiguous()[..., None], side="left")[..., 0]
         idx = torch.minimum(idx.clamp_min(1), self.top)
         lower = anchors.gather(2, (idx - 1)[..., None])[..., 0]
         upper = anchors.gather(2, idx[..., None])[..., 0]
